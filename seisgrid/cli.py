@@ -1,0 +1,204 @@
+"""``seisgrid STEP ...``: one thin subcommand per pipeline step (parse, call the API, report).
+
+Conventions: human output goes to stderr; ``--json`` prints one JSON object as the last line of
+stdout. Exit status: 0 done, 3 done with some inputs rejected (listed in the JSON), 1 failure,
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from seisgrid import config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_options(parser: argparse.ArgumentParser, section: str, skip=()) -> None:
+    """CLI flags for every key of ``seisgrid.<section>``: default and help come from seisgrid.yaml."""
+    for name, default, help_text in config.option_specs(section):
+        if name in skip:
+            continue
+        kwargs = {"default": None, "dest": name, "help": f"{help_text} (default: {default})"}
+        if isinstance(default, bool):
+            kwargs["type"] = lambda s: s.lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int):
+            kwargs["type"] = int
+        elif isinstance(default, float):
+            kwargs["type"] = float
+        elif isinstance(default, list):
+            kwargs.update(type=float if default and isinstance(default[0], float) else str, nargs="+")
+        parser.add_argument(_flag(name), **kwargs)
+
+
+def _options(args: argparse.Namespace, section: str) -> dict:
+    return {name: getattr(args, name) for name, _, _ in config.option_specs(section) if hasattr(args, name)}
+
+
+def _common(parser: argparse.ArgumentParser, cluster: bool = True) -> None:
+    if cluster:
+        parser.add_argument("--cluster", default=None,
+                            help="'local' (a LocalCluster sized to this machine; default) or a scheduler "
+                                 "address such as tcp://127.0.0.1:8786")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seisgrid", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
+
+    p = sub.add_parser("config", help="print the effective settings (YAML; --json for JSON)")
+    _common(p, cluster=False)
+
+    p = sub.add_parser("synth", help="write a synthetic SDS miniSEED archive with a truth catalog")
+    p.add_argument("out", help="output folder or URL (s3://bucket/prefix)")
+    _add_config_options(p, "synth")
+    _common(p)
+
+    p = sub.add_parser("ingest", help="miniSEED archive → Zarr waveform store (resumable)")
+    p.add_argument("source", help="SDS tree, folder, glob or file; local or s3://")
+    p.add_argument("store", help="Zarr store path or URL")
+    _add_config_options(p, "ingest")
+    _common(p)
+
+    p = sub.add_parser("inventory", help="channels, spans, gaps and sample counts of a store")
+    p.add_argument("store")
+    _common(p, cluster=False)
+
+    p = sub.add_parser("export", help="write miniSEED for any span of one channel of a store")
+    p.add_argument("store")
+    p.add_argument("--id", required=True, help="channel id NET.STA.LOC.CHA")
+    p.add_argument("--start", required=True, help="ISO time, e.g. 2021-01-01T23:00:00")
+    p.add_argument("--end", required=True, help="ISO time (exclusive)")
+    p.add_argument("out", help="output .mseed path or URL")
+    _common(p, cluster=False)
+
+    p = sub.add_parser("run", help="run a pipeline YAML (e.g. pipelines/demo.yaml)")
+    p.add_argument("pipeline")
+    p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
+                   help="override a pipeline variable (repeatable)")
+    _common(p)
+    return parser
+
+
+def _emit(result: dict, as_json: bool, human: str | None = None) -> None:
+    if human:
+        print(human, file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps(result, default=str))
+
+
+def _describe_inventory(inv: dict) -> str:
+    lines = [f"{inv['store']}: {len(inv['channels'])} channels, {inv['samples']:,} samples"]
+    for c in inv["channels"]:
+        lines.append(f"  {c['id']:<18} {c['sampling_rate']:>7g} Hz {c['dtype']:<7} {c['start']} → {c['end']}"
+                     f"  {c['samples']:>12,} samples  {len(c['gaps'])} gaps")
+    return "\n".join(lines)
+
+
+def _describe_ingest(r: dict) -> str:
+    lines = [f"ingested {r['source']} → {r['store']} in {r['seconds']:.1f} s: {r['files_ok']}/{r['files_found']} "
+             f"files ok ({r['files_skipped']} unchanged), {r['tasks_run']} channel-days written, "
+             f"{r['tasks_skipped']} up to date, {r['samples_written']:,} samples, {r['gaps']} gaps, "
+             f"{r['overlaps']} overlaps ({r['conflicting_samples']} conflicting samples)"]
+    for f in r["files_failed"]:
+        lines.append(f"  FAILED {f['path']}: {f['reason']}")
+    for f in r["files_warned"]:
+        lines.append(f"  WARNING {f['path']}: {f['reason']}")
+    return "\n".join(lines)
+
+
+def _client(args, **kwargs):
+    from seisgrid.cluster import client_scope
+
+    return client_scope(args.cluster, **kwargs)
+
+
+def _run(args) -> int:
+    if args.command == "config":
+        import yaml
+
+        settings = config.effective()
+        _emit({"seisgrid": settings}, args.json, None if args.json else yaml.safe_dump({"seisgrid": settings}, sort_keys=False).rstrip())
+        return EXIT_OK
+    if args.command == "synth":
+        from seisgrid.seismic.synth import synthesize
+
+        with _client(args) as client:
+            result = synthesize(args.out, client=client, **_options(args, "synth"))
+        _emit(result, args.json, f"synthetic archive written to {result['out']} ({result['files']} files, "
+                                  f"{result['events']} events; truth: {result['catalog']})")
+        return EXIT_OK
+    if args.command == "ingest":
+        from seisgrid.seismic.ingest import ingest
+
+        options = _options(args, "ingest")
+        options["format"] = options.pop("format", None)
+        with _client(args) as client:
+            result = ingest(args.source, args.store, client=client, **options)
+        _emit(result, args.json, _describe_ingest(result))
+        return EXIT_REJECTED if result["files_failed"] or result["bytes_unread"] else EXIT_OK
+    if args.command == "inventory":
+        from seisgrid.seismic.store import Archive
+
+        inv = Archive(args.store).inventory()
+        _emit(inv, args.json, _describe_inventory(inv))
+        return EXIT_OK
+    if args.command == "export":
+        from seisgrid.seismic.store import Archive
+
+        result = Archive(args.store).export(args.id, args.start, args.end, args.out)
+        _emit(result, args.json, f"wrote {result['traces']} traces, {result['samples']:,} samples to {result['path']}")
+        return EXIT_OK
+    if args.command == "run":
+        from seisgrid.pipeline import run
+
+        overrides = {}
+        for item in args.set:
+            if "=" not in item:
+                raise SystemExit(f"seisgrid run: --set {item!r}: expected VAR=VALUE")
+            key, value = item.split("=", 1)
+            overrides[key] = value
+        result = run(args.pipeline, cluster=args.cluster, overrides=overrides)
+        human = [f"pipeline {result['pipeline']} done; outputs:"]
+        for step in result["steps"]:
+            r = step["result"]
+            if step["step"] == "inventory":
+                human.append(_describe_inventory(r))
+            elif step["step"] == "ingest":
+                human.append(_describe_ingest(r))
+            elif step["step"] == "synth":
+                human.append(f"synthetic archive: {r['out']} (truth catalog {r['catalog']})")
+        _emit(result, args.json, "\n".join(human))
+        failed = any(s["step"] == "ingest" and s["result"]["files_failed"] for s in result["steps"])
+        return EXIT_REJECTED if failed else EXIT_OK
+    raise AssertionError(args.command)
+
+
+def main(argv=None) -> int:
+    from seisgrid.errors import SeisgridError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except SeisgridError as exc:
+        print(f"seisgrid {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"seisgrid {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Dask clients: a LocalCluster sized to the machine (default) or an existing scheduler address."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+from distributed import Client, LocalCluster
+
+from seisgrid import config
+from seisgrid.errors import ConfigError
+
+logger = logging.getLogger("seisgrid")
+
+
+LOCAL_OPTIONS = ("n_workers", "threads_per_worker", "memory_limit", "dashboard_address")
+
+
+def _local_cluster(**overrides) -> LocalCluster:
+    unknown = sorted(set(overrides) - set(LOCAL_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"local cluster options {unknown}: unknown; expected some of {list(LOCAL_OPTIONS)}"
+        )
+    settings = dict(config.get("cluster.local", default={}) or {})
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    n_workers = settings.get("n_workers") or os.cpu_count() or 1
+    return LocalCluster(
+        n_workers=int(n_workers),
+        threads_per_worker=int(settings.get("threads_per_worker") or 1),
+        memory_limit=settings.get("memory_limit", "auto"),
+        dashboard_address=settings.get("dashboard_address", ":8787"),
+        processes=True,
+    )
+
+
+def get_client(
+    spec: str | Client | None = None, *, quiet: bool = False, timeout: str = "20s", **local_overrides
+) -> Client:
+    """A :class:`distributed.Client` for ``spec``.
+
+    Parameters
+    ----------
+    spec : str or Client, optional
+        ``"local"`` (default from ``seisgrid.cluster.default``): a new LocalCluster with one worker
+        process per core; ``tcp://host:port`` (or ``host:port``): connect to a running scheduler;
+        an existing Client is returned as it is.
+    quiet : bool
+        Do not print the dashboard link.
+    timeout : str
+        How long to wait for a scheduler given by address (Dask time string, e.g. ``"20s"``).
+    **local_overrides
+        ``n_workers``, ``threads_per_worker``, ``memory_limit``, ``dashboard_address`` for "local".
+    """
+    if isinstance(spec, Client):
+        return spec
+    spec = spec or config.get("cluster.default", "local")
+    spec = str(spec).strip()
+    if spec == "local":
+        local = _local_cluster(**local_overrides)
+        try:
+            client = Client(local)
+        except BaseException:
+            local.close()
+            raise
+    elif "://" in spec or ":" in spec:
+        try:
+            client = Client(spec, timeout=timeout)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"--cluster {spec}: no scheduler answered within {timeout} ({exc}); "
+                "start one (dask scheduler) or use --cluster local"
+            ) from exc
+    else:
+        raise ConfigError(
+            f"--cluster {spec!r}: expected 'local' or a scheduler address such as tcp://127.0.0.1:8786"
+        )
+    if not quiet:
+        print(f"seisgrid: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+    return client
+
+
+@contextlib.contextmanager
+def client_scope(spec=None, **kwargs):
+    """Context manager: a client for ``spec``, closed (with its LocalCluster) on exit unless passed in."""
+    if isinstance(spec, Client):
+        yield spec
+        return
+    client = get_client(spec, **kwargs)
+    try:
+        yield client
+    finally:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()

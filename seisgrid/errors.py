@@ -1,0 +1,22 @@
+"""One exception hierarchy for seisgrid: every error a user can act on is a SeisgridError."""
+
+
+class SeisgridError(Exception):
+    """Base class: the message names the input, what was expected and what to do."""
+
+
+class ConfigError(SeisgridError):
+    """A setting or a command-line value is invalid."""
+
+
+class StorageError(SeisgridError):
+    """A path or URL cannot be opened, or a store is not what was expected."""
+
+
+class InputFileError(SeisgridError):
+    """One input file cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

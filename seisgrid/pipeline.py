@@ -1,0 +1,71 @@
+"""Declarative pipelines: a YAML file names its steps, their arguments and the cluster; ``seisgrid run``.
+
+Example (``pipelines/demo.yaml``)::
+
+    name: demo
+    cluster: local
+    vars: {output: demo-output}
+    steps:
+      - synth: {out: "{output}/archive", stations: 3, days: 1}
+      - ingest: {source: "{output}/archive", store: "{output}/waveforms.zarr"}
+
+String arguments are formatted with ``vars`` (overridable with ``--set output=/elsewhere``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import yaml
+
+from seisgrid.cluster import client_scope
+from seisgrid.errors import ConfigError
+from seisgrid.seismic.ingest import ingest
+from seisgrid.seismic.store import Archive
+from seisgrid.seismic.synth import synthesize
+
+
+def _inventory(store):
+    return Archive(store).inventory()
+
+
+STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory}
+
+
+def load(path: str, overrides: dict | None = None) -> dict:
+    """Read a pipeline YAML and substitute its ``vars`` into string arguments."""
+    try:
+        with open(path) as f:
+            spec = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read pipeline ({exc})") from exc
+    if not isinstance(spec, dict) or not isinstance(spec.get("steps"), list):
+        raise ConfigError(f"{path}: a pipeline needs a 'steps' list")
+    variables = {**(spec.get("vars") or {}), **(overrides or {})}
+    steps = []
+    for number, step in enumerate(spec["steps"], 1):
+        if not isinstance(step, dict) or len(step) != 1:
+            raise ConfigError(f"{path}: step {number} must be one mapping 'name: {{arguments}}'")
+        (name, args), = step.items()
+        if name not in STEPS:
+            raise ConfigError(f"{path}: step {number} {name!r} is not one of {', '.join(STEPS)}")
+        args = {k: v.format(**variables) if isinstance(v, str) else v for k, v in (args or {}).items()}
+        steps.append((name, args))
+    return {"name": spec.get("name", path), "cluster": spec.get("cluster"), "vars": variables, "steps": steps}
+
+
+def run(path: str, cluster=None, overrides: dict | None = None, progress: bool = True) -> dict:
+    """Run every step of the pipeline at ``path`` on one cluster; returns each step's result."""
+    spec = load(path, overrides)
+    results = []
+    with client_scope(cluster or spec["cluster"]) as client:
+        for name, args in spec["steps"]:
+            print(f"seisgrid run: {name} {args}", file=sys.stderr)
+            parameters = inspect.signature(STEPS[name]).parameters
+            if "client" in parameters:
+                args = {**args, "client": client}
+            if "progress" in parameters:
+                args = {**args, "progress": progress}
+            results.append({"step": name, "result": STEPS[name](**args)})
+    return {"pipeline": spec["name"], "vars": spec["vars"], "steps": results}

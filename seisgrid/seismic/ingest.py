@@ -1,0 +1,607 @@
+"""miniSEED archive → Zarr v3 waveform store: parallel, lossless, gap-aware, resumable.
+
+How it works
+------------
+1. **Scan** (one Dask task per new or changed file): index every record of the file byte by byte
+   (:mod:`seisgrid.seismic.mseed`), group records by (channel, UTC day), note every byte that is not a
+   readable record and any disagreement between the SDS file name and the record headers. The result
+   is kept in the store's manifest (``_manifest/files``), so an unchanged file is never scanned twice.
+2. **Plan** (driver): one task per (channel, day) listing the byte ranges of every file that holds
+   samples of that day. A task whose inputs (files, sizes, versions, byte ranges) are unchanged since
+   its manifest record (``_manifest/days/<id>/<day>``) is skipped.
+3. **Write** (one Dask task per channel-day): decode the records with ObsPy, place samples on the
+   channel's regular sample grid, and write the whole day — one Zarr shard — in one region write.
+   The manifest record is written after the data, so an interrupted run redoes exactly the days
+   without a record and ends with the same store as an uninterrupted one.
+4. **Consolidate** (driver): per channel, merge the day records into segments, sample and gap counts
+   (array attributes, read by ``seisgrid inventory`` and :class:`~seisgrid.seismic.store.Archive`).
+
+Store layout: group ``NET.STA``, array ``NET.STA.LOC.CHA`` (1-D, the channel's own dtype: int32 for
+integer encodings, float32/float64 for float encodings), sample ``i`` at ``origin + i / sampling_rate``.
+``origin`` is midnight UTC of 1 January of the first year of data (or ``--origin``) plus the sub-sample
+offset of the channel's first sample, so every day is ``samples_per_day`` samples and one shard.
+Chunks hold ``chunk_seconds`` of samples (an hour), compressed with Blosc(zstd, byte shuffle).
+
+Rules
+-----
+- **Gaps** are never filled with invented data: missing samples hold the fill value (int32:
+  -2147483648, floats: NaN) and are excluded by the recorded segments (``attrs["segments"]``).
+- **Overlaps** ("first wins"): traces are placed in order of start time, ties broken by source file URL
+  and then by ObsPy's order within the file; a sample already placed is never replaced. Each
+  overlapping trace counts one overlap; overlapped and conflicting (different value) samples are counted.
+- **Timing**: a trace whose start falls between grid samples is placed at the nearest sample; the
+  largest such shift (in samples) is recorded per day as ``max_snap_samples``.
+- **Sampling rate and dtype** are fixed per channel by its first data; records with another rate or a
+  dtype that cannot be cast losslessly are reported and not ingested (no silent resampling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import posixpath
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+import obspy
+import zarr
+
+from seisgrid import config, storage
+from seisgrid.errors import SeisgridError, StorageError
+from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name
+from seisgrid.seismic.mseed import ASCII_ENCODING, ENCODING_DTYPES, NS, decode_records, index_records
+
+logger = logging.getLogger("seisgrid")
+
+DAY_NS = 86400 * NS
+MANIFEST = "_manifest"
+STORE_KIND = "seisgrid-waveforms"
+FILL_VALUES = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"), "float64": np.float64("nan")}
+CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "float32": "float32", "float64": "float64"}
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def day_label(epoch_day: int) -> str:
+    """``YYYY-MM-DD`` of a day counted since 1970-01-01."""
+    return str(np.datetime64(int(epoch_day), "D"))
+
+
+def iso_ns(t_ns: int) -> str:
+    return str(np.datetime64(int(t_ns), "ns")) + "Z"
+
+
+def file_key(url: str) -> str:
+    return hashlib.sha1(url.encode()).hexdigest()[:24]
+
+
+def _runs(offsets, lengths) -> list[list[int]]:
+    """Merge adjacent (offset, length) byte spans into [offset, nbytes] runs."""
+    runs: list[list[int]] = []
+    for o, n in zip(offsets, lengths):
+        if runs and runs[-1][0] + runs[-1][1] == o:
+            runs[-1][1] += n
+        else:
+            runs.append([o, n])
+    return runs
+
+
+def _days_touched(start_ns, end_ns, rate) -> tuple[int, int]:
+    """First and last UTC day (since 1970) a span touches; the start widened by one sample because a
+    channel's days begin up to one sample after midnight (its origin's sub-sample offset)."""
+    pad = int(NS / rate) if rate > 0 else 0
+    return (start_ns - pad) // DAY_NS, (max(end_ns, start_ns + 1) - 1) // DAY_NS
+
+
+def read_attrs_under(store_url: str, options: dict, prefix: str) -> dict[str, dict]:
+    """Attributes of every Zarr group below ``prefix`` of a store, read in bulk (one listing, one cat)."""
+    fs, root = storage.filesystem(store_url, options)
+    base = posixpath.join(root, prefix)
+    if not fs.exists(base):
+        return {}
+    paths = [p for p in fs.find(base) if p.endswith("zarr.json") and p.rstrip("/") != f"{base}/zarr.json"]
+    if not paths:
+        return {}
+    blobs = fs.cat(paths)
+    out = {}
+    for path, blob in blobs.items():
+        meta = json.loads(blob)
+        if meta.get("node_type") == "group" and meta.get("attributes"):
+            out[posixpath.dirname(path)[len(base.rstrip("/")) + 1:]] = meta["attributes"]
+    return out
+
+
+def _write_record(store_url: str, options: dict, path: str, record: dict) -> None:
+    zarr.create_group(storage.zarr_store(store_url, options), path=path, attributes=record,
+                      overwrite=True, zarr_format=3)
+
+
+# -------------------------------------------------------------------------------------------- scan
+def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str, store_options: dict) -> dict:
+    """Index one file and store the result in the manifest; see the module docstring (step 1).
+
+    Returns
+    -------
+    dict
+        ``url, size, version, format, channels{id: {sampling_rate, dtype, days{day: {...}}}},
+        problems[{reason, nbytes}], bytes_unread, bytes_skipped, status`` (ok / warned / failed).
+    """
+    record = {"url": source.url, "size": source.size, "version": source.version, "format": fmt,
+              "channels": {}, "problems": [], "bytes_unread": 0, "bytes_skipped": 0}
+    try:
+        fs, path = storage.filesystem(source.url, source_options)
+        data = fs.cat_file(path)
+        if len(data) == 0:
+            record["problems"].append({"reason": "empty file (0 bytes)", "nbytes": 0})
+        elif fmt.upper() == "MSEED":
+            _scan_mseed(data, source.url, record)
+        else:
+            _scan_other(data, fmt, record)
+    except Exception as exc:  # unreadable file: report it, never stop the other files
+        record["problems"].append({"reason": f"cannot read: {type(exc).__name__}: {exc}", "nbytes": source.size})
+        record["bytes_unread"] = source.size
+    record["status"] = (
+        "failed" if not record["channels"] else "warned" if record["problems"] else "ok"
+    )
+    _write_record(store_url, store_options, f"{MANIFEST}/files/{file_key(source.url)}", record)
+    return record
+
+
+def _scan_mseed(data: bytes, url: str, record: dict) -> None:
+    index = index_records(data)
+    for offset, nbytes, reason in index.bad_spans:
+        record["problems"].append({"reason": f"bytes {offset}-{offset + nbytes - 1}: {reason}", "nbytes": nbytes})
+        record["bytes_unread"] += nbytes
+    if len(index) == 0:
+        if not record["problems"] or index.bad_bytes == len(data):
+            record["problems"] = [{"reason": f"not miniSEED: no record header found in {len(data)} bytes",
+                                   "nbytes": len(data)}]
+        return
+    waveform = (index.encoding != ASCII_ENCODING) & (index.sampling_rate > 0) & (index.nsamples > 0)
+    waveform &= np.isin(index.encoding, list(ENCODING_DTYPES))
+    if (~waveform).any():
+        skipped = index.select(~waveform)
+        ids = sorted(set(skipped.ids))
+        nbytes = int(skipped.length.sum())
+        record["problems"].append({
+            "reason": f"{len(skipped)} non-waveform records (ASCII/log, zero rate or unknown encoding) of "
+                      f"{', '.join(ids)} not ingested", "nbytes": nbytes, "skipped": True})
+        record["bytes_skipped"] += nbytes
+    index = index.select(waveform)
+    ids = np.array(index.ids)
+    end_ns = index.end_ns
+    for cid in sorted(set(index.ids)):
+        mask = ids == cid
+        rates = np.unique(index.sampling_rate[mask])
+        dtypes = sorted({ENCODING_DTYPES[int(e)] for e in np.unique(index.encoding[mask])})
+        channel = {"sampling_rate": float(rates[0]), "dtype": CHANNEL_DTYPES[dtypes[0]], "days": {},
+                   "first_ns": int(index.start_ns[mask].min())}
+        if len(rates) > 1 or len({CHANNEL_DTYPES[d] for d in dtypes}) > 1:
+            record["problems"].append({"reason": f"{cid}: records mix sampling rates {rates.tolist()} "
+                                                 f"or encodings {dtypes}; only the first kind is ingested",
+                                       "nbytes": 0})
+        days = defaultdict(list)
+        for i in np.flatnonzero(mask):
+            d0, d1 = _days_touched(int(index.start_ns[i]), int(end_ns[i]), float(index.sampling_rate[i]))
+            for d in range(d0, d1 + 1):
+                days[d].append(i)
+        for d, rows in sorted(days.items()):
+            rows = np.array(rows)
+            channel["days"][str(d)] = {
+                "runs": _runs(index.offset[rows].tolist(), index.length[rows].tolist()),
+                "nrecords": len(rows), "nsamples": int(index.nsamples[rows].sum()),
+                "start_ns": int(index.start_ns[rows].min()), "end_ns": int(end_ns[rows].max()),
+            }
+        record["channels"][cid] = channel
+    sds = parse_sds_name(url)
+    if sds is not None:
+        found = sorted(record["channels"])
+        if found and found != [sds.id]:
+            record["problems"].append({"reason": f"header codes {', '.join(found)} disagree with the SDS path "
+                                                 f"({sds.id}); ingested under the header codes", "nbytes": 0})
+        sds_day = int((np.datetime64(f"{sds.year:04d}-01-01") - np.datetime64("1970-01-01")).astype(int)) + sds.doy - 1
+        first_days = {int(c["first_ns"]) // DAY_NS for c in record["channels"].values()}
+        if first_days and sds_day not in first_days and not any(
+                str(sds_day) in c["days"] for c in record["channels"].values()):
+            record["problems"].append({"reason": f"no data of day {sds.year}.{sds.doy:03d} named by the SDS path",
+                                       "nbytes": 0})
+
+
+def _read_other(data: bytes, fmt: str) -> obspy.Stream:
+    import io
+
+    return obspy.read(io.BytesIO(data), format=None if fmt.upper() == "AUTO" else fmt.upper())
+
+
+def _scan_other(data: bytes, fmt: str, record: dict) -> None:
+    try:
+        stream = _read_other(data, fmt)
+    except Exception as exc:
+        record["problems"].append({"reason": f"not readable as {fmt}: {type(exc).__name__}: {exc}",
+                                   "nbytes": len(data)})
+        record["bytes_unread"] = len(data)
+        return
+    for tr in stream:
+        dtype = CHANNEL_DTYPES.get(str(tr.data.dtype))
+        if dtype is None or tr.stats.sampling_rate <= 0:
+            record["problems"].append({"reason": f"{tr.id}: unsupported dtype {tr.data.dtype} or rate", "nbytes": 0})
+            continue
+        channel = record["channels"].setdefault(
+            tr.id, {"sampling_rate": float(tr.stats.sampling_rate), "dtype": dtype, "days": {}, "first_ns": tr.stats.starttime.ns})
+        start = tr.stats.starttime.ns
+        end = start + round(tr.stats.npts / tr.stats.sampling_rate * NS)
+        channel["first_ns"] = min(channel["first_ns"], start)
+        d0, d1 = _days_touched(start, end, tr.stats.sampling_rate)
+        for d in range(d0, d1 + 1):
+            entry = channel["days"].setdefault(str(d), {"runs": [[0, len(data)]], "nrecords": 0, "nsamples": 0,
+                                                        "start_ns": start, "end_ns": end})
+            entry["nrecords"] += 1
+            entry["nsamples"] += tr.stats.npts
+            entry["start_ns"], entry["end_ns"] = min(entry["start_ns"], start), max(entry["end_ns"], end)
+
+
+# ------------------------------------------------------------------------------------------ write
+def _decode_source(data: bytes, fmt: str, cid: str, lo_ns: int, hi_ns: int):
+    """Traces of channel ``cid`` touching [lo_ns, hi_ns) in one source file's bytes, and failures."""
+    if fmt.upper() != "MSEED":
+        return [tr for tr in _read_other(data, fmt) if tr.id == cid], []
+    index = index_records(data)
+    ids = np.array(index.ids) if len(index) else np.zeros(0, dtype=str)
+    keep = (ids == cid) & (index.start_ns < hi_ns) & (index.end_ns > lo_ns) & (index.sampling_rate > 0)
+    keep &= np.isin(index.encoding, list(ENCODING_DTYPES))
+    return decode_records(data, index.select(keep))
+
+
+def write_channel_day(task: dict, source_options: dict, store_url: str, store_options: dict) -> dict:
+    """Decode, place and write one channel-day (step 3 of the module docstring); returns its record."""
+    cid, day, ch = task["id"], task["day"], task["channel"]
+    rate, spd, origin_ns = ch["sampling_rate"], ch["samples_per_day"], ch["origin_ns"]
+    dtype, fill = np.dtype(ch["dtype"]), FILL_VALUES[ch["dtype"]]
+    store_day = day - ch["origin_day"]
+    first = store_day * spd
+    day_start_ns = origin_ns + store_day * DAY_NS
+    record = {"id": cid, "day": day_label(day), "fingerprint": task["fingerprint"],
+              "sources": [s["url"] for s in task["sources"]], "samples": 0, "segments": [], "overlaps": 0,
+              "overlap_samples": 0, "conflicting_samples": 0, "max_snap_samples": 0.0, "failed": []}
+    values = np.full(spd, fill, dtype=dtype)
+    covered = np.zeros(spd, dtype=bool)
+    placed = []  # (start_index, order, trace, url)
+    for order, source in enumerate(task["sources"]):
+        try:
+            fs, path = storage.filesystem(source["url"], source_options)
+            lo = min(r[0] for r in source["runs"])
+            hi = max(r[0] + r[1] for r in source["runs"])
+            data = fs.cat_file(path, start=lo, end=hi)
+            traces, failed = _decode_source(data, source["format"], cid, day_start_ns - NS, day_start_ns + DAY_NS + NS)
+        except Exception as exc:
+            record["failed"].append({"url": source["url"], "nbytes": 0,
+                                     "reason": f"cannot decode: {type(exc).__name__}: {exc}"})
+            continue
+        for offset, nbytes, reason in failed:
+            record["failed"].append({"url": source["url"], "nbytes": nbytes, "reason": reason, "offset": lo + offset})
+        for tr in traces:
+            if not math.isclose(tr.stats.sampling_rate, rate, rel_tol=1e-9):
+                record["failed"].append({"url": source["url"], "nbytes": 0, "reason":
+                                         f"trace at {tr.stats.starttime} has {tr.stats.sampling_rate} Hz, "
+                                         f"channel {cid} is {rate} Hz: not ingested (no resampling)"})
+                continue
+            if not np.can_cast(tr.data.dtype, dtype, casting="safe"):
+                record["failed"].append({"url": source["url"], "nbytes": 0, "reason":
+                                         f"trace at {tr.stats.starttime} is {tr.data.dtype}, channel {cid} "
+                                         f"is {dtype}: not ingested"})
+                continue
+            exact = (tr.stats.starttime.ns - origin_ns) * rate / NS
+            start = round(exact)
+            placed.append((start, order, len(placed), tr, exact - start))
+    placed.sort(key=lambda p: (p[0], p[1], p[2]))
+    for start, _, _, tr, snap in placed:
+        lo, hi = max(start, first), min(start + tr.stats.npts, first + spd)
+        if lo >= hi:
+            continue
+        record["max_snap_samples"] = max(record["max_snap_samples"], abs(float(snap)))
+        seg = slice(lo - first, hi - first)
+        incoming = tr.data[lo - start:hi - start]
+        already = covered[seg]
+        if already.any():
+            record["overlaps"] += 1
+            record["overlap_samples"] += int(already.sum())
+            record["conflicting_samples"] += int((values[seg][already] != incoming[already]).sum())
+            fresh = ~already
+            values[seg][fresh] = incoming[fresh]
+        else:
+            values[seg] = incoming
+        covered[seg] = True
+    record["samples"] = int(covered.sum())
+    if record["samples"]:
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.view(np.int8), [0]))))
+        record["segments"] = [[int(a) + first, int(b) + first] for a, b in zip(edges[::2], edges[1::2])]
+        group = zarr.open_group(storage.zarr_store(store_url, store_options), mode="r+")
+        group[task["array_path"]][first:first + spd] = values
+    _write_record(store_url, store_options, f"{MANIFEST}/days/{cid}/{record['day']}", record)
+    return record
+
+
+# ---------------------------------------------------------------------------------------- driver
+def _run_tasks(client, fn, items, args, desc: str, progress: bool):
+    """Run ``fn(item, *args)`` for every item on the cluster (or in-process without one), with progress."""
+    from tqdm.auto import tqdm
+
+    results = [None] * len(items)
+    bar = tqdm(total=len(items), desc=desc, unit="task", file=sys.stderr, disable=not progress or not items)
+    if client is None:
+        for i, item in enumerate(items):
+            results[i] = fn(item, *args)
+            bar.update()
+    else:
+        from distributed import as_completed
+
+        scattered = [client.scatter(a, broadcast=True) if isinstance(a, dict) and len(json.dumps(a)) > 10_000 else a
+                     for a in args]
+        futures = client.map(fn, items, *[[a] * len(items) for a in scattered], pure=False)
+        position = {f.key: i for i, f in enumerate(futures)}
+        for future in as_completed(futures):
+            results[position[future.key]] = future.result()
+            bar.update()
+    bar.close()
+    return results
+
+
+def _channel_params(cid: str, first_ns: int, rate: float, dtype: str, origin, chunk_seconds, shard_seconds):
+    spd = round(rate * 86400)
+    if spd <= 0 or abs(rate * 86400 - spd) > 1e-6:
+        raise SeisgridError(f"{cid}: sampling rate {rate} Hz gives a non-integer number of samples per day")
+    first_day = first_ns // DAY_NS
+    if origin:
+        origin_day = int(np.datetime64(str(origin)[:10], "D").astype(np.int64))
+    else:
+        year = str(np.datetime64(int(first_day), "D"))[:4]
+        origin_day = int(np.datetime64(f"{year}-01-01", "D").astype(np.int64))
+    period = NS / rate
+    frac = math.fmod(first_ns - origin_day * DAY_NS, period)
+    frac = 0 if frac < 0.5 or period - frac < 0.5 else round(frac)
+    shard = round(rate * shard_seconds)
+    chunk = max(1, round(rate * chunk_seconds))
+    if spd % shard:
+        shard = spd
+    while shard % chunk:
+        chunk -= 1
+    net, sta, loc, cha = cid.split(".")
+    return {"sampling_rate": rate, "dtype": dtype, "samples_per_day": spd, "origin_day": origin_day,
+            "origin_ns": origin_day * DAY_NS + frac, "origin": iso_ns(origin_day * DAY_NS + frac),
+            "chunk": chunk, "shard": shard, "network": net, "station": sta, "location": loc, "channel": cha}
+
+
+def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, settings: dict, level: int):
+    """Create (or check and extend) one array per channel; returns channel params by id, or raises per channel."""
+    params, errors = {}, {}
+    for cid, info in sorted(plan_channels.items()):
+        net, sta = cid.split(".")[:2]
+        path = f"{net}.{sta}/{cid}"
+        try:
+            try:
+                array = root[path]
+                attrs = dict(array.attrs)
+                p = {k: attrs[k] for k in ("sampling_rate", "dtype", "samples_per_day", "origin_day", "origin_ns",
+                                            "origin", "network", "station", "location", "channel")}
+                p["chunk"], p["shard"] = array.chunks[0], (array.shards or array.chunks)[0]
+                if not math.isclose(p["sampling_rate"], info["sampling_rate"], rel_tol=1e-9) or p["dtype"] != info["dtype"]:
+                    raise SeisgridError(
+                        f"{cid}: new files have {info['sampling_rate']} Hz {info['dtype']}, the store has "
+                        f"{p['sampling_rate']} Hz {p['dtype']}")
+            except KeyError:
+                p = _channel_params(cid, info["first_ns"], info["sampling_rate"], info["dtype"], **settings)
+                group = root.require_group(f"{net}.{sta}")
+                group.attrs.update({"network": net, "station": sta})
+                array = group.create_array(
+                    cid, shape=(p["samples_per_day"],), dtype=p["dtype"], chunks=(p["chunk"],),
+                    shards=(p["shard"],), fill_value=FILL_VALUES[p["dtype"]],
+                    compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=level,
+                                                       shuffle="shuffle"),
+                    dimension_names=[f"sample_{cid}"],
+                    attributes={**p, "id": cid, "units": "counts", "segments": [], "samples": 0, "gaps": 0,
+                                "gap_fill_value": None if p["dtype"] != "int32" else int(FILL_VALUES["int32"]),
+                                "overlap_rule": "first wins: earliest start, then source URL, then file order"},
+                )
+            if info["first_day"] < p["origin_day"]:
+                raise SeisgridError(
+                    f"{cid}: data from {day_label(info['first_day'])} is before the channel's origin "
+                    f"{p['origin']}; ingest into a new store with an earlier --origin")
+            needed = (last_day[cid] - p["origin_day"] + 1) * p["samples_per_day"]
+            if array.shape[0] < needed:
+                array.resize((needed,))
+            params[cid] = {**p, "array_path": path}
+        except SeisgridError as exc:
+            errors[cid] = str(exc)
+    return params, errors
+
+
+def consolidate(store_url: str, options: dict, ids, root: zarr.Group | None = None) -> dict:
+    """Merge each channel's day records into segments, samples and gaps (array attributes)."""
+    root = root or storage.open_group(store_url, mode="r+", options=options)
+    records = read_attrs_under(store_url, options, f"{MANIFEST}/days")
+    by_channel = defaultdict(list)
+    for rec in records.values():
+        by_channel[rec["id"]].append(rec)
+    out = {}
+    for cid in sorted(ids):
+        segments = sorted(s for rec in by_channel.get(cid, []) for s in rec["segments"])
+        merged: list[list[int]] = []
+        for a, b in segments:
+            if merged and merged[-1][1] >= a:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        net, sta = cid.split(".")[:2]
+        array = root[f"{net}.{sta}/{cid}"]
+        summary = {"segments": merged, "samples": int(sum(b - a for a, b in merged)), "gaps": max(len(merged) - 1, 0)}
+        array.attrs.update(summary)
+        out[cid] = summary
+    return out
+
+
+def ingest(source, store, *, client=None, pattern=None, format=None, origin=None, chunk_seconds=None,
+           shard_seconds=None, compression_level=None, progress: bool = True) -> dict:
+    """Ingest the waveform files under ``source`` into the Zarr store ``store``.
+
+    Parameters
+    ----------
+    source : str
+        Folder (SDS tree or any tree), glob or file; local path or URL (``s3://...``).
+    store : str
+        Zarr store path or URL; created when missing, extended when it exists.
+    client : distributed.Client, optional
+        Run scan and write tasks on this cluster; without one they run in this process.
+    pattern : str, optional
+        File-name glob filter (default ``seisgrid.ingest.pattern``).
+    format : str, optional
+        ``MSEED`` (default, record-level checks) or another ObsPy format name (read whole).
+    origin : str, optional
+        ISO date where new channels' sample axes start (default: 1 January of their first year).
+    chunk_seconds, shard_seconds : int, optional
+        Seconds of samples per chunk (default 3600) and per shard (default 86400, one day).
+    compression_level : int, optional
+        zstd level inside Blosc (default 3).
+    progress : bool
+        Show tqdm progress bars on stderr.
+
+    Returns
+    -------
+    dict
+        Summary: ``files_found, files_ok, files_failed [{path, reason}], files_warned [{path, reason,
+        bytes}], files_scanned, tasks_run, tasks_skipped, channels, samples_written, bytes_unread,
+        gaps, overlaps, overlap_samples, conflicting_samples, seconds, store``.
+    """
+    t0 = time.perf_counter()
+    fmt = str(config.get("ingest.format", override=format))
+    pattern = config.get("ingest.pattern", override=pattern)
+    settings = {"origin": config.get("ingest.origin", override=origin),
+                "chunk_seconds": int(config.get("ingest.chunk_seconds", override=chunk_seconds)),
+                "shard_seconds": int(config.get("ingest.shard_seconds", override=shard_seconds))}
+    if 86400 % settings["shard_seconds"]:
+        raise SeisgridError(f"shard_seconds={settings['shard_seconds']}: must divide a day (86400 s)")
+    source_options = storage.storage_options(source)
+    store_options = storage.storage_options(store)
+    files = find_files(source, pattern)
+
+    root = storage.open_group(store, mode="a", options=store_options)
+    kind = root.attrs.get("kind")
+    if kind not in (None, STORE_KIND):
+        raise StorageError(f"{store}: is a {kind!r} store, not a waveform store")
+    if kind is None:
+        if list(root.keys()):
+            raise StorageError(f"{store}: is a Zarr store seisgrid did not create; choose a new path")
+        root.attrs.update({"kind": STORE_KIND, "format_version": 1})
+    for sub in ("files", "days"):
+        root.require_group(f"{MANIFEST}/{sub}")
+
+    known = read_attrs_under(store, store_options, f"{MANIFEST}/files")
+    known = {rec["url"]: rec for rec in known.values()}
+    records, to_scan = {}, []
+    for f in files:
+        rec = known.get(f.url)
+        if rec and rec["size"] == f.size and rec["version"] == f.version and rec["format"] == fmt:
+            records[f.url] = rec
+        else:
+            to_scan.append(f)
+    for rec in _run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan", progress):
+        records[rec["url"]] = rec
+
+    # Plan: (channel, day) → sources, with each channel's kind taken from its earliest data.
+    plan_channels: dict[str, dict] = {}
+    for url in sorted(records):
+        for cid, ch in records[url]["channels"].items():
+            cur = plan_channels.get(cid)
+            if cur is None or ch["first_ns"] < cur["first_ns"]:
+                plan_channels[cid] = {"sampling_rate": ch["sampling_rate"], "dtype": ch["dtype"],
+                                      "first_ns": ch["first_ns"]}
+    task_sources = defaultdict(list)
+    rejected = defaultdict(list)  # url → reasons
+    for url in sorted(records):
+        for cid, ch in records[url]["channels"].items():
+            want = plan_channels[cid]
+            if not math.isclose(ch["sampling_rate"], want["sampling_rate"], rel_tol=1e-9) or ch["dtype"] != want["dtype"]:
+                rejected[url].append(f"{cid}: {ch['sampling_rate']} Hz {ch['dtype']} differs from the channel's "
+                                     f"{want['sampling_rate']} Hz {want['dtype']}; not ingested (no resampling)")
+                continue
+            for day, entry in ch["days"].items():
+                if int(day) < want["first_ns"] // DAY_NS:
+                    continue  # only the one-sample widening reaches before the channel's first sample
+                task_sources[(cid, int(day))].append({"url": url, "size": records[url]["size"],
+                                                      "version": records[url]["version"], "format": fmt,
+                                                      "runs": entry["runs"]})
+    last_day, first_day = {}, {}
+    for cid, day in task_sources:
+        last_day[cid] = max(last_day.get(cid, day), day)
+        first_day[cid] = min(first_day.get(cid, day), day)
+    for cid in plan_channels:
+        plan_channels[cid]["first_day"] = first_day.get(cid, plan_channels[cid]["first_ns"] // DAY_NS)
+    channel_params, channel_errors = _prepare_arrays(
+        root, {c: v for c, v in plan_channels.items() if c in last_day}, last_day, settings,
+        int(config.get("ingest.compression_level", override=compression_level)))
+    for url in sorted(records):
+        for cid in records[url]["channels"]:
+            if cid in channel_errors:
+                rejected[url].append(channel_errors[cid])
+
+    done = read_attrs_under(store, store_options, f"{MANIFEST}/days")
+    done = {(rec["id"], rec["day"]): rec for rec in done.values()}
+    tasks, day_records = [], []
+    for (cid, day), sources in sorted(task_sources.items()):
+        if cid not in channel_params:
+            continue
+        params = channel_params[cid]
+        fingerprint = hashlib.sha1(json.dumps([sources, params], sort_keys=True).encode()).hexdigest()
+        previous = done.get((cid, day_label(day)))
+        if previous and previous["fingerprint"] == fingerprint:
+            day_records.append(previous)
+            continue
+        tasks.append({"id": cid, "day": day, "sources": sources, "fingerprint": fingerprint,
+                      "channel": params, "array_path": params["array_path"]})
+    new_records = _run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
+                             "ingest", progress)
+    touched = sorted({t["id"] for t in tasks})
+    summaries = consolidate(store, store_options, touched, root) if touched else {}
+
+    # Report: every file, every byte not ingested, with its reason.
+    lost_in_tasks = defaultdict(list)
+    for rec in day_records + new_records:
+        for failure in rec["failed"]:
+            lost_in_tasks[failure["url"]].append(failure)
+    files_failed, files_warned = [], []
+    bytes_unread = 0
+    for url in sorted(records):
+        rec = records[url]
+        reasons = [p["reason"] for p in rec["problems"]] + rejected.get(url, [])
+        seen_offsets = set()
+        task_failures = []
+        for failure in lost_in_tasks.get(url, []):
+            key = (failure.get("offset"), failure["reason"])
+            if key not in seen_offsets:  # a record spanning midnight fails in both day tasks
+                seen_offsets.add(key)
+                task_failures.append(failure)
+        reasons += [f["reason"] for f in task_failures]
+        unread = rec["bytes_unread"] + sum(f["nbytes"] for f in task_failures)
+        bytes_unread += unread
+        if rec["status"] == "failed" or (rejected.get(url) and len(rejected[url]) >= len(rec["channels"])):
+            files_failed.append({"path": url, "reason": "; ".join(reasons), "bytes": unread or rec["size"]})
+        elif reasons:
+            files_warned.append({"path": url, "reason": "; ".join(reasons), "bytes": unread})
+    all_summaries = {**{cid: dict(root[channel_params[cid]["array_path"]].attrs) for cid in channel_params}, **summaries}
+    result = {
+        "store": str(store), "source": str(source), "files_found": len(files),
+        "files_ok": len(files) - len(files_failed) - sum(1 for w in files_warned if w["bytes"]),
+        "files_skipped": len(files) - len(to_scan),
+        "files_failed": files_failed, "files_warned": files_warned, "files_scanned": len(to_scan),
+        "tasks_run": len(tasks), "tasks_skipped": len(day_records), "channels": len(channel_params),
+        "samples_written": int(sum(r["samples"] for r in new_records)), "bytes_unread": int(bytes_unread),
+        "gaps": int(sum(s.get("gaps", 0) for s in all_summaries.values())),
+        "overlaps": int(sum(r["overlaps"] for r in new_records)),
+        "overlap_samples": int(sum(r["overlap_samples"] for r in new_records)),
+        "conflicting_samples": int(sum(r["conflicting_samples"] for r in new_records)),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    logger.info("ingested %s files into %s in %.1f s", len(files), store, result["seconds"])
+    return result
