@@ -45,6 +45,7 @@ import posixpath
 import sys
 import time
 from collections import defaultdict
+from fractions import Fraction
 
 import numpy as np
 import obspy
@@ -62,6 +63,16 @@ MANIFEST = "_manifest"
 STORE_KIND = "seisgrid-waveforms"
 FILL_VALUES = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"), "float64": np.float64("nan")}
 CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "float32": "float32", "float64": "float64"}
+
+
+def sample_position(dt_ns: int, rate: float) -> Fraction:
+    """Exact sample position of a time ``dt_ns`` after a channel's origin (floats lose samples after years)."""
+    return Fraction(int(dt_ns)) * Fraction(rate).limit_denominator(1_000_000) / NS
+
+
+def sample_offset_ns(index: int, rate: float) -> int:
+    """Nanoseconds from a channel's origin to sample ``index`` (exact rational arithmetic, rounded)."""
+    return round(Fraction(int(index)) * NS / Fraction(rate).limit_denominator(1_000_000))
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -152,11 +163,16 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
 
 def _scan_mseed(data: bytes, url: str, record: dict) -> None:
     index = index_records(data)
-    for offset, nbytes, reason in index.bad_spans:
-        record["problems"].append({"reason": f"bytes {offset}-{offset + nbytes - 1}: {reason}", "nbytes": nbytes})
-        record["bytes_unread"] += nbytes
+    for offset, nbytes, reason, kind in index.bad_spans:
+        problem = {"reason": f"bytes {offset}-{offset + nbytes - 1}: {reason}", "nbytes": nbytes}
+        if kind == "control":  # metadata of a full SEED volume: accounted for, not waveform data
+            problem["skipped"] = True
+            record["bytes_skipped"] += nbytes
+        else:
+            record["bytes_unread"] += nbytes
+        record["problems"].append(problem)
     if len(index) == 0:
-        if not record["problems"] or index.bad_bytes == len(data):
+        if index.bad_bytes == len(data) and not record["bytes_skipped"]:
             record["problems"] = [{"reason": f"not miniSEED: no record header found in {len(data)} bytes",
                                    "nbytes": len(data)}]
         return
@@ -283,6 +299,8 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
         for offset, nbytes, reason in failed:
             record["failed"].append({"url": source["url"], "nbytes": nbytes, "reason": reason, "offset": lo + offset})
         for tr in traces:
+            if tr.stats.npts == 0:
+                continue
             if not math.isclose(tr.stats.sampling_rate, rate, rel_tol=1e-9):
                 record["failed"].append({"url": source["url"], "nbytes": 0, "reason":
                                          f"trace at {tr.stats.starttime} has {tr.stats.sampling_rate} Hz, "
@@ -293,9 +311,9 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
                                          f"trace at {tr.stats.starttime} is {tr.data.dtype}, channel {cid} "
                                          f"is {dtype}: not ingested"})
                 continue
-            exact = (tr.stats.starttime.ns - origin_ns) * rate / NS
+            exact = sample_position(tr.stats.starttime.ns - origin_ns, rate)
             start = round(exact)
-            placed.append((start, order, len(placed), tr, exact - start))
+            placed.append((start, order, len(placed), tr, float(exact - start)))
     placed.sort(key=lambda p: (p[0], p[1], p[2]))
     for start, _, _, tr, snap in placed:
         lo, hi = max(start, first), min(start + tr.stats.npts, first + spd)
@@ -349,6 +367,13 @@ def _run_tasks(client, fn, items, args, desc: str, progress: bool):
     return results
 
 
+def sub_sample_offset(first_ns: int, rate: float) -> int:
+    """Nanoseconds between midnight's sample grid and a channel's first sample (0 for on-grid data)."""
+    period = NS / rate
+    frac = math.fmod(first_ns % DAY_NS, period)
+    return 0 if frac < 0.5 or period - frac < 0.5 else round(frac)
+
+
 def _channel_params(cid: str, first_ns: int, rate: float, dtype: str, origin, chunk_seconds, shard_seconds):
     spd = round(rate * 86400)
     if spd <= 0 or abs(rate * 86400 - spd) > 1e-6:
@@ -359,9 +384,7 @@ def _channel_params(cid: str, first_ns: int, rate: float, dtype: str, origin, ch
     else:
         year = str(np.datetime64(int(first_day), "D"))[:4]
         origin_day = int(np.datetime64(f"{year}-01-01", "D").astype(np.int64))
-    period = NS / rate
-    frac = math.fmod(first_ns - origin_day * DAY_NS, period)
-    frac = 0 if frac < 0.5 or period - frac < 0.5 else round(frac)
+    frac = sub_sample_offset(first_ns, rate)
     shard = round(rate * shard_seconds)
     chunk = max(1, round(rate * chunk_seconds))
     if spd % shard:
@@ -517,6 +540,11 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
             if cur is None or ch["first_ns"] < cur["first_ns"]:
                 plan_channels[cid] = {"sampling_rate": ch["sampling_rate"], "dtype": ch["dtype"],
                                       "first_ns": ch["first_ns"]}
+    for cid, want in plan_channels.items():
+        net, sta = cid.split(".")[:2]
+        existing = root.get(f"{net}.{sta}/{cid}")
+        want["frac_ns"] = (int(existing.attrs["origin_ns"]) % DAY_NS if existing is not None
+                           else sub_sample_offset(want["first_ns"], want["sampling_rate"]))
     task_sources = defaultdict(list)
     rejected = defaultdict(list)  # url → reasons
     for url in sorted(records):
@@ -527,8 +555,8 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
                                      f"{want['sampling_rate']} Hz {want['dtype']}; not ingested (no resampling)")
                 continue
             for day, entry in ch["days"].items():
-                if int(day) < want["first_ns"] // DAY_NS:
-                    continue  # only the one-sample widening reaches before the channel's first sample
+                if entry["start_ns"] >= (int(day) + 1) * DAY_NS + want["frac_ns"]:
+                    continue  # listed only through the one-sample widening: all its samples are in day + 1
                 task_sources[(cid, int(day))].append({"url": url, "size": records[url]["size"],
                                                       "version": records[url]["version"], "format": fmt,
                                                       "runs": entry["runs"]})

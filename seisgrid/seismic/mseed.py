@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import obspy
+from obspy.io.mseed.headers import ENCODINGS
 
 FIXED_HEADER = 48
 VALID_QUALITY = np.frombuffer(b"DRQM", dtype=np.uint8)
 # Blockette 1000 encoding code → sample dtype as ObsPy returns it (SEED manual, appendix).
-ENCODING_DTYPES = {1: "int16", 3: "int32", 4: "float32", 5: "float64", 10: "int32", 11: "int32"}
+ENCODING_DTYPES = {code: str(np.dtype(spec[2])) for code, spec in ENCODINGS.items() if code != 0}
 ASCII_ENCODING = 0
+# ObsPy/libmseed decode records without Blockette 1000 (SEED < 2.4) as Steim-1; we assume the same.
+FALLBACK_ENCODING = 10
+CONTROL_TYPES = np.frombuffer(b"VAST", dtype=np.uint8)  # SEED volume/abbreviation/station/time-span headers
 NS = 1_000_000_000
 
 
@@ -41,7 +45,7 @@ class RecordIndex:
     nsamples: np.ndarray
     sampling_rate: np.ndarray
     encoding: np.ndarray
-    bad_spans: list = field(default_factory=list)  # (offset, nbytes, reason)
+    bad_spans: list = field(default_factory=list)  # (offset, nbytes, reason, kind: garbage/truncated/control)
     size: int = 0
 
     def __len__(self):
@@ -56,7 +60,7 @@ class RecordIndex:
 
     @property
     def bad_bytes(self) -> int:
-        return int(sum(n for _, n, _ in self.bad_spans))
+        return int(sum(span[1] for span in self.bad_spans))
 
     def select(self, mask) -> RecordIndex:
         mask = np.asarray(mask)
@@ -131,7 +135,6 @@ def _candidate_headers(buf: np.ndarray, offsets: np.ndarray):
         is1001 = inside & (btype == 1001)
         micro = np.where(is1001, buf[p + 5].astype(np.int8).astype(np.int64), micro)
         pos = np.where(inside & (nxt > pos), nxt, 0)
-    ok &= reclen > 0
     fields.update(reclen=reclen, encoding=encoding, micro=micro)
     return o[ok], {k: v[ok] for k, v in fields.items()}
 
@@ -166,7 +169,7 @@ def _rates(factor, multiplier) -> np.ndarray:
 def _ids(buf, offsets):
     out = []
     for o in offsets.tolist():
-        h = bytes(buf[o + 8:o + 20]).decode("ascii", "replace")
+        h = bytes(buf[o + 8:o + 20]).decode("ascii", "ignore").ljust(12)  # as ObsPy: drop non-ASCII
         sta, loc, cha, net = h[0:5].strip(), h[5:7].strip(), h[7:10].strip(), h[10:12].strip()
         out.append(f"{net}.{sta}.{loc}.{cha}")
     return out
@@ -183,20 +186,18 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
     Returns
     -------
     RecordIndex
-        Records in file order; ``bad_spans`` lists ``(offset, nbytes, reason)`` for every byte not
-        inside a well-formed record (garbage, truncated final record, unrecognised blocks).
+        Records in file order; ``bad_spans`` lists ``(offset, nbytes, reason, kind)`` for every byte
+        not inside a well-formed record; kind is ``garbage``, ``truncated`` or ``control`` (SEED
+        volume/station control headers, i.e. metadata of a full SEED volume).
     """
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
     n = len(buf)
-    empty = RecordIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.int64),
-                        np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), [], n)
     if n < FIXED_HEADER + 16:
-        if n:
-            empty.bad_spans.append((0, n, f"{n} bytes: too short for a miniSEED record"))
-        return empty
+        bad = [(0, n, f"{n} bytes: too short for a miniSEED record", "garbage")] if n else []
+        return _make_index(buf, np.zeros(0, np.int64), {}, bad, n)
     # Fast path: fixed record length throughout (the usual case) — check every header at once.
     first, f0 = _candidate_headers(buf, np.array([0]))
-    if len(first):
+    if len(first) and f0["reclen"][0] > 0:
         reclen = int(f0["reclen"][0])
         grid = np.arange(0, n - n % reclen, reclen)
         found, fields = _candidate_headers(buf, grid)
@@ -212,27 +213,49 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
     while pos < n:
         i = by_offset.get(pos)
         if i is not None:
-            length = int(fields_all["reclen"][i])
-            if pos + length <= n:
+            length = int(fields_all["reclen"][i]) or _length_without_b1000(pos, cand_list, n)
+            if length and pos + length <= n:
+                fields_all["reclen"][i] = length
                 keep.append(i)
                 pos += length
                 continue
-            bad.append((pos, n - pos, f"truncated record: {n - pos} of {length} bytes present"))
-            break
+            if length:
+                bad.append((pos, n - pos, f"truncated record: {n - pos} of {length} bytes present", "truncated"))
+                break
+            cand_list_pos = bisect.bisect_right(cand_list, pos)
+            nxt = cand_list[cand_list_pos] if cand_list_pos < len(cand_list) else n
+            bad.append((pos, nxt - pos, f"{nxt - pos} bytes: a record header without Blockette 1000 "
+                                        "and of unknown length", "garbage"))
+            pos = nxt
+            continue
         j = bisect.bisect_right(cand_list, pos)
         nxt = cand_list[j] if j < len(cand_list) else n
-        bad.append((pos, nxt - pos, f"{nxt - pos} bytes that are not miniSEED records"))
+        if pos + 7 <= n and buf[pos + 6] in CONTROL_TYPES:
+            bad.append((pos, nxt - pos, f"{nxt - pos} bytes of SEED control headers (metadata)", "control"))
+        else:
+            bad.append((pos, nxt - pos, f"{nxt - pos} bytes that are not miniSEED records", "garbage"))
         pos = nxt
     idx = np.array(keep, dtype=np.int64)
     return _make_index(buf, cand[idx], {k: v[idx] for k, v in fields_all.items()}, bad, n)
 
 
+def _length_without_b1000(pos: int, candidates: list, n: int) -> int:
+    """Record length of a header without Blockette 1000: the distance to the next header (or the end
+    of the buffer) when that is a power of two, as libmseed infers it; 0 when it cannot be known."""
+    j = bisect.bisect_right(candidates, pos)
+    length = (candidates[j] if j < len(candidates) else n) - pos
+    return length if length >= 128 and length & (length - 1) == 0 else 0
+
+
 def _make_index(buf, offsets, f, bad, size) -> RecordIndex:
+    if len(offsets) == 0:
+        return RecordIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.int64),
+                           np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), list(bad), size)
     return RecordIndex(
         offset=offsets.astype(np.int64), length=f["reclen"].astype(np.int64), ids=_ids(buf, offsets),
         start_ns=_start_ns(f) if len(offsets) else np.zeros(0, np.int64),
         nsamples=f["nsamples"].astype(np.int64), sampling_rate=_rates(f["factor"], f["multiplier"]),
-        encoding=f["encoding"].astype(np.int64), bad_spans=list(bad), size=size,
+        encoding=np.where(f["encoding"] < 0, FALLBACK_ENCODING, f["encoding"]).astype(np.int64), bad_spans=list(bad), size=size,
     )
 
 

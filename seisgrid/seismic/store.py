@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import dask.array as da
@@ -11,7 +12,7 @@ import xarray as xr
 
 from seisgrid import storage
 from seisgrid.errors import SeisgridError, StorageError
-from seisgrid.seismic.ingest import NS, STORE_KIND, iso_ns
+from seisgrid.seismic.ingest import NS, STORE_KIND, iso_ns, sample_offset_ns, sample_position
 
 
 def _to_ns(t) -> int:
@@ -69,11 +70,11 @@ class Archive:
         return dict(self._array(cid).attrs)
 
     def _time(self, attrs, index: int) -> int:
-        return attrs["origin_ns"] + round(index * NS / attrs["sampling_rate"])
+        return attrs["origin_ns"] + sample_offset_ns(index, attrs["sampling_rate"])
 
     def _index(self, attrs, t_ns: int, up: bool) -> int:
-        exact = (t_ns - attrs["origin_ns"]) * attrs["sampling_rate"] / NS
-        return math.ceil(exact - 1e-9) if up else math.floor(exact + 1e-9)
+        exact = sample_position(t_ns - attrs["origin_ns"], attrs["sampling_rate"])
+        return math.ceil(exact) if up else math.floor(exact)
 
     def segments(self, cid: str) -> list[tuple[int, int]]:
         """Contiguous data spans of ``cid`` as (first, end) sample indices (end exclusive)."""
@@ -118,7 +119,10 @@ class Archive:
             header = {"network": net, "station": sta, "location": loc, "channel": cha,
                       "sampling_rate": attrs["sampling_rate"],
                       "starttime": obspy.UTCDateTime(ns=self._time(attrs, a))}
-            traces.append(obspy.Trace(np.asarray(array[a:b]), header=header))
+            data = np.asarray(array[a:b])
+            # Zarr returns a dtype whose byteorder reads "<" rather than native "="; ObsPy's miniSEED
+            # writer then byte-swaps the samples. A view with the canonical dtype avoids that.
+            traces.append(obspy.Trace(data.view(np.dtype(data.dtype.name)), header=header))
         return obspy.Stream(traces)
 
     def to_dataarray(self, cid: str, start=None, end=None, masked: bool = False) -> xr.DataArray:
@@ -152,12 +156,19 @@ class Archive:
         stream = self.stream(cid, start, end)
         if not stream:
             raise SeisgridError(f"{cid}: no data between {start} and {end} in {self.url}")
+        pieces = []
+        for tr in stream:
+            encodings = {"int32": ("STEIM2", "INT32"), "float32": ("FLOAT32",),
+                         "float64": ("FLOAT64",)}[str(tr.data.dtype)]
+            for encoding in encodings:  # Steim-2 cannot hold differences beyond 30 bits: then plain int32
+                buf = io.BytesIO()
+                try:
+                    tr.write(buf, format="MSEED", encoding=encoding, reclen=4096)
+                except Exception:
+                    continue
+                pieces.append(buf.getvalue())
+                break
         fs, path = storage.filesystem(out)
         with fs.open(path, "wb") as f:
-            for tr in stream:
-                encoding = {"int32": "STEIM2", "float32": "FLOAT32", "float64": "FLOAT64"}[str(tr.data.dtype)]
-                try:
-                    tr.write(f, format="MSEED", encoding=encoding, reclen=4096)
-                except Exception:  # Steim2 cannot hold differences beyond 30 bits: store plain int32
-                    tr.write(f, format="MSEED", encoding="INT32", reclen=4096)
+            f.write(b"".join(pieces))
         return {"path": out, "traces": len(stream), "samples": int(sum(tr.stats.npts for tr in stream))}

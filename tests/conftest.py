@@ -1,0 +1,279 @@
+"""Shared fixtures: a real Dask LocalCluster, an S3 API server (moto) on loopback with a fresh bucket per
+test, and ObsPy's bundled miniSEED examples. Skip markers and ``raise_if_dask_computes`` live in
+``helpers.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import dask
+import pytest
+
+_TESTS = pathlib.Path(__file__).resolve().parent
+if str(_TESTS) not in sys.path:  # `from helpers import ...` works with or without tests/__init__.py
+    sys.path.insert(0, str(_TESTS))
+
+from helpers import has_boto3, has_moto, has_s3fs
+
+# Requests to the loopback servers must never go through a proxy.
+for _name in ("NO_PROXY", "no_proxy"):
+    _hosts = [h for h in os.environ.get(_name, "").split(",") if h]
+    os.environ[_name] = ",".join(dict.fromkeys([*_hosts, "127.0.0.1", "localhost"]))
+
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+# --------------------------------------------------------------------------------------------- dask
+
+
+@pytest.fixture(scope="session")
+def _dask_session_client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        memory_limit="auto",
+    )
+    client = Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture
+def dask_client(_dask_session_client):
+    """A :class:`distributed.Client` of a real LocalCluster (2 worker processes × 1 thread).
+
+    The cluster lives for the whole session. During a test that uses this fixture the client is the
+    current one (``distributed.get_client()``) and the default Dask scheduler; other tests keep
+    Dask's local scheduler.
+    """
+    client = _dask_session_client
+    with client.as_current(), dask.config.set(scheduler=client):
+        yield client
+
+
+# ----------------------------------------------------------------------------------------------- s3
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url + "/moto-api/", timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """Endpoint URL (``http://127.0.0.1:PORT``) of a moto S3 API server run for this test session."""
+    if not has_moto or not has_boto3:
+        pytest.skip("requires moto[server] and boto3 (pip install -e '.[dev]')")
+    exe = shutil.which("moto_server") or str(pathlib.Path(sys.executable).with_name("moto_server"))
+    if not os.path.exists(exe):
+        pytest.skip("moto_server not found (pip install 'moto[server]')")
+    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    env = {**os.environ, **TEST_CREDENTIALS}
+    for attempt in range(3):  # the free port can be taken between choosing it and binding it
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = open(log_path, "ab")  # noqa: SIM115  (kept open for the server's lifetime)
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        if _wait_for_http(url, proc):
+            break
+        proc.kill()
+        proc.wait()
+        log.close()
+    else:
+        pytest.fail(f"moto_server did not start; log: {log_path.read_text()[-2000:]}")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _clear_s3fs_cache():
+    """Close the sessions of cached s3fs instances and forget them (no stale clients between tests)."""
+    if not has_s3fs:
+        return
+    import fsspec.asyn
+    import s3fs
+
+    for fs in list(s3fs.S3FileSystem._cache.values()):
+        creator = getattr(fs, "_s3creator", None)
+        if creator is None:
+            continue
+        loop = None
+        with contextlib.suppress(Exception):
+            if fs.asynchronous:  # made by zarr's FsspecStore: lives on zarr's event loop
+                from zarr.core.sync import _get_loop
+
+                loop = _get_loop()
+            else:
+                loop = fs.loop
+        if loop is not None and loop.is_running():
+            with contextlib.suppress(Exception):
+                fsspec.asyn.sync(loop, creator.__aexit__, None, None, None, timeout=5)
+        fs._s3 = None
+        fs._s3creator = None
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _set_worker_config(client, settings: dict | None):
+    """Apply (``settings``) or undo (None) dask.config settings in every worker of ``client``."""
+
+    def apply(dask_worker, settings=settings):
+        import dask.config
+
+        import seisgrid.config  # noqa: F401  (defaults registered)
+
+        undo = getattr(dask_worker, "_seisgrid_test_config", None)
+        if undo is not None:
+            undo.__exit__(None, None, None)
+            dask_worker._seisgrid_test_config = None
+        if settings is not None:
+            dask_worker._seisgrid_test_config = dask.config.set(settings)
+        try:
+            import s3fs
+
+            s3fs.S3FileSystem.clear_instance_cache()
+        except ImportError:
+            pass
+
+    client.run(apply)
+
+
+@pytest.fixture
+def s3_bucket(request, s3_server, monkeypatch):
+    """``s3://<fresh bucket>`` on the session's moto server, with seisgrid configured to use it.
+
+    ``seisgrid.storage.s3`` points at the server (also in the workers of ``dask_client`` when the test
+    uses it) and the AWS_* credential variables are set to dummy values for the test.
+    """
+    if not has_s3fs:
+        pytest.skip("requires s3fs (pip install -e '.[cloud]')")
+    import boto3
+
+    for name, value in TEST_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"seisgrid-test-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=bucket)
+    settings = {
+        "seisgrid.storage.s3": {
+            "endpoint_url": s3_server,
+            "key": "testing",
+            "secret": "testing",
+            "anon": False,
+        }
+    }
+    client = request.getfixturevalue("dask_client") if "dask_client" in request.fixturenames else None
+    _clear_s3fs_cache()
+    with dask.config.set(settings):
+        if client is not None:
+            _set_worker_config(client, settings)
+        try:
+            yield f"s3://{bucket}"
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    _set_worker_config(client, None)
+            _clear_s3fs_cache()
+    with contextlib.suppress(Exception):
+        objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        while objects:
+            s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in objects]}
+            )
+            objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        s3.delete_bucket(Bucket=bucket)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="session")
+def obspy_mseed_examples() -> list[pathlib.Path]:
+    """Paths of the miniSEED example files bundled with ObsPy (``obspy/io/mseed/tests/data``).
+
+    The ``*.mseed`` / ``*.ms`` files and the files without such a suffix whose first bytes are a
+    miniSEED 2 fixed header. ObsPy ships some deliberately broken or non-miniSEED files under these
+    names (``not*.mseed``, ``corrupt_*``, ``brokenlastrecord.mseed``, ...): they are listed too, so
+    that tests can check that bad inputs are reported, not dropped. Sorted by name; top folder only.
+    """
+    obspy = pytest.importorskip("obspy")
+    folder = pathlib.Path(obspy.__file__).parent / "io" / "mseed" / "tests" / "data"
+    if not folder.is_dir():
+        pytest.skip(f"ObsPy's miniSEED examples not installed ({folder} missing)")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.suffix in (".mseed", ".ms") or _looks_like_mseed(p))
+    )
+    if not files:
+        pytest.skip(f"no miniSEED files in {folder}")
+    return files
+
+
+def _looks_like_mseed(path: pathlib.Path) -> bool:
+    """miniSEED 2 fixed header: 6 ASCII digits/spaces (sequence number), then D, R, Q or M."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return (
+        len(head) == 8
+        and all(c in b"0123456789 " for c in head[:6])
+        and head[6:7] in (b"D", b"R", b"Q", b"M")
+    )

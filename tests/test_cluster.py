@@ -1,0 +1,111 @@
+import dask
+import dask.array as da
+import pytest
+from distributed import Client, LocalCluster
+
+from seisgrid import cluster
+from seisgrid.errors import ConfigError, SeisgridError
+
+
+def _square(x):
+    return x * x
+
+
+def test_local_client_prints_dashboard_and_computes(capfd):
+    with cluster.client_scope("local", n_workers=1, dashboard_address=":0") as client:
+        assert len(client.scheduler_info()["workers"]) == 1
+        assert client.submit(_square, 7).result() == 49
+        # the new client is the default scheduler while it is open
+        assert da.arange(10, chunks=5).sum().compute() == 45
+        local_cluster = client.cluster
+    assert "dashboard" in capfd.readouterr().err
+    assert local_cluster.status.name == "closed"
+
+
+def test_get_client_local_honours_config(capfd):
+    settings = {"seisgrid.cluster.local": {"n_workers": 1, "threads_per_worker": 1, "dashboard_address": ":0"}}
+    with dask.config.set(settings):
+        client = cluster.get_client("local", quiet=True)
+    try:
+        info = client.scheduler_info()["workers"]
+        assert len(info) == 1
+        assert all(w["nthreads"] == 1 for w in info.values())
+    finally:
+        client.close()
+        client.cluster.close()
+    assert "dashboard" not in capfd.readouterr().err
+
+
+def test_connect_by_scheduler_address(capfd):
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as lc:
+        with cluster.client_scope(lc.scheduler_address) as client:
+            assert client.submit(_square, 3).result() == 9
+            assert client.cluster is None  # not ours: client_scope must not close it
+        # the cluster is still running after the scope
+        with Client(lc.scheduler_address) as other:
+            assert other.submit(_square, 4).result() == 16
+    assert "dashboard" in capfd.readouterr().err
+
+
+def test_existing_client_passes_through(dask_client):
+    assert cluster.get_client(dask_client) is dask_client
+    with cluster.client_scope(dask_client) as client:
+        assert client is dask_client
+    assert dask_client.status == "running"
+
+
+def test_dask_client_fixture_is_real(dask_client):
+    workers = dask_client.scheduler_info()["workers"]
+    assert len(workers) == 2
+    pids = set(dask_client.run(lambda: __import__("os").getpid()).values())
+    assert len(pids) == 2
+    assert dask_client.submit(_square, 5).result() == 25
+    # within the test the fixture's client is the default scheduler
+    assert da.ones(4, chunks=2).sum().compute() == 4
+
+
+@pytest.mark.parametrize("spec", ["nonsense", "slurmm", "local-ish"])
+def test_bad_spec_raises_config_error(spec):
+    with pytest.raises(ConfigError) as excinfo:
+        cluster.get_client(spec)
+    message = str(excinfo.value)
+    assert spec in message
+    assert "local" in message and "tcp://" in message
+    assert isinstance(excinfo.value, SeisgridError)
+
+
+def test_unknown_local_option_raises_config_error():
+    with pytest.raises(ConfigError, match="n_wrokers"):
+        cluster.get_client("local", n_wrokers=2)
+
+
+def test_unreachable_scheduler_raises_config_error():
+    import socket
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    with pytest.raises(ConfigError, match="no scheduler answered") as excinfo:
+        cluster.get_client(address, timeout="1s")
+    assert address in str(excinfo.value)
+
+
+def test_raise_if_dask_computes():
+    from helpers import raise_if_dask_computes
+
+    x = da.arange(100, chunks=10)
+    with raise_if_dask_computes():
+        y = (x + 1).sum()  # building a graph computes nothing
+    with pytest.raises(RuntimeError, match="Too many computes"), raise_if_dask_computes():
+        y.compute()
+    with raise_if_dask_computes(max_computes=1) as counter:
+        assert int(y.compute()) == 5050
+    assert counter.total_computes == 1
+
+
+def test_raise_if_dask_computes_wins_over_a_client(dask_client):
+    from helpers import raise_if_dask_computes
+
+    with pytest.raises(RuntimeError, match="Too many computes"), raise_if_dask_computes():
+        da.ones(4, chunks=2).sum().compute()
