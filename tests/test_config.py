@@ -123,5 +123,5 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
 def test_option_specs_match_the_yaml():
     specs = config.option_specs("ingest")
     assert [name for name, _, _ in specs] == list(_yaml_defaults()["ingest"])
-    assert dict((name, default) for name, default, _ in specs) == _yaml_defaults()["ingest"]
+    assert {name: default for name, default, _ in specs} == _yaml_defaults()["ingest"]
     assert all(help_text for _, _, help_text in specs), "every ingest option needs a YAML comment"

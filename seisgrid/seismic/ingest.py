@@ -37,6 +37,7 @@ Rules
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -59,10 +60,22 @@ from seisgrid.seismic.mseed import ASCII_ENCODING, ENCODING_DTYPES, NS, decode_r
 logger = logging.getLogger("seisgrid")
 
 DAY_NS = 86400 * NS
+GZIP_MAGIC = b"\x1f\x8b"
 MANIFEST = "_manifest"
 STORE_KIND = "seisgrid-waveforms"
 FILL_VALUES = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"), "float64": np.float64("nan")}
-CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "float32": "float32", "float64": "float64"}
+CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "int64": "int32", "float32": "float32", "float64": "float64"}
+
+
+def lossless_cast(data: np.ndarray, dtype) -> np.ndarray | None:
+    """``data`` as ``dtype`` when no value changes (int64 text formats fit int32), else None."""
+    if np.can_cast(data.dtype, dtype, casting="safe"):
+        return data.astype(dtype, copy=False)
+    if data.dtype.kind in "iu" and np.dtype(dtype).kind == "i" and data.size:
+        info = np.iinfo(dtype)
+        if data.min() >= info.min and data.max() <= info.max:
+            return data.astype(dtype)
+    return None
 
 
 def sample_position(dt_ns: int, rate: float) -> Fraction:
@@ -145,6 +158,9 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
     try:
         fs, path = storage.filesystem(source.url, source_options)
         data = fs.cat_file(path)
+        if data[:2] == GZIP_MAGIC:  # ObsPy unzips only files it opens by name; we read bytes
+            data = gzip.decompress(data)
+            record["gzip"] = True
         if len(data) == 0:
             record["problems"].append({"reason": "empty file (0 bytes)", "nbytes": 0})
         elif fmt.upper() == "MSEED":
@@ -242,6 +258,8 @@ def _scan_other(data: bytes, fmt: str, record: dict) -> None:
         return
     for tr in stream:
         dtype = CHANNEL_DTYPES.get(str(tr.data.dtype))
+        if dtype is not None and lossless_cast(tr.data, dtype) is None:
+            dtype = "float64" if tr.data.dtype.kind == "f" else None
         if dtype is None or tr.stats.sampling_rate <= 0:
             record["problems"].append({"reason": f"{tr.id}: unsupported dtype {tr.data.dtype} or rate", "nbytes": 0})
             continue
@@ -290,7 +308,10 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
             fs, path = storage.filesystem(source["url"], source_options)
             lo = min(r[0] for r in source["runs"])
             hi = max(r[0] + r[1] for r in source["runs"])
-            data = fs.cat_file(path, start=lo, end=hi)
+            if source.get("gzip"):
+                data = gzip.decompress(fs.cat_file(path))[lo:hi]
+            else:
+                data = fs.cat_file(path, start=lo, end=hi)
             traces, failed = _decode_source(data, source["format"], cid, day_start_ns - NS, day_start_ns + DAY_NS + NS)
         except Exception as exc:
             record["failed"].append({"url": source["url"], "nbytes": 0,
@@ -306,11 +327,13 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
                                          f"trace at {tr.stats.starttime} has {tr.stats.sampling_rate} Hz, "
                                          f"channel {cid} is {rate} Hz: not ingested (no resampling)"})
                 continue
-            if not np.can_cast(tr.data.dtype, dtype, casting="safe"):
+            cast = lossless_cast(tr.data, dtype)
+            if cast is None:
                 record["failed"].append({"url": source["url"], "nbytes": 0, "reason":
                                          f"trace at {tr.stats.starttime} is {tr.data.dtype}, channel {cid} "
-                                         f"is {dtype}: not ingested"})
+                                         f"is {dtype}: not ingested (values would change)"})
                 continue
+            tr.data = cast
             exact = sample_position(tr.stats.starttime.ns - origin_ns, rate)
             start = round(exact)
             placed.append((start, order, len(placed), tr, float(exact - start)))
@@ -559,6 +582,7 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
                     continue  # listed only through the one-sample widening: all its samples are in day + 1
                 task_sources[(cid, int(day))].append({"url": url, "size": records[url]["size"],
                                                       "version": records[url]["version"], "format": fmt,
+                                                      "gzip": records[url].get("gzip", False),
                                                       "runs": entry["runs"]})
     last_day, first_day = {}, {}
     for cid, day in task_sources:

@@ -42,9 +42,10 @@ Recording
     Velocity to counts with a fixed gain of 6.0e8 counts/(m/s) (a 1500 V/(m/s) sensor on a
     400 000 counts/V digitiser), a cosine anti-alias taper between 0.4 and 0.5 of the sampling rate,
     rounding to integers and clipping at the full scale of a 24-bit digitiser (±8 388 607 counts,
-    well inside int32 and inside what Steim2 can difference). With this gain an M 2.5 at 30 km
-    reaches S-wave amplitudes of several thousand counts (SNR in the hundreds) while an M 0 at
-    80 km stays below the noise (SNR < 1).
+    well inside int32 and inside what Steim2 can difference). With this gain and the noise below,
+    an M 2.5 at 30 km (10 km deep) peaks at ~4e4 counts (SNR ~2000), an M 1 at 30 km has SNR ~18,
+    an M 0.5 at 30 km ~3 and an M 0 at 80 km ~0.06 (below the noise): SNR ≈ 3 is reached near
+    M 0.5 at 30 km, M 1 at 70 km, M 1.5 at 110 km.
 Noise
     Stationary Gaussian noise shaped in the frequency domain (numpy rfft) to a power spectral
     density in counts²/Hz: secondary microseism (log-normal peak at 0.16-0.26 Hz per station,
@@ -108,7 +109,7 @@ from seisgrid.errors import ConfigError, SeisgridError
 
 logger = logging.getLogger("seisgrid")
 
-__all__ = ["synthesize", "band_code", "channel_codes", "sds_relpath", "SynthError"]
+__all__ = ["SynthError", "band_code", "channel_codes", "sds_relpath", "synthesize"]
 
 
 class SynthError(SeisgridError):
@@ -244,7 +245,7 @@ def _resolve(**args) -> dict:
     p["seed"] = _as_int("seed", p["seed"], 0)
     try:
         p["start"] = UTCDateTime(p["start"])
-    except Exception as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"synth.start={p['start']!r}: expected an ISO date or time such as 2021-01-01 ({exc})"
         ) from None
@@ -760,7 +761,7 @@ def _station_day(task: dict) -> dict:
             pos = b
         segments.append((pos, n_day))
 
-        def trace(a, b, values):
+        def trace(a, values, cha=cha):
             header = {
                 "network": net, "station": code, "location": LOCATION, "channel": cha,
                 "sampling_rate": fs,
@@ -768,7 +769,7 @@ def _station_day(task: dict) -> dict:
             }
             return Trace(data=np.ascontiguousarray(values, dtype=np.int32), header=header)
 
-        main = _encode([trace(a, b, counts[a:b]) for a, b in segments], task["record_length"])
+        main = _encode([trace(a, counts[a:b]) for a, b in segments], task["record_length"])
         # record boundaries (day-local samples) of the main data
         per_record = _record_sample_counts(main, task["record_length"])
         boundaries, r = set(), 0
@@ -795,7 +796,7 @@ def _station_day(task: dict) -> dict:
                 values[i] = new if new != values[i] else values[i] - dv
             cuts = [a, *[int(x) for x in starts[(starts > a) & (starts < b)]], b]
             for ca, cb in zip(cuts[:-1], cuts[1:]):
-                dups.append(trace(ca, cb, values[ca - a : cb - a]))
+                dups.append(trace(ca, values[ca - a : cb - a]))
             overlaps.append({
                 "id": cid,
                 "start": _iso(_sample_ns(start_ns, kd0 + a, fs)),
@@ -1007,13 +1008,21 @@ def synthesize(
             ts = (int(s_ns[e, i]) - start_ns) / 1e9
             k0, n = _event_window(fs, t0, tp, ts, float(ev["magnitude"][e]))
             snr_day = min(max((int(p_ns[e, i]) - day0_ns) // DAY_NS, 0), n_days - 1)
-            ev_scalars.append((k0, n, snr_day, {
+            # candidate days: those the waveform window touches, and the day of P (for the SNR)
+            first = (start_ns + round(max(k0, 0) * 1e9 / fs) - day0_ns) // DAY_NS
+            last = (start_ns + round(max(k0 + n - 1, 0) * 1e9 / fs) - day0_ns) // DAY_NS
+            days_touched = set(range(max(first - 1, 0), min(last + 1, n_days - 1) + 1)) | {snr_day}
+            ev_scalars.append((k0, n, snr_day, days_touched, {
                 "event_id": e + 1, "t0": t0, "tp": tp, "ts": ts, "mag": float(ev["magnitude"][e]),
                 "r_km": float(r_km[e, i]), "delta_km": float(dist[e, i]), "azimuth": float(az[e, i]),
                 "rad_p": float(rad_p[e, i]), "rad_s": float(rad_s[e, i]),
                 "polarity": float(polarity[e, i]), "psi": float(psi[e, i]),
                 "coda_seed": int(coda_seed[e, i]),
             }))
+        by_day: dict[int, list[int]] = {}
+        for idx, item in enumerate(ev_scalars):
+            for d in item[3]:
+                by_day.setdefault(d, []).append(idx)  # in event order
         for d in range(n_days):
             lo_ns = max(start_ns, day0_ns + d * DAY_NS)
             hi_ns = min(end_ns, day0_ns + (d + 1) * DAY_NS)
@@ -1023,7 +1032,8 @@ def synthesize(
                 continue
             date = UTCDateTime(ns=day0_ns + d * DAY_NS)
             day_events = []
-            for ek0, en, snr_day, scalars in ev_scalars:
+            for idx in by_day.get(d, []):
+                ek0, en, snr_day, _, scalars = ev_scalars[idx]
                 crosses = ek0 < k1 and ek0 + en > k0
                 if crosses or snr_day == d:
                     day_events.append({**scalars, "assigned": snr_day == d})
