@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from seisgrid import config
@@ -188,6 +189,13 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose == 0 and "distributed" not in sys.modules:
+        # distributed logs cluster start-up at INFO in this process and in every worker; keep the
+        # terminal for progress bars and results unless asked (-v). Workers inherit the environment.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        import dask.config
+
+        dask.config.set({"logging.distributed": os.environ["DASK_LOGGING__DISTRIBUTED"]})
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
     try:
