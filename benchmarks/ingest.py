@@ -94,6 +94,37 @@ def baseline(files: list[str], workers: int) -> tuple[float, int]:
     return time.perf_counter() - t0, samples
 
 
+# ---------------------------------------------------------------------------------------- calibrate
+def _spin(n: int) -> float:
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i
+    return time.perf_counter() - t0
+
+
+def cpu_scaling(workers: int, n: int = 5_000_000) -> dict:
+    """Pure-Python CPU work in 1 and in ``workers`` processes at once: shows whether the machine really
+    gave this run ``workers`` cores (other load on a shared machine shows as speedup < workers)."""
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_spin, [1000] * workers))  # start the processes
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [n]))
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [n] * workers))
+        many = time.perf_counter() - t0
+    return {"one_process_s": round(one, 4), f"{workers}_processes_s": round(many, 4),
+            "speedup": round(workers * one / many, 3)}
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 # ------------------------------------------------------------------------------------------- ingest
 def ingest_command(archive: Path, store: Path) -> list[str]:
     return [sys.executable, "-m", "seisgrid.cli", "ingest", str(archive), str(store), "--pattern", PATTERN, "--json"]
@@ -187,9 +218,13 @@ def main(argv=None) -> int:
         nbytes = sum(os.path.getsize(f) for f in files)
         log(f"inputs: {len(files)} files, {nbytes / 2**20:.1f} MiB; {workers} workers; {repeats} repeat(s)")
 
-        raw = {"baseline": [], "ingest": [], "ingest_1worker": [], "rerun": []}
+        raw = {"baseline": [], "ingest": [], "ingest_1worker": [], "rerun": [], "cpu_scaling": [],
+               "load_average": [load_average()]}
         samples = None
         for r in range(repeats):
+            raw["cpu_scaling"].append(cpu_scaling(workers))
+            log(f"[{r + 1}/{repeats}] CPU check: {workers} processes ran {raw['cpu_scaling'][-1]['speedup']:.2f}× "
+                f"one (load average {load_average()})")
             wall, n = baseline(files, workers)
             raw["baseline"].append({"wall_s": round(wall, 4), "samples": n})
             samples = n if samples is None else samples
@@ -213,6 +248,7 @@ def main(argv=None) -> int:
                     log(f"[{r + 1}/{repeats}] rerun ({nw}):       {wall:7.2f} s  "
                         f"({out['tasks_skipped']} days skipped, {out['tasks_run']} run)")
                 fresh(store)
+            raw["load_average"].append(load_average())
 
         t_base = median([x["wall_s"] for x in raw["baseline"]])
         t_ing = median([x["wall_s"] for x in raw["ingest"]])
@@ -254,6 +290,7 @@ def main(argv=None) -> int:
                 "ingest_inside_samples_per_s": round(written / in_ing, 1),
                 "parallel_efficiency_inside": round(in_one / (workers * in_ing), 4),
                 "ingest_1worker_samples_per_s": round(written / t_one, 1),
+                "cpu_scaling_speedup": median([x["speedup"] for x in raw["cpu_scaling"]]),
             },
             "workers": workers,
             "repeats": repeats,
