@@ -306,6 +306,12 @@ def main(argv=None) -> int:
                               f"python -m seisgrid.cli ingest ARCHIVE STORE --pattern '{PATTERN}' --json",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        contended = result["medians"]["cpu_scaling_speedup"] < GOAL_EFFICIENCY * workers
+        result["machine_contended"] = contended
+        if contended:
+            log(f"WARNING: {workers} processes of plain CPU work ran only {result['medians']['cpu_scaling_speedup']:.2f}× "
+                f"as fast as one: the machine did not give this run {workers} free cores (other load?); "
+                "the parallel efficiency and the ratio are not trustworthy")
         log(f"ObsPy pool:  {base:14,.0f} samples/s ({t_base:.2f} s)")
         log(f"ingest:      {value:14,.0f} samples/s ({t_ing:.2f} s whole command, {in_ing:.2f} s inside ingest())")
         log(f"ratio {ratio:.3f} (goal ≥ {GOAL_RATIO}); parallel efficiency 1→{workers} workers {efficiency:.3f} "

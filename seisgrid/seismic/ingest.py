@@ -379,9 +379,7 @@ def _run_tasks(client, fn, items, args, desc: str, progress: bool):
     else:
         from distributed import as_completed
 
-        scattered = [client.scatter(a, broadcast=True) if isinstance(a, dict) and len(json.dumps(a)) > 10_000 else a
-                     for a in args]
-        futures = client.map(fn, items, *[[a] * len(items) for a in scattered], pure=False)
+        futures = client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
         position = {f.key: i for i, f in enumerate(futures)}
         for future in as_completed(futures):
             results[position[future.key]] = future.result()
@@ -464,15 +462,21 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
     return params, errors
 
 
-def consolidate(store_url: str, options: dict, ids, root: zarr.Group | None = None) -> dict:
-    """Merge each channel's day records into segments, samples and gaps (array attributes)."""
-    root = root or storage.open_group(store_url, mode="r+", options=options)
-    records = read_attrs_under(store_url, options, f"{MANIFEST}/days")
+def consolidate(root: zarr.Group, day_records) -> dict:
+    """Merge each channel's day records into segments, samples and gaps (its array attributes).
+
+    Parameters
+    ----------
+    root : zarr.Group
+        The store, open for writing.
+    day_records : iterable of dict
+        Every day record (manifest) of the channels to consolidate.
+    """
     by_channel = defaultdict(list)
-    for rec in records.values():
+    for rec in day_records:
         by_channel[rec["id"]].append(rec)
     out = {}
-    for cid in sorted(ids):
+    for cid in sorted(by_channel):
         segments = sorted(s for rec in by_channel.get(cid, []) for s in rec["segments"])
         merged: list[list[int]] = []
         for a, b in segments:
@@ -614,8 +618,10 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
                       "channel": params, "array_path": params["array_path"]})
     new_records = _run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
                              "ingest", progress)
-    touched = sorted({t["id"] for t in tasks})
-    summaries = consolidate(store, store_options, touched, root) if touched else {}
+    touched = {t["id"] for t in tasks}
+    fresh = {(rec["id"], rec["day"]) for rec in new_records}
+    summaries = consolidate(root, [rec for key, rec in done.items() if key[0] in touched and key not in fresh]
+                            + new_records)
 
     # Report: every file, every byte not ingested, with its reason.
     lost_in_tasks = defaultdict(list)
