@@ -43,11 +43,12 @@ def _options(args: argparse.Namespace, section: str) -> dict:
     return {name: getattr(args, name) for name, _, _ in config.option_specs(section) if hasattr(args, name)}
 
 
-def _common(parser: argparse.ArgumentParser, cluster: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser, cluster: bool = True, cluster_default: str = "local") -> None:
     if cluster:
-        parser.add_argument("--cluster", default=None,
-                            help="'local' (a LocalCluster sized to this machine; default) or a scheduler "
-                                 "address such as tcp://127.0.0.1:8786")
+        help_text = ("'local' (a LocalCluster sized to this machine) or a scheduler address such as "
+                     "tcp://127.0.0.1:8786" + ("; default: local" if cluster_default == "local" else
+                                                "; default: read in this process"))
+        parser.add_argument("--cluster", default=None if cluster_default == "local" else "none", help=help_text)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
 
 
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inventory", help="channels, spans, gaps and sample counts of a store")
     p.add_argument("store")
-    _common(p, cluster=False)
+    _common(p, cluster_default="none")
 
     p = sub.add_parser("export", help="write miniSEED for any span of one channel of a store")
     p.add_argument("store")
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", required=True, help="ISO time, e.g. 2021-01-01T23:00:00")
     p.add_argument("--end", required=True, help="ISO time (exclusive)")
     p.add_argument("out", help="output .mseed path or URL")
-    _common(p, cluster=False)
+    _common(p, cluster_default="none")
 
     p = sub.add_parser("run", help="run a pipeline YAML (e.g. pipelines/demo.yaml)")
     p.add_argument("pipeline")
@@ -118,8 +119,13 @@ def _describe_ingest(r: dict) -> str:
 
 
 def _client(args, **kwargs):
+    """The command's cluster; ``--cluster none`` (default of the read-only commands): no cluster."""
+    import contextlib
+
     from seisgrid.cluster import client_scope
 
+    if args.cluster == "none":
+        return contextlib.nullcontext(None)
     return client_scope(args.cluster, **kwargs)
 
 
@@ -150,13 +156,15 @@ def _run(args) -> int:
     if args.command == "inventory":
         from seisgrid.seismic.store import Archive
 
-        inv = Archive(args.store).inventory()
+        with _client(args):  # reads are small; a given cluster is used as the default scheduler
+            inv = Archive(args.store).inventory()
         _emit(inv, args.json, _describe_inventory(inv))
         return EXIT_OK
     if args.command == "export":
         from seisgrid.seismic.store import Archive
 
-        result = Archive(args.store).export(args.id, args.start, args.end, args.out)
+        with _client(args):
+            result = Archive(args.store).export(args.id, args.start, args.end, args.out)
         _emit(result, args.json, f"wrote {result['traces']} traces, {result['samples']:,} samples to {result['path']}")
         return EXIT_OK
     if args.command == "run":
