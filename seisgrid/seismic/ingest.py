@@ -48,6 +48,7 @@ import time
 from collections import defaultdict
 from fractions import Fraction
 
+import numcodecs.blosc
 import numpy as np
 import obspy
 import zarr
@@ -113,11 +114,12 @@ def _runs(offsets, lengths) -> list[list[int]]:
     return runs
 
 
-def _days_touched(start_ns, end_ns, rate) -> tuple[int, int]:
-    """First and last UTC day (since 1970) a span touches; the start widened by one sample because a
-    channel's days begin up to one sample after midnight (its origin's sub-sample offset)."""
-    pad = int(NS / rate) if rate > 0 else 0
-    return (start_ns - pad) // DAY_NS, (max(end_ns, start_ns + 1) - 1) // DAY_NS
+def _days_touched(start_ns, end_ns, rate):
+    """First and last UTC day (since 1970) of spans (scalars or arrays); the start widened by one
+    sample because a channel's days begin up to one sample after midnight (its origin's offset)."""
+    start_ns, end_ns, rate = np.asarray(start_ns), np.asarray(end_ns), np.asarray(rate, dtype=float)
+    pad = np.where(rate > 0, NS / np.where(rate > 0, rate, 1), 0).astype(np.int64)
+    return (start_ns - pad) // DAY_NS, (np.maximum(end_ns, start_ns + 1) - 1) // DAY_NS
 
 
 def read_attrs_under(store_url: str, options: dict, prefix: str) -> dict[str, dict]:
@@ -215,13 +217,13 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
             record["problems"].append({"reason": f"{cid}: records mix sampling rates {rates.tolist()} "
                                                  f"or encodings {dtypes}; only the first kind is ingested",
                                        "nbytes": 0})
-        days = defaultdict(list)
-        for i in np.flatnonzero(mask):
-            d0, d1 = _days_touched(int(index.start_ns[i]), int(end_ns[i]), float(index.sampling_rate[i]))
-            for d in range(d0, d1 + 1):
-                days[d].append(i)
-        for d, rows in sorted(days.items()):
-            rows = np.array(rows)
+        rows_of_channel = np.flatnonzero(mask)
+        first_days, last_days = _days_touched(index.start_ns[rows_of_channel], end_ns[rows_of_channel],
+                                              index.sampling_rate[rows_of_channel])
+        for d in range(int(first_days.min()), int(last_days.max()) + 1):
+            rows = rows_of_channel[(first_days <= d) & (last_days >= d)]
+            if not len(rows):
+                continue
             channel["days"][str(d)] = {
                 "runs": _runs(index.offset[rows].tolist(), index.length[rows].tolist()),
                 "nrecords": len(rows), "nsamples": int(index.nsamples[rows].sum()),
@@ -269,7 +271,7 @@ def _scan_other(data: bytes, fmt: str, record: dict) -> None:
         end = start + round(tr.stats.npts / tr.stats.sampling_rate * NS)
         channel["first_ns"] = min(channel["first_ns"], start)
         d0, d1 = _days_touched(start, end, tr.stats.sampling_rate)
-        for d in range(d0, d1 + 1):
+        for d in range(int(d0), int(d1) + 1):
             entry = channel["days"].setdefault(str(d), {"runs": [[0, len(data)]], "nrecords": 0, "nsamples": 0,
                                                         "start_ns": start, "end_ns": end})
             entry["nrecords"] += 1
@@ -291,6 +293,8 @@ def _decode_source(data: bytes, fmt: str, cid: str, lo_ns: int, hi_ns: int):
 
 def write_channel_day(task: dict, source_options: dict, store_url: str, store_options: dict) -> dict:
     """Decode, place and write one channel-day (step 3 of the module docstring); returns its record."""
+    # One task per core: Blosc's own threads would only compete with the other workers.
+    numcodecs.blosc.use_threads = False
     cid, day, ch = task["id"], task["day"], task["channel"]
     rate, spd, origin_ns = ch["sampling_rate"], ch["samples_per_day"], ch["origin_ns"]
     dtype, fill = np.dtype(ch["dtype"]), FILL_VALUES[ch["dtype"]]
@@ -301,8 +305,7 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
               "sources": [s["url"] for s in task["sources"]], "samples": 0, "segments": [], "overlaps": 0,
               "overlap_samples": 0, "conflicting_samples": 0, "max_snap_samples": 0.0, "failed": []}
     values = np.full(spd, fill, dtype=dtype)
-    covered = np.zeros(spd, dtype=bool)
-    placed = []  # (start_index, order, trace, url)
+    placed = []  # (start_index, order, position, trace, snap)
     for order, source in enumerate(task["sources"]):
         try:
             fs, path = storage.filesystem(source["url"], source_options)
@@ -338,27 +341,32 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
             start = round(exact)
             placed.append((start, order, len(placed), tr, float(exact - start)))
     placed.sort(key=lambda p: (p[0], p[1], p[2]))
+    # Traces sorted by start: whatever earlier traces cover of [lo, hi) is exactly [lo, covered_to),
+    # because they all start at or before lo. So "first wins" needs no per-sample mask.
+    segments: list[list[int]] = []
+    covered_to = first
     for start, _, _, tr, snap in placed:
         lo, hi = max(start, first), min(start + tr.stats.npts, first + spd)
         if lo >= hi:
             continue
-        record["max_snap_samples"] = max(record["max_snap_samples"], abs(float(snap)))
-        seg = slice(lo - first, hi - first)
-        incoming = tr.data[lo - start:hi - start]
-        already = covered[seg]
-        if already.any():
+        record["max_snap_samples"] = max(record["max_snap_samples"], abs(snap))
+        overlap_end = min(hi, covered_to) if segments else lo
+        if overlap_end > lo:
             record["overlaps"] += 1
-            record["overlap_samples"] += int(already.sum())
-            record["conflicting_samples"] += int((values[seg][already] != incoming[already]).sum())
-            fresh = ~already
-            values[seg][fresh] = incoming[fresh]
+            record["overlap_samples"] += overlap_end - lo
+            record["conflicting_samples"] += int(np.count_nonzero(
+                values[lo - first:overlap_end - first] != tr.data[lo - start:overlap_end - start]))
+        fresh = max(lo, overlap_end)
+        if fresh < hi:
+            values[fresh - first:hi - first] = tr.data[fresh - start:hi - start]
+        if segments and segments[-1][1] >= lo:
+            segments[-1][1] = max(segments[-1][1], hi)
         else:
-            values[seg] = incoming
-        covered[seg] = True
-    record["samples"] = int(covered.sum())
+            segments.append([lo, hi])
+        covered_to = max(covered_to, hi)
+    record["segments"] = segments
+    record["samples"] = int(sum(b - a for a, b in segments))
     if record["samples"]:
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.view(np.int8), [0]))))
-        record["segments"] = [[int(a) + first, int(b) + first] for a, b in zip(edges[::2], edges[1::2])]
         group = zarr.open_group(storage.zarr_store(store_url, store_options), mode="r+")
         group[task["array_path"]][first:first + spd] = values
     _write_record(store_url, store_options, f"{MANIFEST}/days/{cid}/{record['day']}", record)

@@ -166,13 +166,16 @@ def _rates(factor, multiplier) -> np.ndarray:
     return rate
 
 
-def _ids(buf, offsets):
-    out = []
-    for o in offsets.tolist():
-        h = bytes(buf[o + 8:o + 20]).decode("ascii", "ignore").ljust(12)  # as ObsPy: drop non-ASCII
+def _ids(buf, offsets) -> list[str]:
+    # A file holds few distinct channels: decode each distinct 12-byte code block once.
+    blocks = buf[offsets[:, None] + np.arange(8, 20)].view("S12").ravel()
+    unique, inverse = np.unique(blocks, return_inverse=True)
+    names = []
+    for block in unique.tolist():
+        h = block.ljust(12, b" ").decode("ascii", "ignore").ljust(12)  # as ObsPy: drop non-ASCII
         sta, loc, cha, net = h[0:5].strip(), h[5:7].strip(), h[7:10].strip(), h[10:12].strip()
-        out.append(f"{net}.{sta}.{loc}.{cha}")
-    return out
+        names.append(f"{net}.{sta}.{loc}.{cha}")
+    return [names[i] for i in inverse.ravel().tolist()]
 
 
 def index_records(data: bytes | np.ndarray) -> RecordIndex:
