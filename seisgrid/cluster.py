@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+import dask.config
 from distributed import Client, LocalCluster
 
 from seisgrid import config
@@ -27,13 +28,16 @@ def _local_cluster(**overrides) -> LocalCluster:
     settings = dict(config.get("cluster.local", default={}) or {})
     settings.update({k: v for k, v in overrides.items() if v is not None})
     n_workers = settings.get("n_workers") or os.cpu_count() or 1
-    return LocalCluster(
-        n_workers=int(n_workers),
-        threads_per_worker=int(settings.get("threads_per_worker") or 1),
-        memory_limit=settings.get("memory_limit", "auto"),
-        dashboard_address=settings.get("dashboard_address", ":8787"),
-        processes=True,
-    )
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}),
+               **{k: str(v) for k, v in (settings.get("worker_environ") or {}).items()}}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(
+            n_workers=int(n_workers),
+            threads_per_worker=int(settings.get("threads_per_worker") or 1),
+            memory_limit=settings.get("memory_limit", "auto"),
+            dashboard_address=settings.get("dashboard_address", ":8787"),
+            processes=True,
+        )
 
 
 def get_client(

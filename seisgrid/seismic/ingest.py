@@ -291,6 +291,23 @@ def _decode_source(data: bytes, fmt: str, cid: str, lo_ns: int, hi_ns: int):
     return decode_records(data, index.select(keep))
 
 
+def _day_buffer(placed, first: int, spd: int, dtype, fill) -> np.ndarray:
+    """The day's sample buffer: a view of the first trace when it alone covers the whole day (the usual
+    SDS case, no copy), else a buffer holding the fill value where no trace starts to cover it."""
+    for start, _, _, tr, _ in placed[:1]:
+        if start <= first and start + tr.stats.npts >= first + spd and tr.data.dtype == dtype:
+            return tr.data[first - start:first - start + spd]
+    values = np.empty(spd, dtype=dtype)
+    filled_to = 0
+    for start, _, _, tr, _ in placed:  # fill only what no trace will overwrite
+        lo, hi = max(start - first, 0), min(start + tr.stats.npts - first, spd)
+        if lo > filled_to:
+            values[filled_to:lo] = fill
+        filled_to = max(filled_to, hi)
+    values[filled_to:] = fill
+    return values
+
+
 def write_channel_day(task: dict, source_options: dict, store_url: str, store_options: dict) -> dict:
     """Decode, place and write one channel-day (step 3 of the module docstring); returns its record."""
     # One task per core: Blosc's own threads would only compete with the other workers.
@@ -304,7 +321,6 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
     record = {"id": cid, "day": day_label(day), "fingerprint": task["fingerprint"],
               "sources": [s["url"] for s in task["sources"]], "samples": 0, "segments": [], "overlaps": 0,
               "overlap_samples": 0, "conflicting_samples": 0, "max_snap_samples": 0.0, "failed": []}
-    values = np.full(spd, fill, dtype=dtype)
     placed = []  # (start_index, order, position, trace, snap)
     for order, source in enumerate(task["sources"]):
         try:
@@ -341,6 +357,7 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
             start = round(exact)
             placed.append((start, order, len(placed), tr, float(exact - start)))
     placed.sort(key=lambda p: (p[0], p[1], p[2]))
+    values = _day_buffer(placed, first, spd, dtype, fill)
     # Traces sorted by start: whatever earlier traces cover of [lo, hi) is exactly [lo, covered_to),
     # because they all start at or before lo. So "first wins" needs no per-sample mask.
     segments: list[list[int]] = []
@@ -357,7 +374,7 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
             record["conflicting_samples"] += int(np.count_nonzero(
                 values[lo - first:overlap_end - first] != tr.data[lo - start:overlap_end - start]))
         fresh = max(lo, overlap_end)
-        if fresh < hi:
+        if fresh < hi and not np.shares_memory(values, tr.data):
             values[fresh - first:hi - first] = tr.data[fresh - start:hi - start]
         if segments and segments[-1][1] >= lo:
             segments[-1][1] = max(segments[-1][1], hi)
@@ -426,7 +443,7 @@ def _channel_params(cid: str, first_ns: int, rate: float, dtype: str, origin, ch
             "chunk": chunk, "shard": shard, "network": net, "station": sta, "location": loc, "channel": cha}
 
 
-def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, settings: dict, level: int):
+def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, settings: dict, codec: dict):
     """Create (or check and extend) one array per channel; returns channel params by id, or raises per channel."""
     params, errors = {}, {}
     for cid, info in sorted(plan_channels.items()):
@@ -450,7 +467,7 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
                 array = group.create_array(
                     cid, shape=(p["samples_per_day"],), dtype=p["dtype"], chunks=(p["chunk"],),
                     shards=(p["shard"],), fill_value=FILL_VALUES[p["dtype"]],
-                    compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=level,
+                    compressors=zarr.codecs.BloscCodec(cname=codec["cname"], clevel=codec["clevel"],
                                                        shuffle="shuffle"),
                     dimension_names=[f"sample_{cid}"],
                     attributes={**p, "id": cid, "units": "counts", "segments": [], "samples": 0, "gaps": 0,
@@ -501,7 +518,7 @@ def consolidate(root: zarr.Group, day_records) -> dict:
 
 
 def ingest(source, store, *, client=None, pattern=None, format=None, origin=None, chunk_seconds=None,
-           shard_seconds=None, compression_level=None, progress: bool = True) -> dict:
+           shard_seconds=None, compressor=None, compression_level=None, progress: bool = True) -> dict:
     """Ingest the waveform files under ``source`` into the Zarr store ``store``.
 
     Parameters
@@ -520,8 +537,8 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
         ISO date where new channels' sample axes start (default: 1 January of their first year).
     chunk_seconds, shard_seconds : int, optional
         Seconds of samples per chunk (default 3600) and per shard (default 86400, one day).
-    compression_level : int, optional
-        zstd level inside Blosc (default 3).
+    compressor, compression_level : str, int, optional
+        Blosc codec (``zstd`` default, or ``lz4``) and level (default 1) for new channels.
     progress : bool
         Show tqdm progress bars on stderr.
 
@@ -604,7 +621,8 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
         plan_channels[cid]["first_day"] = first_day.get(cid, plan_channels[cid]["first_ns"] // DAY_NS)
     channel_params, channel_errors = _prepare_arrays(
         root, {c: v for c, v in plan_channels.items() if c in last_day}, last_day, settings,
-        int(config.get("ingest.compression_level", override=compression_level)))
+        {"cname": str(config.get("ingest.compressor", override=compressor)),
+         "clevel": int(config.get("ingest.compression_level", override=compression_level))})
     for url in sorted(records):
         for cid in records[url]["channels"]:
             if cid in channel_errors:
