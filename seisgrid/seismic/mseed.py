@@ -172,8 +172,9 @@ def _ids(buf, offsets) -> list[str]:
     unique, inverse = np.unique(blocks, return_inverse=True)
     names = []
     for block in unique.tolist():
-        h = block.ljust(12, b" ").decode("ascii", "ignore").ljust(12)  # as ObsPy: drop non-ASCII
-        sta, loc, cha, net = h[0:5].strip(), h[5:7].strip(), h[7:10].strip(), h[10:12].strip()
+        h = block.ljust(12, b" ")
+        # as ObsPy: each field decoded on its own, non-ASCII bytes dropped
+        sta, loc, cha, net = (h[a:b].decode("ascii", "ignore").strip() for a, b in ((0, 5), (5, 7), (7, 10), (10, 12)))
         names.append(f"{net}.{sta}.{loc}.{cha}")
     return [names[i] for i in inverse.ravel().tolist()]
 
