@@ -234,6 +234,21 @@ def test_interrupted_ingest_resumes_to_the_same_store(tmp_path):
     assert _tree(resumed) == _tree(clean)
 
 
+def test_rerun_repairs_a_summary_left_stale_by_a_kill_before_consolidation(tmp_path):
+    src = tmp_path / "sds"
+    write_day_files(src, ids=("XX.A..BHZ", "XX.A..BHN"), days=2)
+    store = str(tmp_path / "store.zarr")
+    ingest(str(src), store, progress=False)
+    clean = _tree(tmp_path / "store.zarr")
+    import zarr
+
+    # the state a kill leaves between the last channel-day task and the consolidation step
+    zarr.open_group(store, mode="r+")["XX.A/XX.A..BHZ"].attrs.update({"segments": [], "samples": 0, "gaps": 0})
+    result = ingest(str(src), store, progress=False)
+    assert result["tasks_run"] == 0
+    assert _tree(tmp_path / "store.zarr") == clean
+
+
 def test_ingest_on_a_dask_cluster_matches_in_process(dask_client, tmp_path):
     src = tmp_path / "sds"
     write_day_files(src, ids=("XX.A..BHZ", "XX.B..BHZ"), days=2)

@@ -263,7 +263,8 @@ def _make_index(buf, offsets, f, bad, size) -> RecordIndex:
     )
 
 
-def _read(blob: bytes) -> obspy.Stream:
+def read_mseed_bytes(blob: bytes) -> obspy.Stream:
+    """ObsPy's decoding of a buffer of whole miniSEED records (warnings silenced: callers check counts)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return obspy.read(io.BytesIO(blob), format="MSEED")
@@ -294,28 +295,28 @@ def decode_records(buf: bytes | np.ndarray, records: RecordIndex):
         Records ObsPy could not decode, or that decoded to fewer samples than their header says.
     """
     view = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
-    spans = list(zip(records.offset.tolist(), records.length.tolist(), records.nsamples.tolist()))
     traces, failed = [], []
 
-    def attempt(group):
-        blob = _gather(view, [(o, n) for o, n, _ in group])
+    def attempt(lo, hi):  # records lo..hi-1
+        blob = _gather(view, zip(records.offset[lo:hi].tolist(), records.length[lo:hi].tolist()))
+        expected = int(records.nsamples[lo:hi].sum())
         try:
-            stream = _read(blob)
+            stream = read_mseed_bytes(blob)
             decoded = sum(tr.stats.npts for tr in stream)
-            if decoded == sum(k for _, _, k in group):
+            if decoded == expected:
                 traces.extend(stream)
                 return
-            reason = f"decoded {decoded} of {sum(k for _, _, k in group)} samples"
+            reason = f"decoded {decoded} of {expected} samples"
         except Exception as exc:  # libmseed reports corrupt payloads as InternalMSEEDError, others vary
             reason = str(exc).strip().splitlines()[-1][:200]
-        if len(group) == 1:
-            o, n, _ = group[0]
+        if hi - lo == 1:
+            o, n = int(records.offset[lo]), int(records.length[lo])
             failed.append((o, n, f"corrupt record at byte {o}: {reason}"))
             return
-        half = len(group) // 2
-        attempt(group[:half])
-        attempt(group[half:])
+        mid = (lo + hi) // 2
+        attempt(lo, mid)
+        attempt(mid, hi)
 
-    if spans:
-        attempt(spans)
+    if len(records):
+        attempt(0, len(records))
     return traces, failed
