@@ -104,15 +104,15 @@ def file_key(url: str) -> str:
     return hashlib.sha1(url.encode()).hexdigest()[:24]
 
 
-def _runs(offsets, lengths) -> list[list[int]]:
+def _runs(offsets: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
     """Merge adjacent (offset, length) byte spans into [offset, nbytes] runs."""
-    runs: list[list[int]] = []
-    for o, n in zip(offsets, lengths):
-        if runs and runs[-1][0] + runs[-1][1] == o:
-            runs[-1][1] += n
-        else:
-            runs.append([o, n])
-    return runs
+    if len(offsets) == 0:
+        return []
+    breaks = np.flatnonzero(offsets[1:] != offsets[:-1] + lengths[:-1]) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(offsets)]))
+    run_end = offsets[ends - 1] + lengths[ends - 1]
+    return [[int(a), int(b - a)] for a, b in zip(offsets[starts], run_end)]
 
 
 def _days_touched(start_ns, end_ns, rate):
@@ -226,7 +226,7 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
             if not len(rows):
                 continue
             channel["days"][str(d)] = {
-                "runs": _runs(index.offset[rows].tolist(), index.length[rows].tolist()),
+                "runs": _runs(index.offset[rows], index.length[rows]),
                 "nrecords": len(rows), "nsamples": int(index.nsamples[rows].sum()),
                 "start_ns": int(index.start_ns[rows].min()), "end_ns": int(end_ns[rows].max()),
             }
