@@ -149,7 +149,7 @@ def _run(args) -> int:
 
         options = _options(args, "ingest")
         options["format"] = options.pop("format", None)
-        with _client(args) as client:
+        with _client(args, lazy=True) as client:  # a rerun with nothing to do starts no cluster
             result = ingest(args.source, args.store, client=client, **options)
         _emit(result, args.json, _describe_ingest(result))
         return EXIT_REJECTED if result["files_failed"] or result["bytes_unread"] else EXIT_OK

@@ -86,17 +86,49 @@ def get_client(
     return client
 
 
+class LazyClient:
+    """A client that connects (or starts its LocalCluster) only when first asked for.
+
+    Commands pass one to steps that may find nothing to compute — a rerun of ``ingest`` on a finished
+    store — so those never pay for starting a cluster.
+    """
+
+    def __init__(self, spec=None, **kwargs):
+        self.spec, self.kwargs, self._client = spec, kwargs, None
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    def get(self) -> Client:
+        """The client, started now if needed (prints the dashboard link then)."""
+        if self._client is None:
+            self._client = get_client(self.spec, **self.kwargs)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None and not isinstance(self.spec, Client):
+            cluster = self._client.cluster
+            self._client.close()
+            if cluster is not None:
+                cluster.close()
+        self._client = None
+
+
+def resolve_client(client) -> Client | None:
+    """A :class:`distributed.Client` from a Client, a :class:`LazyClient` (started now) or None."""
+    return client.get() if isinstance(client, LazyClient) else client
+
+
 @contextlib.contextmanager
-def client_scope(spec=None, **kwargs):
-    """Context manager: a client for ``spec``, closed (with its LocalCluster) on exit unless passed in."""
+def client_scope(spec=None, lazy: bool = False, **kwargs):
+    """Context manager: a client for ``spec`` (a :class:`LazyClient` when ``lazy``), closed with its
+    LocalCluster on exit unless ``spec`` is an existing Client."""
     if isinstance(spec, Client):
         yield spec
         return
-    client = get_client(spec, **kwargs)
+    client = LazyClient(spec, **kwargs)
     try:
-        yield client
+        yield client if lazy else client.get()
     finally:
-        cluster = client.cluster
         client.close()
-        if cluster is not None:
-            cluster.close()

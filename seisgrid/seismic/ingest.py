@@ -46,7 +46,6 @@ import posixpath
 import sys
 import time
 from collections import defaultdict
-from fractions import Fraction
 
 import numcodecs.blosc
 import numpy as np
@@ -54,18 +53,18 @@ import obspy
 import zarr
 
 from seisgrid import config, storage
+from seisgrid.cluster import resolve_client
 from seisgrid.errors import SeisgridError, StorageError
 from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name
 from seisgrid.seismic.mseed import ASCII_ENCODING, ENCODING_DTYPES, NS, decode_records, index_records
 from seisgrid.seismic.mseed import read_mseed_bytes as _read_mseed_bytes
+from seisgrid.seismic.layout import (DAY_NS, FILL_VALUES, MANIFEST, STORE_KIND, day_label, iso_ns,
+                                     sample_position)
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 logger = logging.getLogger("seisgrid")
 
-DAY_NS = 86400 * NS
-GZIP_MAGIC = b"\x1f\x8b"
-MANIFEST = "_manifest"
-STORE_KIND = "seisgrid-waveforms"
-FILL_VALUES = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"), "float64": np.float64("nan")}
 CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "int64": "int32", "float32": "float32", "float64": "float64"}
 
 
@@ -78,26 +77,6 @@ def lossless_cast(data: np.ndarray, dtype) -> np.ndarray | None:
         if data.min() >= info.min and data.max() <= info.max:
             return data.astype(dtype)
     return None
-
-
-def sample_position(dt_ns: int, rate: float) -> Fraction:
-    """Exact sample position of a time ``dt_ns`` after a channel's origin (floats lose samples after years)."""
-    return Fraction(int(dt_ns)) * Fraction(rate).limit_denominator(1_000_000) / NS
-
-
-def sample_offset_ns(index: int, rate: float) -> int:
-    """Nanoseconds from a channel's origin to sample ``index`` (exact rational arithmetic, rounded)."""
-    return round(Fraction(int(index)) * NS / Fraction(rate).limit_denominator(1_000_000))
-
-
-# ----------------------------------------------------------------------------------------- helpers
-def day_label(epoch_day: int) -> str:
-    """``YYYY-MM-DD`` of a day counted since 1970-01-01."""
-    return str(np.datetime64(int(epoch_day), "D"))
-
-
-def iso_ns(t_ns: int) -> str:
-    return str(np.datetime64(int(t_ns), "ns")) + "Z"
 
 
 def file_key(url: str) -> str:
@@ -411,6 +390,9 @@ def _run_tasks(client, fn, items, args, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
     results = [None] * len(items)
+    if not items:
+        return results
+    client = resolve_client(client)
     bar = tqdm(total=len(items), desc=desc, unit="task", file=sys.stderr, disable=not progress or not items)
     if client is None:
         for i, item in enumerate(items):
@@ -543,8 +525,9 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
         Folder (SDS tree or any tree), glob or file; local path or URL (``s3://...``).
     store : str
         Zarr store path or URL; created when missing, extended when it exists.
-    client : distributed.Client, optional
-        Run scan and write tasks on this cluster; without one they run in this process.
+    client : distributed.Client or seisgrid.cluster.LazyClient, optional
+        Run scan and write tasks on this cluster (a LazyClient is started only if there is work);
+        without one they run in this process.
     pattern : str, optional
         File-name glob filter (default ``seisgrid.ingest.pattern``).
     format : str, optional

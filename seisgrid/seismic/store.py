@@ -12,7 +12,7 @@ import xarray as xr
 
 from seisgrid import storage
 from seisgrid.errors import SeisgridError, StorageError
-from seisgrid.seismic.ingest import NS, STORE_KIND, iso_ns, sample_offset_ns, sample_position
+from seisgrid.seismic.layout import NS, STORE_KIND, iso_ns, sample_offset_ns, sample_position
 
 
 def _to_ns(t) -> int:
@@ -143,8 +143,13 @@ class Archive:
             for a, b in segs:
                 valid = valid | ((index >= a) & (index < b))
             data = da.where(valid, data.astype("float64"), np.nan)
-        period = NS / attrs["sampling_rate"]
-        time = (da.arange(lo, hi, chunks=data.chunks) * period + attrs["origin_ns"]).astype("int64").astype("datetime64[ns]")
+        index = da.arange(lo, hi, chunks=data.chunks, dtype="int64")
+        period_ns = NS / attrs["sampling_rate"]
+        if period_ns.is_integer():  # the usual rates: exact integer nanoseconds
+            offsets = index * int(period_ns)
+        else:
+            offsets = (index * period_ns).round().astype("int64")
+        time = (offsets + attrs["origin_ns"]).astype("datetime64[ns]")
         return xr.DataArray(
             data, dims=("sample",), coords={"time": ("sample", time)}, name=cid,
             attrs={k: attrs[k] for k in ("id", "sampling_rate", "origin", "dtype", "units") if k in attrs}
