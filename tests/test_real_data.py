@@ -1,0 +1,46 @@
+"""Ingest on the real data in SEISGRID_DATA (skipped, with the folder named, when it is absent)."""
+
+import json
+
+import numpy as np
+import obspy
+
+from helpers import data_path, requires_data
+from seisgrid import open_archive
+from seisgrid.cli import main
+
+UH = "seismic/obspy-uh-coincidence"
+
+
+@requires_data(UH)
+def test_bw_uh_records_ingest_losslessly_from_the_cli(tmp_path, capsys):
+    source = data_path(UH)
+    store = tmp_path / "uh.zarr"
+    code = main(["ingest", str(source), str(store), "--format", "SLIST", "--pattern", "*.slist.gz", "--json"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and summary["files_ok"] == 8 and summary["files_failed"] == []
+    archive = open_archive(str(store))
+    assert archive.ids == ["BW.UH1..EHZ", "BW.UH1..SHZ", "BW.UH2..SHZ", "BW.UH3..SHE", "BW.UH3..SHN",
+                           "BW.UH3..SHZ", "BW.UH4..EHZ"]
+    rates = {cid: archive.channel(cid)["sampling_rate"] for cid in archive.ids}
+    assert rates["BW.UH1..EHZ"] == 200.0 and rates["BW.UH1..SHZ"] == 50.0 and rates["BW.UH4..EHZ"] == 100.0
+    total = 0
+    for path in sorted(source.glob("*.slist.gz")):
+        for tr in obspy.read(str(path)):
+            got = archive.stream(tr.id, tr.stats.starttime, tr.stats.endtime + 0.5 / tr.stats.sampling_rate)
+            assert len(got) == 1 and got[0].stats.starttime == tr.stats.starttime
+            assert np.array_equal(got[0].data, tr.data), path.name
+            total += tr.stats.npts
+    assert archive.inventory()["samples"] == total == summary["samples_written"]
+    # the two 10 s cut-outs of BW.UH1..EHZ are one channel with one gap between them
+    (channel,) = [c for c in archive.inventory()["channels"] if c["id"] == "BW.UH1..EHZ"]
+    assert len(channel["gaps"]) == 1
+
+
+@requires_data(UH)
+def test_slist_files_read_as_miniseed_are_reported_not_ingested(tmp_path):
+    from seisgrid.seismic.ingest import ingest
+
+    result = ingest(str(data_path(UH)), str(tmp_path / "x.zarr"), pattern="*.slist.gz", progress=False)
+    assert len(result["files_failed"]) == 8
+    assert all("not miniSEED" in f["reason"] for f in result["files_failed"])
