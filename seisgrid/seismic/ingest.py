@@ -515,6 +515,76 @@ def consolidate(root: zarr.Group, day_records) -> dict:
     return out
 
 
+def _open_store(store: str, options: dict) -> zarr.Group:
+    """The waveform store at ``store``, created when missing; refuses stores seisgrid did not make."""
+    root = storage.open_group(store, mode="a", options=options)
+    kind = root.attrs.get("kind")
+    if kind not in (None, STORE_KIND):
+        raise StorageError(f"{store}: is a {kind!r} store, not a waveform store")
+    if kind is None:
+        if list(root.keys()):
+            raise StorageError(f"{store}: is a Zarr store seisgrid did not create; choose a new path")
+        root.attrs.update({"kind": STORE_KIND, "format_version": 1})
+    for sub in ("files", "days"):
+        root.require_group(f"{MANIFEST}/{sub}")
+    return root
+
+
+def _plan(records: dict, root: zarr.Group, fmt: str):
+    """Channels (kind from their earliest data), sources per (channel, day), and rejections per file."""
+    plan_channels: dict[str, dict] = {}
+    for url in sorted(records):
+        for cid, ch in records[url]["channels"].items():
+            cur = plan_channels.get(cid)
+            if cur is None or ch["first_ns"] < cur["first_ns"]:
+                plan_channels[cid] = {"sampling_rate": ch["sampling_rate"], "dtype": ch["dtype"],
+                                      "first_ns": ch["first_ns"]}
+    for cid, want in plan_channels.items():
+        net, sta = cid.split(".")[:2]
+        existing = root.get(f"{net}.{sta}/{cid}")
+        want["frac_ns"] = (int(existing.attrs["origin_ns"]) % DAY_NS if existing is not None
+                           else sub_sample_offset(want["first_ns"], want["sampling_rate"]))
+    task_sources = defaultdict(list)
+    rejected = defaultdict(list)  # url → reasons
+    for url in sorted(records):
+        for cid, ch in records[url]["channels"].items():
+            want = plan_channels[cid]
+            if not math.isclose(ch["sampling_rate"], want["sampling_rate"], rel_tol=1e-9) or ch["dtype"] != want["dtype"]:
+                rejected[url].append(f"{cid}: {ch['sampling_rate']} Hz {ch['dtype']} differs from the channel's "
+                                     f"{want['sampling_rate']} Hz {want['dtype']}; not ingested (no resampling)")
+                continue
+            for day, entry in ch["days"].items():
+                if entry["start_ns"] >= (int(day) + 1) * DAY_NS + want["frac_ns"]:
+                    continue  # listed only through the one-sample widening: all its samples are in day + 1
+                task_sources[(cid, int(day))].append({"url": url, "size": records[url]["size"],
+                                                      "version": records[url]["version"], "format": fmt,
+                                                      "gzip": records[url].get("gzip", False),
+                                                      "runs": entry["runs"], "nsamples": entry["nsamples"]})
+    for cid, day in task_sources:
+        plan_channels[cid]["first_day"] = min(plan_channels[cid].get("first_day", day), day)
+    return plan_channels, task_sources, rejected
+
+
+def _report(records: dict, rejected: dict, day_records: list):
+    """Every file with what could not be ingested and why: (files_failed, files_warned, bytes_unread)."""
+    lost_in_tasks = defaultdict(dict)
+    for rec in day_records:
+        for failure in rec["failed"]:  # a record spanning midnight fails in both day tasks: count it once
+            lost_in_tasks[failure["url"]][(failure.get("offset"), failure["reason"])] = failure
+    files_failed, files_warned, bytes_unread = [], [], 0
+    for url in sorted(records):
+        rec = records[url]
+        task_failures = list(lost_in_tasks.get(url, {}).values())
+        reasons = [p["reason"] for p in rec["problems"]] + rejected.get(url, []) + [f["reason"] for f in task_failures]
+        unread = rec["bytes_unread"] + sum(f["nbytes"] for f in task_failures)
+        bytes_unread += unread
+        if rec["status"] == "failed" or (rejected.get(url) and len(rejected[url]) >= len(rec["channels"])):
+            files_failed.append({"path": url, "reason": "; ".join(reasons), "bytes": unread or rec["size"]})
+        elif reasons:
+            files_warned.append({"path": url, "reason": "; ".join(reasons), "bytes": unread})
+    return files_failed, files_warned, bytes_unread
+
+
 def ingest(source, store, *, client=None, pattern=None, format=None, origin=None, chunk_seconds=None,
            shard_seconds=None, compressor=None, compression_level=None, progress: bool = True) -> dict:
     """Ingest the waveform files under ``source`` into the Zarr store ``store``.
@@ -560,19 +630,8 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
     store_options = storage.storage_options(store)
     files = find_files(source, pattern)
 
-    root = storage.open_group(store, mode="a", options=store_options)
-    kind = root.attrs.get("kind")
-    if kind not in (None, STORE_KIND):
-        raise StorageError(f"{store}: is a {kind!r} store, not a waveform store")
-    if kind is None:
-        if list(root.keys()):
-            raise StorageError(f"{store}: is a Zarr store seisgrid did not create; choose a new path")
-        root.attrs.update({"kind": STORE_KIND, "format_version": 1})
-    for sub in ("files", "days"):
-        root.require_group(f"{MANIFEST}/{sub}")
-
-    known = read_attrs_under(store, store_options, f"{MANIFEST}/files")
-    known = {rec["url"]: rec for rec in known.values()}
+    root = _open_store(store, store_options)
+    known = {rec["url"]: rec for rec in read_attrs_under(store, store_options, f"{MANIFEST}/files").values()}
     records, to_scan = {}, []
     for f in files:
         rec = known.get(f.url)
@@ -583,52 +642,18 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
     for rec in _run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan", progress):
         records[rec["url"]] = rec
 
-    # Plan: (channel, day) → sources, with each channel's kind taken from its earliest data.
-    plan_channels: dict[str, dict] = {}
-    for url in sorted(records):
-        for cid, ch in records[url]["channels"].items():
-            cur = plan_channels.get(cid)
-            if cur is None or ch["first_ns"] < cur["first_ns"]:
-                plan_channels[cid] = {"sampling_rate": ch["sampling_rate"], "dtype": ch["dtype"],
-                                      "first_ns": ch["first_ns"]}
-    for cid, want in plan_channels.items():
-        net, sta = cid.split(".")[:2]
-        existing = root.get(f"{net}.{sta}/{cid}")
-        want["frac_ns"] = (int(existing.attrs["origin_ns"]) % DAY_NS if existing is not None
-                           else sub_sample_offset(want["first_ns"], want["sampling_rate"]))
-    task_sources = defaultdict(list)
-    rejected = defaultdict(list)  # url → reasons
-    for url in sorted(records):
-        for cid, ch in records[url]["channels"].items():
-            want = plan_channels[cid]
-            if not math.isclose(ch["sampling_rate"], want["sampling_rate"], rel_tol=1e-9) or ch["dtype"] != want["dtype"]:
-                rejected[url].append(f"{cid}: {ch['sampling_rate']} Hz {ch['dtype']} differs from the channel's "
-                                     f"{want['sampling_rate']} Hz {want['dtype']}; not ingested (no resampling)")
-                continue
-            for day, entry in ch["days"].items():
-                if entry["start_ns"] >= (int(day) + 1) * DAY_NS + want["frac_ns"]:
-                    continue  # listed only through the one-sample widening: all its samples are in day + 1
-                task_sources[(cid, int(day))].append({"url": url, "size": records[url]["size"],
-                                                      "version": records[url]["version"], "format": fmt,
-                                                      "gzip": records[url].get("gzip", False),
-                                                      "runs": entry["runs"], "nsamples": entry["nsamples"]})
-    last_day, first_day = {}, {}
+    plan_channels, task_sources, rejected = _plan(records, root, fmt)
+    codec = {"cname": str(config.get("ingest.compressor", override=compressor)),
+             "clevel": int(config.get("ingest.compression_level", override=compression_level))}
+    last_day = {}
     for cid, day in task_sources:
         last_day[cid] = max(last_day.get(cid, day), day)
-        first_day[cid] = min(first_day.get(cid, day), day)
-    for cid in plan_channels:
-        plan_channels[cid]["first_day"] = first_day.get(cid, plan_channels[cid]["first_ns"] // DAY_NS)
     channel_params, channel_errors = _prepare_arrays(
-        root, {c: v for c, v in plan_channels.items() if c in last_day}, last_day, settings,
-        {"cname": str(config.get("ingest.compressor", override=compressor)),
-         "clevel": int(config.get("ingest.compression_level", override=compression_level))})
+        root, {c: v for c, v in plan_channels.items() if c in last_day}, last_day, settings, codec)
     for url in sorted(records):
-        for cid in records[url]["channels"]:
-            if cid in channel_errors:
-                rejected[url].append(channel_errors[cid])
+        rejected[url] += [channel_errors[cid] for cid in records[url]["channels"] if cid in channel_errors]
 
-    done = read_attrs_under(store, store_options, f"{MANIFEST}/days")
-    done = {(rec["id"], rec["day"]): rec for rec in done.values()}
+    done = {(rec["id"], rec["day"]): rec for rec in read_attrs_under(store, store_options, f"{MANIFEST}/days").values()}
     tasks, day_records = [], []
     for (cid, day), sources in sorted(task_sources.items()):
         if cid not in channel_params:
@@ -649,30 +674,7 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
     summaries = consolidate(root, [rec for key, rec in done.items() if key[0] in channel_params and key not in fresh]
                             + new_records)
 
-    # Report: every file, every byte not ingested, with its reason.
-    lost_in_tasks = defaultdict(list)
-    for rec in day_records + new_records:
-        for failure in rec["failed"]:
-            lost_in_tasks[failure["url"]].append(failure)
-    files_failed, files_warned = [], []
-    bytes_unread = 0
-    for url in sorted(records):
-        rec = records[url]
-        reasons = [p["reason"] for p in rec["problems"]] + rejected.get(url, [])
-        seen_offsets = set()
-        task_failures = []
-        for failure in lost_in_tasks.get(url, []):
-            key = (failure.get("offset"), failure["reason"])
-            if key not in seen_offsets:  # a record spanning midnight fails in both day tasks
-                seen_offsets.add(key)
-                task_failures.append(failure)
-        reasons += [f["reason"] for f in task_failures]
-        unread = rec["bytes_unread"] + sum(f["nbytes"] for f in task_failures)
-        bytes_unread += unread
-        if rec["status"] == "failed" or (rejected.get(url) and len(rejected[url]) >= len(rec["channels"])):
-            files_failed.append({"path": url, "reason": "; ".join(reasons), "bytes": unread or rec["size"]})
-        elif reasons:
-            files_warned.append({"path": url, "reason": "; ".join(reasons), "bytes": unread})
+    files_failed, files_warned, bytes_unread = _report(records, rejected, day_records + new_records)
     result = {
         "store": str(store), "source": str(source), "files_found": len(files),
         "files_ok": len(files) - len(files_failed) - sum(1 for w in files_warned if w["bytes"]),
