@@ -378,8 +378,11 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
     record["segments"] = segments
     record["samples"] = int(sum(b - a for a, b in segments))
     if record["samples"]:
-        group = zarr.open_group(storage.zarr_store(store_url, store_options), mode="r+")
-        group[task["array_path"]][first:first + spd] = values
+        # The whole shard is written at once; testing each chunk for "all fill value" first (the
+        # default) would cost an extra pass over the day's samples for nothing.
+        array = zarr.open_array(storage.zarr_store(store_url, store_options), path=task["array_path"], mode="r+",
+                                config={"write_empty_chunks": True})
+        array[first:first + spd] = values
     _write_record(store_url, store_options, f"{MANIFEST}/days/{cid}/{record['day']}", record)
     return record
 
