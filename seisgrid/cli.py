@@ -22,20 +22,26 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, section: str, skip=()) -> None:
-    """CLI flags for every key of ``seisgrid.<section>``: default and help come from seisgrid.yaml."""
+def _add_config_options(parser: argparse.ArgumentParser, section: str, skip=(), types=None) -> None:
+    """CLI flags for every key of ``seisgrid.<section>``: default and help come from seisgrid.yaml.
+
+    The type follows the default's; ``types`` names it for keys whose default is null.
+    """
     for name, default, help_text in config.option_specs(section):
         if name in skip:
             continue
         kwargs = {"default": None, "dest": name, "help": f"{help_text} (default: {default})"}
-        if isinstance(default, bool):
+        if types and name in types:
+            kwargs["type"] = types[name]
+        elif isinstance(default, bool):
             kwargs["type"] = lambda s: s.lower() in ("1", "true", "yes", "on")
         elif isinstance(default, int):
             kwargs["type"] = int
         elif isinstance(default, float):
             kwargs["type"] = float
         elif isinstance(default, list):
-            kwargs.update(type=float if default and isinstance(default[0], float) else str, nargs="+")
+            numeric = default and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in default)
+            kwargs.update(type=float if numeric else str, nargs="+")
         parser.add_argument(_flag(name), **kwargs)
 
 
@@ -71,6 +77,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, "ingest")
     _common(p)
 
+    p = sub.add_parser("windows", help="labelled 25 s windows (earthquake/noise) from real sets or a store + catalog")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="real labelled-set folder (STEAD HDF5+CSV, PhaseNet npz, SeisBench; detected) or ingested store")
+    p.add_argument("out", help="output Zarr store path or URL")
+    p.add_argument("--catalog", default=None, help="truth catalog CSV (synth's catalog.csv format) for store sources")
+    _add_config_options(p, "windows", types={"catalog_min_snr": float})
+    _common(p)
+
+    p = sub.add_parser("spectrograms", help="224×224 log-power spectrograms of a window store (NumPy or torch.stft)")
+    p.add_argument("windows", help="labelled-window store (seisgrid windows)")
+    p.add_argument("out", help="output Zarr store path or URL")
+    _add_config_options(p, "spectrogram", types={"device": str})
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="precision/recall/FPR/F1/hours per year of detection methods on the test windows")
+    p.add_argument("windows", help="labelled-window store (seisgrid windows)")
+    p.add_argument("--spectrograms", default=None, help="spectrogram store of the same windows (seisgrid spectrograms)")
+    p.add_argument("--methods", default="stalta,forest", help="comma-separated: stalta, forest (default: both)")
+    p.add_argument("--split", default="split_region", choices=["split_region", "split"],
+                   help="split column: split_region (cross-region test; default) or split (by event and station)")
+    p.add_argument("--out", default=None, help="folder for results.md, pr_curves.png, spectrograms.png")
+    p.add_argument("--stride-seconds", type=float, default=None,
+                   help="window step assumed for hours per year (default: half the window)")
+    _common(p)
+
     p = sub.add_parser("inventory", help="channels, spans, gaps and sample counts of a store")
     p.add_argument("store")
     _common(p, cluster_default="none")
@@ -103,6 +134,15 @@ def _describe_inventory(inv: dict) -> str:
     for c in inv["channels"]:
         lines.append(f"  {c['id']:<18} {c['sampling_rate']:>7g} Hz {c['dtype']:<7} {c['start']} → {c['end']}"
                      f"  {c['samples']:>12,} samples  {len(c['gaps'])} gaps")
+    return "\n".join(lines)
+
+
+def _describe_windows(r: dict) -> str:
+    lines = [f"{r['windows']} windows written to {r['out']}: {r['labels']}"]
+    for name in ("sources", "splits", "split_region"):
+        lines.append(f"  {name}: {r[name]}")
+    if r["skipped"]:
+        lines.append(f"  skipped {len(r['skipped'])} records: {r['skipped_reasons']}")
     return "\n".join(lines)
 
 
@@ -153,6 +193,32 @@ def _run(args) -> int:
             result = ingest(args.source, args.store, client=client, **options)
         _emit(result, args.json, _describe_ingest(result))
         return EXIT_REJECTED if result["files_failed"] or result["bytes_unread"] else EXIT_OK
+    if args.command == "windows":
+        from seisgrid.seismic.labelled import build_windows
+
+        options = {k: v for k, v in _options(args, "windows").items() if v is not None}
+        with _client(args, lazy=True) as client:
+            result = build_windows(args.sources, args.out, catalog=args.catalog, client=client, **options)
+        _emit(result, args.json, _describe_windows(result))
+        return EXIT_OK
+    if args.command == "spectrograms":
+        from seisgrid.seismic.spectrogram import spectrograms
+
+        options = {k: v for k, v in _options(args, "spectrogram").items() if v is not None}
+        with _client(args) as client:
+            result = spectrograms(args.windows, args.out, client=client, **options)
+        _emit(result, args.json, f"{result['windows']} spectrograms ({result['method']} on {result['device']}) "
+                                  f"written to {result['output']} in {result['seconds']:.1f} s")
+        return EXIT_OK
+    if args.command == "evaluate":
+        from seisgrid.seismic.evaluate import evaluate
+
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        with _client(args, lazy=True) as client:
+            result = evaluate(args.windows, args.spectrograms, methods=methods, split=args.split, client=client,
+                              out_dir=args.out, stride_seconds=args.stride_seconds)
+        _emit(result, args.json, result["table"])
+        return EXIT_OK
     if args.command == "inventory":
         from seisgrid.seismic.store import Archive
 

@@ -1,0 +1,189 @@
+"""``seisgrid evaluate``: every method on the same test windows → metrics, the study's table, figures.
+
+STA/LTA scores the waveforms of the labelled-window store; the Random Forest uses the spectrogram
+store's images when one is given (else spectrograms computed from the waveforms, see
+:func:`seisgrid.seismic.forest.waveform_images`). Thresholds and models are fitted on the ``train``
+windows of the chosen split column and applied to its ``test`` windows; the test labels are used
+only for scoring. Processing cost is timed on the test windows only (STA/LTA: filter + CF + score;
+forest: features from the images + prediction — the spectrogram computation itself is timed only
+when the forest makes its own spectrograms) and converted with
+:func:`seisgrid.seismic.metrics.hours_per_year`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pathlib
+import time
+
+import numpy as np
+import xarray as xr
+
+from seisgrid import storage
+from seisgrid.errors import SeisgridError
+from seisgrid.seismic import forest as forest_mod
+from seisgrid.seismic import metrics
+from seisgrid.seismic import stalta as stalta_mod
+
+logger = logging.getLogger("seisgrid")
+
+NAMES = {"stalta": "STA/LTA", "forest": "Random Forest"}
+
+
+def open_windows(url) -> xr.Dataset:
+    """A labelled-window or spectrogram store as a lazy Dataset."""
+    try:
+        return xr.open_zarr(storage.zarr_store(str(url), read_only=True), consolidated=False)
+    except (FileNotFoundError, KeyError) as exc:
+        raise SeisgridError(f"{url}: not a window/spectrogram store ({exc}); run `seisgrid windows` first") from exc
+
+
+def _cores(client) -> int:
+    if client is None:
+        return 1
+    return int(sum(client.nthreads().values()))
+
+
+def _nan_to_none(x):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), split: str = "split_region",
+             client=None, out_dir=None, stride_seconds: float | None = None, stalta_options: dict | None = None,
+             forest_options: dict | None = None) -> dict:
+    """Run each method on the same test windows and report precision, recall, FPR, F1, hours per year.
+
+    Parameters
+    ----------
+    windows_url : str
+        Labelled-window store (``docs/windows-schema.md``).
+    spectrograms_url : str, optional
+        Spectrogram store of the same windows (same order) for the forest.
+    methods : sequence of {"stalta", "forest"}
+    split : str
+        Split column: ``split`` or ``split_region`` (cross-region: held-out region is ``test``).
+    client : distributed.Client or LazyClient, optional
+        Cluster; default in-process with the synchronous scheduler (1 core).
+    out_dir : str, optional
+        Folder for ``results.md``, ``pr_curves.png`` and ``spectrograms.png``; none written when None.
+    stride_seconds : float, optional
+        Window step assumed when scanning a year (default half the window length).
+    stalta_options, forest_options : dict, optional
+        Settings for :func:`seisgrid.seismic.stalta.window_scores` / :func:`~seisgrid.seismic.forest.train_forest`.
+
+    Returns
+    -------
+    dict
+        ``methods`` (list of dicts: ``name``, ``precision``, ``recall``, ``fpr``, ``f1``,
+        ``hours_per_year``, confusion counts, ``threshold``, timing), ``table`` (Markdown),
+        ``figures`` (paths), ``split``, ``train_windows``, ``test_windows``, ``definition``.
+    """
+    import dask
+
+    from seisgrid.cluster import resolve_client
+
+    client = resolve_client(client)
+    unknown = sorted(set(methods) - set(NAMES))
+    if unknown:
+        raise SeisgridError(f"methods {unknown}: unknown; expected some of {sorted(NAMES)}")
+    ds = open_windows(windows_url)
+    if split not in ds:
+        raise SeisgridError(f"{windows_url}: no split column {split!r}; expected 'split' or 'split_region'")
+    splits = np.asarray(ds[split].values, dtype=object).astype(str)  # Zarr v3 strings read as StringDType
+    labels = ds["label"].values.astype(np.int8)
+    train = np.flatnonzero(splits == "train")
+    test = np.flatnonzero(splits == "test")
+    if not len(train) or not len(test):
+        raise SeisgridError(f"{windows_url}: split {split!r} has {len(train)} train and {len(test)} test windows; "
+                            "both are needed")
+    rate = float(ds.attrs.get("sampling_rate", 100.0))
+    window_seconds = float(ds.attrs.get("window_seconds", ds.sizes["sample"] / rate))
+    stride = window_seconds / 2 if stride_seconds is None else float(stride_seconds)
+    cores = _cores(client)
+    y_test = labels[test]
+    sched = {} if client is not None else {"scheduler": "synchronous"}
+    results, curves, points = [], {}, {}
+
+    with dask.config.set(**sched):
+        if "stalta" in methods:
+            opts = dict(stalta_options or {})
+            train_scores = stalta_mod.score_dataset(ds.isel(window=train), client=client, **opts)
+            threshold = stalta_mod.tune_threshold(train_scores, labels[train])
+            t0 = time.perf_counter()
+            test_scores = stalta_mod.score_dataset(ds.isel(window=test), client=client, **opts)
+            seconds = time.perf_counter() - t0
+            pred = stalta_mod.predict(test_scores, threshold)
+            results.append(_row("stalta", y_test, pred, seconds, len(test), window_seconds, stride, cores,
+                                threshold=threshold, timed="bandpass + STA/LTA + window score"))
+            curves["STA/LTA"] = (y_test, test_scores)
+
+        if "forest" in methods:
+            opts = dict(forest_options or {})
+            threshold = float(opts.pop("threshold", None) or forest_mod.config.get("forest.threshold"))
+            fds = ds
+            if spectrograms_url is not None:
+                fds = open_windows(spectrograms_url)
+                if fds.sizes["window"] != ds.sizes["window"] or not np.array_equal(fds["label"].values, labels):
+                    raise SeisgridError(f"{spectrograms_url}: windows or labels differ from {windows_url}; "
+                                        "the spectrogram store must be made from this window store")
+                if "present" not in fds and "present" in ds:
+                    fds = fds.assign(present=ds["present"])
+            feats_train = forest_mod.dataset_features(fds.isel(window=train), bands=opts.get("bands"))
+            feats_train = np.asarray(client.compute(feats_train).result() if client else feats_train.compute())
+            model = forest_mod.train_forest(feats_train, labels[train],
+                                            **{k: v for k, v in opts.items() if k != "bands"})
+            t0 = time.perf_counter()
+            feats_test = forest_mod.dataset_features(fds.isel(window=test), bands=opts.get("bands"))
+            proba = forest_mod.predict_proba(model, feats_test, client=client)
+            seconds = time.perf_counter() - t0
+            pred = (proba >= threshold).astype(np.int8)
+            timed = ("features from spectrogram images + prediction" if spectrograms_url
+                     else "spectrograms + features + prediction")
+            results.append(_row("forest", y_test, pred, seconds, len(test), window_seconds, stride, cores,
+                                threshold=threshold, timed=timed))
+            curves["Random Forest"] = (y_test, proba)
+
+    for r in results:
+        points[r["display_name"]] = (r["recall"] or 0.0, r["precision"] or 0.0)
+    table = metrics.results_table({r["display_name"]: r for r in results})
+    figures = []
+    if out_dir is not None:
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text(table)
+        figures.append(metrics.plot_pr_curves(curves, out / "pr_curves.png", points))
+        figures.append(_panel(ds, spectrograms_url, out / "spectrograms.png", rate))
+    return {
+        "methods": results, "table": table, "figures": figures, "split": split,
+        "train_windows": int(len(train)), "test_windows": int(len(test)),
+        "test_earthquakes": int(y_test.sum()), "test_noise": int(len(y_test) - y_test.sum()),
+        "window_seconds": window_seconds, "stride_seconds": stride, "cores": cores,
+        "definition": "hours_per_year: wall hours one core needs for one station-year of 3-component 100 Hz "
+                      "data cut into windows every stride_seconds = measured seconds × cores / windows × "
+                      "windows per year / 3600",
+    }
+
+
+def _row(name, y, pred, seconds, windows, window_seconds, stride, cores, **extra) -> dict:
+    s = metrics.scores(y, pred)
+    row = {"name": name, "display_name": NAMES[name],
+           **{k: _nan_to_none(v) for k, v in s.items()},
+           "hours_per_year": metrics.hours_per_year(seconds, windows, window_seconds, stride, cores),
+           "seconds": round(seconds, 4), "windows": int(windows), "cores": cores, **extra}
+    if isinstance(row.get("threshold"), float) and not math.isfinite(row["threshold"]):
+        row["threshold"] = None
+    return row
+
+
+def _panel(ds, spectrograms_url, path, rate) -> str:
+    labels = ds["label"].values
+    idx = np.r_[np.flatnonzero(labels == 1)[:3], np.flatnonzero(labels == 0)[:3]]
+    if spectrograms_url is not None:
+        images = open_windows(spectrograms_url)["image"].isel(window=idx).values
+        extent = None
+    else:
+        wave = ds["waveform"].isel(window=idx).values
+        images = forest_mod.waveform_images(wave, rate)
+        extent = (0, wave.shape[-1] / rate, 0, rate / 2)
+    return metrics.plot_spectrogram_panel(images, labels[idx], path, n=3, extent=extent)

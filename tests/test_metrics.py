@@ -1,0 +1,159 @@
+"""Metrics against hand-computed confusion matrices, hours per year, the table, figures and evaluate()."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from seisgrid.seismic import metrics
+
+
+def write_window_store(path, n=64, seed=0):
+    """A tiny labelled-window store following docs/windows-schema.md (noise + impulsive synthetic events)."""
+    import pandas as pd
+    import xarray as xr
+    from test_stalta import synthetic_windows
+
+    wave, present, label, p_index = synthetic_windows(n=n, seed=seed)
+    # a few events are weak: the methods cannot be perfect
+    weak = np.flatnonzero(label == 1)[::4]
+    wave[weak] = np.random.default_rng(seed + 1).normal(0, 1, wave[weak].shape) + 0.15 * (wave[weak] - 0)
+    wave -= wave.mean(axis=2, keepdims=True)
+    split = np.array(["train", "val", "test", "train"] * (n // 4))
+    region = np.where(np.arange(n) % 2 == 0, "train", "test")
+    ds = xr.Dataset(
+        {
+            "waveform": (("window", "component", "sample"), wave.astype(np.float32)),
+            "present": (("window", "component"), present),
+            "label": ("window", label),
+            "p_index": ("window", p_index),
+            "s_index": ("window", np.full(n, -1, np.int32)),
+            "source": ("window", np.array(["synthetic"] * n)),
+            "region": ("window", np.array(["synthetic"] * n)),
+            "network": ("window", np.array(["SY"] * n)),
+            "station": ("window", np.array([f"S{i % 8:02d}" for i in range(n)])),
+            "event_id": ("window", np.array([f"ev{i}" for i in range(n)])),
+            "start_time": ("window", pd.date_range("2021-01-01", periods=n, freq="min").values),
+            "magnitude": ("window", np.full(n, np.nan, np.float32)),
+            "snr_db": ("window", np.full(n, np.nan, np.float32)),
+            "split": ("window", split),
+            "split_region": ("window", region),
+            "augmented": ("window", np.zeros(n, bool)),
+        },
+        coords={"component": ["Z", "N", "E"]},
+        attrs={"sampling_rate": 100.0, "window_seconds": 25.0, "noise_margin_seconds": 5.0,
+               "resampling": "none", "components": "ZNE"},
+    ).chunk({"window": 16})
+    ds.to_zarr(str(path), mode="w", zarr_format=3, consolidated=False)
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def test_confusion_and_scores_hand_computed():
+    y = [1, 1, 1, 0, 0, 0, 0, 1]
+    p = [1, 0, 1, 1, 0, 0, 0, 0]
+    s = metrics.scores(y, p)
+    assert (s["tp"], s["fp"], s["tn"], s["fn"]) == (2, 1, 3, 2)
+    assert s["precision"] == pytest.approx(2 / 3)
+    assert s["recall"] == pytest.approx(2 / 4)
+    assert s["fpr"] == pytest.approx(1 / 4)
+    assert s["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))
+
+
+def test_edge_cases():
+    # nothing predicted positive: precision undefined, recall 0, F1 0
+    s = metrics.scores([1, 0, 1], [0, 0, 0])
+    assert math.isnan(s["precision"]) and s["recall"] == 0 and s["fpr"] == 0 and s["f1"] == 0
+    # all labels one class (noise): recall undefined
+    s = metrics.scores([0, 0, 0], [0, 1, 0])
+    assert math.isnan(s["recall"]) and s["precision"] == 0 and s["fpr"] == pytest.approx(1 / 3)
+    # all earthquakes, all found: FPR undefined
+    s = metrics.scores([1, 1], [1, 1])
+    assert s["precision"] == s["recall"] == s["f1"] == 1 and math.isnan(s["fpr"])
+    s = metrics.scores([0, 0], [0, 0])
+    assert math.isnan(s["f1"]) and math.isnan(s["precision"])
+    with pytest.raises(ValueError):
+        metrics.confusion_matrix([1, 0], [1])
+
+
+def test_pr_curve():
+    c = metrics.pr_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert c["average_precision"] == pytest.approx(0.8333333)
+    assert c["recall"][0] == 1.0 and c["precision"][-1] == 1.0
+    assert math.isnan(metrics.pr_curve([0, 0], [0.1, 0.2])["average_precision"])
+
+
+def test_hours_per_year():
+    assert metrics.windows_per_year(25, 25) == int((365.25 * 86400 - 25) // 25) + 1
+    # 100 windows in 2 s on 4 cores = 0.08 core-seconds per window
+    h = metrics.hours_per_year(2.0, 100, 25.0, 12.5, cores=4)
+    assert h == pytest.approx(0.08 * metrics.windows_per_year(25, 12.5) / 3600)
+    assert metrics.hours_per_year(1, 10, 25, 25, 2) == pytest.approx(2 * metrics.hours_per_year(1, 10, 25, 25, 1))
+    with pytest.raises(ValueError):
+        metrics.hours_per_year(1, 0, 25, 25)
+
+
+def test_results_table():
+    t = metrics.results_table({"STA/LTA": {"precision": 0.783, "recall": 0.621, "fpr": 0.217, "f1": 0.69,
+                                           "hours_per_year": 0.5},
+                               "X": {"precision": float("nan"), "recall": 0.0, "fpr": None, "f1": 0,
+                                     "hours_per_year": 12.34}})
+    lines = t.strip().splitlines()
+    assert lines[0].startswith("| method | precision | recall | false-positive rate |")
+    assert lines[2] == "| STA/LTA | 78.3 % | 62.1 % | 21.7 % | 69.0 % | 0.5 |"
+    assert lines[3] == "| X | — | 0.0 % | — | 0.0 % | 12.3 |"
+
+
+def test_figures(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 50)
+    path = metrics.plot_pr_curves({"a": (y, y + rng.normal(0, 0.5, 50))}, tmp_path / "pr.png", {"a": (0.5, 0.6)})
+    images = rng.normal(size=(6, 3, 20, 30))
+    panel = metrics.plot_spectrogram_panel(images, [1, 1, 1, 0, 0, 0], tmp_path / "panel.png")
+    for p in (path, panel):
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+def test_evaluate_both_methods_same_test_windows(tmp_path):
+    from seisgrid.seismic.evaluate import evaluate
+
+    url = write_window_store(tmp_path / "w.zarr", n=96)
+    out = evaluate(url, methods=("stalta", "forest"), split="split_region", out_dir=tmp_path / "eval",
+                   forest_options={"n_estimators": 30})
+    assert [m["name"] for m in out["methods"]] == ["stalta", "forest"]
+    assert out["test_windows"] == 48 and out["cores"] == 1
+    for m in out["methods"]:
+        assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == 48
+        assert 0.5 < m["recall"] <= 1 and 0.5 < m["precision"] <= 1
+        assert m["hours_per_year"] > 0
+    assert "| STA/LTA |" in out["table"] and "| Random Forest |" in out["table"]
+    assert (tmp_path / "eval" / "results.md").read_text() == out["table"]
+    assert len(out["figures"]) == 2 and all(p.endswith(".png") for p in out["figures"])
+    import json
+
+    json.dumps(out)  # JSON-ready (NaN → None)
+
+
+def test_evaluate_with_spectrogram_store(tmp_path):
+    import xarray as xr
+
+    from seisgrid.seismic import forest
+    from seisgrid.seismic.evaluate import evaluate
+
+    url = write_window_store(tmp_path / "w.zarr", n=64)
+    ds = xr.open_zarr(url)
+    images = forest.waveform_images(ds.waveform.values)
+    spec = ds.drop_vars(["waveform", "present"]).assign(
+        image=(("window", "component", "freq", "time"), images.astype(np.float16)))
+    spec.chunk({"window": 16}).to_zarr(str(tmp_path / "s.zarr"), mode="w", zarr_format=3, consolidated=False)
+    out = evaluate(url, str(tmp_path / "s.zarr"), methods=("forest",), split="split",
+                   forest_options={"n_estimators": 20})
+    assert out["methods"][0]["recall"] > 0.5
+    from seisgrid.errors import SeisgridError
+
+    with pytest.raises(SeisgridError):
+        evaluate(url, methods=("nope",))
