@@ -142,7 +142,9 @@ def _describe_windows(r: dict) -> str:
     for name in ("sources", "splits", "split_region"):
         lines.append(f"  {name}: {r[name]}")
     if r["skipped"]:
-        lines.append(f"  skipped {len(r['skipped'])} records: {r['skipped_reasons']}")
+        reasons = sorted(r["skipped_reasons"].items(), key=lambda kv: -kv[1])
+        shown = "; ".join(f"{n} × {reason}" for reason, n in reasons[:5])
+        lines.append(f"  skipped {len(r['skipped'])} records: {shown}" + (" ..." if len(reasons) > 5 else ""))
     return "\n".join(lines)
 
 
@@ -252,6 +254,13 @@ def _run(args) -> int:
                 human.append(_describe_ingest(r))
             elif step["step"] == "synth":
                 human.append(f"synthetic archive: {r['out']} (truth catalog {r['catalog']})")
+            elif step["step"] == "windows":
+                human.append(_describe_windows(r))
+            elif step["step"] == "spectrograms":
+                human.append(f"spectrograms: {r['output']} ({r['windows']} windows, {r['method']})")
+            elif step["step"] == "evaluate":
+                human.append("evaluation on the held-out windows:\n" + r["table"]
+                             + "".join(f"\n  figure: {f}" for f in r["figures"]))
         _emit(result, args.json, "\n".join(human))
         failed = any(s["step"] == "ingest" and s["result"]["files_failed"] for s in result["steps"])
         return EXIT_REJECTED if failed else EXIT_OK

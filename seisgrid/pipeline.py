@@ -21,7 +21,10 @@ import yaml
 
 from seisgrid.cluster import client_scope
 from seisgrid.errors import ConfigError
+from seisgrid.seismic.evaluate import evaluate
 from seisgrid.seismic.ingest import ingest
+from seisgrid.seismic.labelled import build_windows
+from seisgrid.seismic.spectrogram import spectrograms
 from seisgrid.seismic.store import Archive
 from seisgrid.seismic.synth import synthesize
 
@@ -30,7 +33,17 @@ def _inventory(store):
     return Archive(store).inventory()
 
 
-STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory}
+STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory, "windows": build_windows,
+         "spectrograms": spectrograms, "evaluate": evaluate}
+
+
+def _substitute(value, variables: dict):
+    """``value`` with ``{var}`` filled in, inside lists too."""
+    if isinstance(value, str):
+        return value.format(**variables)
+    if isinstance(value, list):
+        return [_substitute(v, variables) for v in value]
+    return value
 
 
 def load(path: str, overrides: dict | None = None) -> dict:
@@ -50,7 +63,7 @@ def load(path: str, overrides: dict | None = None) -> dict:
         (name, args), = step.items()
         if name not in STEPS:
             raise ConfigError(f"{path}: step {number} {name!r} is not one of {', '.join(STEPS)}")
-        args = {k: v.format(**variables) if isinstance(v, str) else v for k, v in (args or {}).items()}
+        args = {k: _substitute(v, variables) for k, v in (args or {}).items()}
         steps.append((name, args))
     return {"name": spec.get("name", path), "cluster": spec.get("cluster"), "vars": variables, "steps": steps}
 

@@ -171,8 +171,16 @@ def test_bad_records_are_counted(stead_folder, tmp_path):
 # --------------------------------------------------------------------------------------- windowing
 
 
+def test_p_position_varies_per_record_within_the_jitter():
+    rec = lambda name: Record("s", name, _signal(9001, FS, 3000, 1).T, FS, np.ones(3, bool), p_seconds=30.0)  # noqa: E731
+    opts = _opts(pre_p_seconds=8.0, pre_p_jitter_seconds=3.0)
+    positions = [cut_windows(rec(f"r{k}"), opts)[0][0]["p_index"] for k in range(20)]
+    assert all(500 <= p <= 1100 for p in positions) and len(set(positions)) > 10
+    assert positions == [cut_windows(rec(f"r{k}"), opts)[0][0]["p_index"] for k in range(20)]  # seeded
+
+
 def test_windows_and_noise_margin():
-    opts = _opts()
+    opts = _opts(pre_p_seconds=5.0, pre_p_jitter_seconds=0.0)
     rec = Record("s", "r", _signal(9001, FS, 3000, 1).T, FS, np.ones(3, bool), p_seconds=30.0,
                  start_time=np.datetime64(0, "ns"))
     windows, skips, no_noise = cut_windows(rec, opts)
@@ -188,7 +196,7 @@ def test_windows_and_noise_margin():
     w, _, nn = cut_windows(early, opts)
     assert w[0]["p_index"] == 300 and nn == 1 and len(w) == 1
     # more noise per record only when it fits before P - margin
-    w, _, _ = cut_windows(rec, _opts(noise_per_record=3))
+    w, _, _ = cut_windows(rec, _opts(noise_per_record=3, pre_p_seconds=5.0, pre_p_jitter_seconds=0.0))
     assert len(w) == 2
     np.testing.assert_allclose(quake["waveform"].mean(axis=1), 0, atol=1e-2)
 

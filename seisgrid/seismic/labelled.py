@@ -41,7 +41,9 @@ Every record is resampled to ``sampling_rate`` (100 Hz) with :func:`scipy.signal
 then cut into ``window_seconds`` (25 s = 2500 samples) windows; the mean is removed per component,
 missing components are zeros with ``present=False``.
 
-- Earthquake windows start ``pre_p_seconds`` (5 s) before P, or at the record start when P comes
+- Earthquake windows start ``pre_p_seconds`` ± ``pre_p_jitter_seconds`` (8 ± 3 s, drawn per record from
+  the seed) before P — P anywhere from 5 to 11 s into the window, never at one fixed place a classifier
+  could learn, and after the first 5 s that an STA/LTA needs to warm up — or at the record start when P comes
   earlier (``p_index`` records where P is), or earlier when the record ends before the window would.
 - Noise windows come only from the pre-P segment of an event record and end at least
   ``noise_margin_seconds`` (5 s) before P (up to ``noise_per_record`` non-overlapping windows from the
@@ -91,6 +93,7 @@ import pathlib
 import posixpath
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -617,7 +620,7 @@ def _plan_store(url, catalog, opts, rng) -> tuple[list[dict], list[Skip]]:
         for r in rows.to_dict("records"):
             name = f"{station} event {r['event_id']}"
             if min_snr is not None and not (_float(r.get("snr")) >= float(min_snr)):
-                skips.append(Skip(source, name, f"catalog snr {r.get('snr')} below catalog_min_snr {min_snr}"))
+                skips.append(Skip(source, f"{name} (snr {r.get('snr')})", f"catalog snr below catalog_min_snr {min_snr}"))
                 continue
             if pd.isna(r["p_time"]):
                 skips.append(Skip(source, name, "no p_time in the catalog"))
@@ -708,8 +711,9 @@ def read_store(task, opts):
     out = []
     for q in task["quakes"]:
         p_s = q["p"] / 1e9
-        t0 = p_s - pre - STORE_PAD_SECONDS
-        got = cut(t0, t0 + window + 2 * STORE_PAD_SECONDS, q["name"])
+        jitter = opts["pre_p_jitter_seconds"]
+        t0 = p_s - pre - jitter - STORE_PAD_SECONDS
+        got = cut(t0, p_s - pre + jitter + window + STORE_PAD_SECONDS, q["name"])
         if isinstance(got, Skip):
             out.append(got)
             continue
@@ -813,7 +817,12 @@ def cut_windows(rec: Record, opts: dict) -> tuple[list[dict], list[Skip], int]:
     p = round(rec.p_seconds * rate)
     if not 0 <= p < n:
         return [], [Skip(rec.source, rec.name, f"P at {rec.p_seconds:g} s is outside the record")], 0
-    start = max(0, p - round(opts["pre_p_seconds"] * rate))
+    # Where P sits in the window varies (pre_p ± jitter, seeded per record): a detector sliding over an
+    # archive meets P anywhere, and a fixed offset lets a classifier learn the offset instead of the event.
+    jitter = opts["pre_p_jitter_seconds"]
+    rng = np.random.default_rng([opts["seed"], zlib.crc32(f"{rec.source}/{rec.name}".encode())])
+    pre_p = opts["pre_p_seconds"] + (rng.uniform(-jitter, jitter) if jitter else 0.0)
+    start = max(0, p - round(max(pre_p, 0.0) * rate))
     start = min(start, n - n_win)
     s = -1
     if rec.s_seconds is not None and math.isfinite(rec.s_seconds):
@@ -947,6 +956,22 @@ def assign_splits(event_ids, stations, fractions=(0.7, 0.15, 0.15), seed=0) -> n
     return _greedy(_components(event_ids, stations), ["train", "val", "test"], fractions, rng)
 
 
+def split_groups(event_ids, stations, start_times, fractions) -> tuple[list, str]:
+    """What ``split`` groups by: ``("event+station")`` — no event and no station in two splits — unless
+    that leaves one component too big for the split fractions, as in a dense network where every
+    event is recorded at every station; then ``"event"``: earthquake windows grouped by event, noise
+    windows without an event by station and hour (so neighbouring noise never straddles splits).
+
+    Returns the per-window keys for :func:`assign_splits` and the grouping's name.
+    """
+    comp = _components(event_ids, stations)
+    largest = np.bincount(comp).max() / len(comp) if len(comp) else 0.0
+    if largest <= fractions[0] / sum(fractions) + 0.05:
+        return list(event_ids), "event+station"
+    keys = [ev or f"noise:{st}:{str(t)[:13]}" for ev, st, t in zip(event_ids, stations, start_times)]
+    return keys, "event"
+
+
 def assign_region_splits(event_ids, stations, regions, networks, test_regions=(), test_networks=(),
                          fractions=(0.7, 0.15, 0.15), seed=0) -> np.ndarray:
     """Cross-region split: components touching a held-out region or network are ``test``; the rest
@@ -1049,7 +1074,7 @@ def _options(seed, overrides: dict) -> dict:
         raise ConfigError(f"build_windows: unknown option(s) {sorted(unknown)}; known: {', '.join(names)}")
     opts = {name: config.get(f"windows.{name}", override=overrides.get(name)) for name in names}
     opts["seed"] = int(config.get("windows.seed", override=seed))
-    for key in ("window_seconds", "sampling_rate", "pre_p_seconds", "noise_margin_seconds",
+    for key in ("window_seconds", "sampling_rate", "pre_p_seconds", "pre_p_jitter_seconds", "noise_margin_seconds",
                 "catalog_noise_seconds", "catalog_noise_ratio", "augment_factor", "augment_shift_seconds"):
         opts[key] = float(opts[key])
         if not math.isfinite(opts[key]) or opts[key] < 0:
@@ -1158,7 +1183,10 @@ def build_windows(sources: list[str], out: str, *, catalog=None, client=None, se
     p_predicted = sum(1 for w in windows if w["p_predicted"] and w["label"] == EARTHQUAKE)
     cols = _columns(windows)
     stations = [f"{a}.{b}" for a, b in zip(cols["network"], cols["station"])]
-    cols["split"] = assign_splits(cols["event_id"], stations, opts["split_fractions"], opts["seed"])
+    split_keys, opts["split_grouping"] = split_groups(cols["event_id"], stations, cols["start_time"],
+                                                      opts["split_fractions"])
+    cols["split"] = assign_splits(split_keys, split_keys if opts["split_grouping"] == "event" else stations,
+                                  opts["split_fractions"], opts["seed"])
     cols["split_region"] = assign_region_splits(
         cols["event_id"], stations, cols["region"], cols["network"], opts["test_regions"],
         opts["test_networks"], opts["split_fractions"], opts["seed"])
@@ -1214,7 +1242,7 @@ def _dataset(cols: dict, opts: dict, formats: dict):
         "window_samples": int(n_win), "pre_p_seconds": opts["pre_p_seconds"],
         "noise_margin_seconds": opts["noise_margin_seconds"], "resampling": RESAMPLING,
         "components": "".join(COMPONENTS), "source_counts": counts, "formats": formats,
-        "split_fractions": opts["split_fractions"], "seed": opts["seed"],
+        "split_fractions": opts["split_fractions"], "seed": opts["seed"], "split_grouping": opts["split_grouping"],
         "test_regions": opts["test_regions"], "test_networks": opts["test_networks"],
         "noise_assumption": "noise windows are pre-P segments of event records ending at least "
                             f"{opts['noise_margin_seconds']:g} s before P (or store times at least "
