@@ -221,8 +221,10 @@ def predict_proba(model, features, client=None, chunk_rows: int = 4096) -> np.nd
 
 
 def predict(model, features, client=None, threshold: float | None = None) -> np.ndarray:
-    """1 (earthquake) where the probability is at least ``threshold`` (default ``seisgrid.forest.threshold``)."""
-    threshold = float(config.get("forest.threshold", override=threshold))
+    """1 (earthquake) where the probability is at least ``threshold`` (default ``seisgrid.forest.threshold``,
+    0.5 when that is null)."""
+    threshold = config.get("forest.threshold", override=threshold)
+    threshold = 0.5 if threshold is None else float(threshold)
     return (predict_proba(model, features, client=client) >= threshold).astype(np.int8)
 
 
