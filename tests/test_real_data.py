@@ -44,3 +44,26 @@ def test_slist_files_read_as_miniseed_are_reported_not_ingested(tmp_path):
     result = ingest(str(data_path(UH)), str(tmp_path / "x.zarr"), pattern="*.slist.gz", progress=False)
     assert len(result["files_failed"]) == 8
     assert all("not miniSEED" in f["reason"] for f in result["files_failed"])
+
+
+PHASENET = "seismic/phasenet-ncedc"
+
+
+@requires_data(PHASENET)
+def test_windows_spectrograms_evaluate_from_the_cli_on_real_windows(tmp_path, capsys):
+    windows, images = tmp_path / "w.zarr", tmp_path / "s.zarr"
+    assert main(["windows", str(data_path(PHASENET)), str(windows), "--json", "--augment-factor", "0"]) == 0
+    built = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert built["sources"]["phasenet-ncedc"] == {"windows": 308, "earthquake": 154, "noise": 154}
+    assert main(["spectrograms", str(windows), str(images), "--json", "--method", "torch"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["windows"] == 308
+    assert main(["evaluate", str(windows), "--spectrograms", str(images), "--methods", "stalta,forest",
+                 "--out", str(tmp_path / "eval"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = {m["name"]: m for m in result["methods"]}
+    assert set(rows) == {"stalta", "forest"}
+    for row in rows.values():
+        assert {"precision", "recall", "fpr", "f1", "hours_per_year"} <= set(row)
+        assert row["tp"] + row["fn"] == result["test_earthquakes"] and row["fp"] + row["tn"] == result["test_noise"]
+        assert 0.5 < row["recall"] <= 1.0 and row["hours_per_year"] > 0
+    assert (tmp_path / "eval" / "pr_curves.png").exists() and (tmp_path / "eval" / "results.md").exists()
