@@ -273,6 +273,15 @@ def _stead_keys(folder) -> list[str]:
     return sorted(meta["trace_name"].astype(str))
 
 
+def _hdf5_set_metadata(folder: pathlib.Path, names=None) -> pd.DataFrame:
+    """``metadata.csv`` of an HDF5 window set (STEAD, SeisBench), sorted by ``trace_name``; only ``names``."""
+    meta = pd.read_csv(folder / "metadata.csv", low_memory=False)
+    meta["trace_name"] = meta["trace_name"].astype(str)
+    if names is not None:
+        meta = meta[meta["trace_name"].isin(set(names))]
+    return meta.sort_values("trace_name")
+
+
 def read_stead(folder, names=None, source=None):
     """Records of a STEAD-style folder (``waveforms.hdf5`` + ``metadata.csv``), E,N,Z → Z,N,E.
 
@@ -282,11 +291,7 @@ def read_stead(folder, names=None, source=None):
 
     folder = pathlib.Path(folder)
     source = source or folder.name
-    meta = pd.read_csv(folder / "metadata.csv", low_memory=False)
-    meta["trace_name"] = meta["trace_name"].astype(str)
-    if names is not None:
-        meta = meta[meta["trace_name"].isin(set(names))]
-    meta = meta.sort_values("trace_name")
+    meta = _hdf5_set_metadata(folder, names)
     with h5py.File(folder / "waveforms.hdf5", "r") as f:
         for row in meta.to_dict("records"):
             name = row["trace_name"]
@@ -464,11 +469,7 @@ def read_seisbench(folder, names=None, source=None):
 
     folder = pathlib.Path(folder)
     source = source or folder.name
-    meta = pd.read_csv(folder / "metadata.csv", low_memory=False)
-    meta["trace_name"] = meta["trace_name"].astype(str)
-    if names is not None:
-        meta = meta[meta["trace_name"].isin(set(names))]
-    meta = meta.sort_values("trace_name")
+    meta = _hdf5_set_metadata(folder, names)
 
     def text(v):
         return v.decode() if isinstance(v, bytes) else str(v)
