@@ -1,0 +1,88 @@
+"""Detection models behind one small interface: ``build(arch)``, ``save_checkpoint``, ``load_checkpoint``.
+
+A new backbone is one entry in :data:`ARCHITECTURES` (a callable ``(num_classes, in_channels) ->
+nn.Module`` taking (batch, 3, 224, 224) spectrograms and returning class logits); training and
+detection only use this module's functions.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import torch
+
+from seisgrid import storage
+from seisgrid.errors import SeisgridError
+from seisgrid.seismic.models.resnet import resnet18, resnet34, resnet50
+
+ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+
+
+def build(arch: str, num_classes: int = 2, in_channels: int = 3) -> torch.nn.Module:
+    """A fresh model of architecture ``arch`` (one of :data:`ARCHITECTURES`)."""
+    try:
+        factory = ARCHITECTURES[arch]
+    except KeyError:
+        raise SeisgridError(f"--arch {arch!r}: unknown; expected one of {', '.join(ARCHITECTURES)}") from None
+    return factory(num_classes=num_classes, in_channels=in_channels)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def list_models(num_classes: int = 2) -> list[dict]:
+    """Every architecture with its parameter count for ``num_classes`` classes."""
+    return [{"arch": name, "parameters": parameter_count(build(name, num_classes)), "num_classes": num_classes}
+            for name in ARCHITECTURES]
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` when given, else CUDA when available, else CPU (chosen once per process)."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def save_checkpoint(path: str, model: torch.nn.Module, config: dict) -> dict:
+    """Write ``path`` (weights, ``torch.save`` of the state dict) and ``path + '.json'`` (config).
+
+    ``config`` must name ``arch`` and may hold anything JSON-serialisable (spectrogram parameters,
+    window length, class names, training history, thresholds).
+    """
+    if "arch" not in config:
+        raise SeisgridError("save_checkpoint: config needs 'arch'")
+    fs, fpath = storage.filesystem(str(path))
+    parent = str(pathlib.PurePosixPath(fpath).parent)
+    fs.makedirs(parent, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with fs.open(fpath, "wb") as f:
+        torch.save(state, f)
+    with fs.open(fpath + ".json", "w") as f:
+        json.dump(config, f, indent=2, default=str)
+    return {"weights": str(path), "config": str(path) + ".json"}
+
+
+def load_checkpoint(path: str, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model (eval mode, on ``device``) and config saved by :func:`save_checkpoint`.
+
+    Weights load with ``torch.load(..., weights_only=True)``: a checkpoint can hold tensors only.
+    """
+    fs, fpath = storage.filesystem(str(path))
+    try:
+        with fs.open(fpath + ".json", "r") as f:
+            config = json.load(f)
+        with fs.open(fpath, "rb") as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise SeisgridError(f"{path}: no checkpoint there (weights + .json config; train one with "
+                            f"`seisgrid train`)") from exc
+    model = build(config["arch"], int(config.get("num_classes", 2)), int(config.get("in_channels", 3)))
+    model.load_state_dict(state)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    return model.to(device).eval(), config
+
+
+__all__ = ["ARCHITECTURES", "build", "parameter_count", "list_models", "pick_device", "save_checkpoint",
+           "load_checkpoint"]
