@@ -30,26 +30,31 @@ import concurrent.futures
 import glob
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    REPO,
+    cpu_scaling,
+    load_average,
+    log,
+    machine,
+    median,
+    versions,
+    work_folder,
+    write_result,
+)
+
 PATTERN = "*.D.*"
 RATE = 100.0
 GOAL_RATIO = 0.5
 GOAL_EFFICIENCY = 0.8
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+VERSIONS = ("seisgrid", "obspy", "zarr", "dask", "distributed", "numpy", "numcodecs")
 
 
 # ------------------------------------------------------------------------------------------ archive
@@ -94,37 +99,6 @@ def baseline(files: list[str], workers: int) -> tuple[float, int]:
     return time.perf_counter() - t0, samples
 
 
-# ---------------------------------------------------------------------------------------- calibrate
-def _spin(n: int) -> float:
-    t0 = time.perf_counter()
-    s = 0
-    for i in range(n):
-        s += i
-    return time.perf_counter() - t0
-
-
-def cpu_scaling(workers: int, n: int = 5_000_000) -> dict:
-    """Pure-Python CPU work in 1 and in ``workers`` processes at once: shows whether the machine really
-    gave this run ``workers`` cores (other load on a shared machine shows as speedup < workers)."""
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_spin, [1000] * workers))  # start the processes
-        t0 = time.perf_counter()
-        list(pool.map(_spin, [n]))
-        one = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        list(pool.map(_spin, [n] * workers))
-        many = time.perf_counter() - t0
-    return {"one_process_s": round(one, 4), f"{workers}_processes_s": round(many, 4),
-            "speedup": round(workers * one / many, 3)}
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 # ------------------------------------------------------------------------------------------- ingest
 def ingest_command(archive: Path, store: Path) -> list[str]:
     return [sys.executable, "-m", "seisgrid.cli", "ingest", str(archive), str(store), "--pattern", PATTERN, "--json"]
@@ -152,39 +126,6 @@ def fresh(path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- main
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("seisgrid", "obspy", "zarr", "dask", "distributed", "numpy", "numcodecs"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def machine() -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    cpu_model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu_count": os.cpu_count(), "cpus_usable": usable, "cpu_model": cpu_model,
-            "platform": platform.platform(), "python": platform.python_version()}
-
-
-def median(xs):
-    return statistics.median(xs) if xs else None
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -205,14 +146,7 @@ def main(argv=None) -> int:
     if min(stations, days, repeats, workers) < 1:
         parser.error("--stations, --days, --repeats and --workers must be ≥ 1")
 
-    temp = None
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-    else:
-        temp = tempfile.TemporaryDirectory(prefix="seisgrid-bench-ingest-")
-        workdir = Path(temp.name)
-    try:
+    with work_folder(args.workdir, "seisgrid-bench-ingest-") as workdir:
         archive, synth_info = make_archive(workdir, stations, days, workers)
         files = archive_files(archive)
         nbytes = sum(os.path.getsize(f) for f in files)
@@ -222,7 +156,7 @@ def main(argv=None) -> int:
                "load_average": [load_average()]}
         samples = None
         for r in range(repeats):
-            raw["cpu_scaling"].append(cpu_scaling(workers))
+            raw["cpu_scaling"].append(cpu_scaling(workers, n=5_000_000))
             log(f"[{r + 1}/{repeats}] CPU check: {workers} processes ran {raw['cpu_scaling'][-1]['speedup']:.2f}× "
                 f"one (load average {load_average()})")
             wall, n = baseline(files, workers)
@@ -300,7 +234,7 @@ def main(argv=None) -> int:
                        "samples_written": written, "archive": str(archive), "synth": synth_info},
             "raw": raw,
             "machine": machine(),
-            "versions": versions(),
+            "versions": versions(VERSIONS),
             "command": f"python benchmarks/ingest.py{quick_flag}{extra}",
             "ingest_command": "SEISGRID_CLUSTER__LOCAL__N_WORKERS=N SEISGRID_CLUSTER__LOCAL__DASHBOARD_ADDRESS=:0 "
                               f"python -m seisgrid.cli ingest ARCHIVE STORE --pattern '{PATTERN}' --json",
@@ -317,14 +251,7 @@ def main(argv=None) -> int:
         log(f"ratio {ratio:.3f} (goal ≥ {GOAL_RATIO}); parallel efficiency 1→{workers} workers {efficiency:.3f} "
             f"(goal ≥ {GOAL_EFFICIENCY}); rerun {t_rerun:.2f} s = {rerun_fraction:.1%} of the first run")
 
-        out = Path(args.output) if args.output else RESULTS / ("ingest-quick.json" if args.quick else "ingest.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        log(f"wrote {out}")
-        print(json.dumps(result))
-    finally:
-        if temp is not None:
-            temp.cleanup()
+        write_result(result, "ingest", args.quick, args.output)
     return 0
 
 

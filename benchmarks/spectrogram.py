@@ -39,9 +39,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # per-core figures: no hidden thread pools
 
 import argparse
-import concurrent.futures
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -51,18 +48,16 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, cpu_scaling, load_average, log, machine, versions, write_result
+
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
 N_SAMPLES = 2500
 STATION_YEAR_WINDOWS = 365 * 86400 // 25 * 2  # 25 s windows with 50 % overlap
 STUDY_HOURS_PER_YEAR = 3.8  # REFERENCE.md §A: ResNet-50, processing hours per year of data
 GOAL = round(STATION_YEAR_WINDOWS / (STUDY_HOURS_PER_YEAR * 3600))  # windows/s per core
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+VERSIONS = ("seisgrid", "numpy", "scipy", "torch", "dask", "xarray", "zarr")
 
 
 def windows(n: int, seed: int = 0) -> np.ndarray:
@@ -74,70 +69,16 @@ def windows(n: int, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ machine
-def _spin(n: int) -> float:
-    t0 = time.perf_counter()
-    s = 0
-    for i in range(n):
-        s += i
-    return time.perf_counter() - t0
-
-
-def cpu_scaling(workers: int = 2, n: int = 3_000_000) -> dict:
-    """Pure-Python work in 1 and in ``workers`` processes at once (speedup < workers: cores were busy)."""
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_spin, [1000] * workers))
-        t0 = time.perf_counter()
-        list(pool.map(_spin, [n]))
-        one = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        list(pool.map(_spin, [n] * workers))
-        many = time.perf_counter() - t0
-    return {"one_process_s": round(one, 4), f"{workers}_processes_s": round(many, 4),
-            "speedup": round(workers * one / many, 3)}
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine() -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    cpu_model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu_count": os.cpu_count(), "cpus_usable": usable, "cpu_model": cpu_model,
-            "platform": platform.platform(), "python": platform.python_version(), "gpu": None}
+def gpu_name() -> str | None:
+    """The name of CUDA device 0, or None without torch or a CUDA device."""
     try:
         import torch
 
         if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
+            return torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return info
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("seisgrid", "numpy", "scipy", "torch", "dask", "xarray", "zarr"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return None
 
 
 # ------------------------------------------------------------------------------------------- timing
@@ -334,16 +275,12 @@ def main(argv=None) -> int:
                                                                   "dynamic_range_db", "clip")}},
         "repeats": repeats,
         "quick": args.quick,
-        "machine": machine(),
-        "versions": versions(),
+        "machine": machine({"gpu": gpu_name()}),
+        "versions": versions(VERSIONS),
         "command": f"python benchmarks/spectrogram.py{' --quick' if args.quick else ''}{extra}",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    out = Path(args.output) if args.output else RESULTS / ("spectrogram-quick.json" if args.quick else "spectrogram.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {out}")
-    print(json.dumps(result))
+    write_result(result, "spectrogram", args.quick, args.output)
     return 0
 
 

@@ -28,53 +28,27 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import glob
-import importlib.util
-import json
 import os
-import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+from common import log, machine, median, versions, work_folder, write_result
+
 RATE = 100.0
 GOAL_RATIO = 0.8
 COMPONENTS = "ZNE"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _ingest_bench():
-    spec = importlib.util.spec_from_file_location("_bench_ingest", REPO / "benchmarks" / "ingest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _spin(n: int) -> float:
-    t0 = time.perf_counter()
-    s = 0
-    for i in range(n):
-        s += i
-    return time.perf_counter() - t0
+# the same packages as benchmarks/ingest.py reports
+VERSIONS = ("seisgrid", "obspy", "zarr", "dask", "distributed", "numpy", "numcodecs")
 
 
 def cpu_scaling(workers: int, n: int = 3_000_000) -> dict:
     """Plain CPU work in 1 and in ``workers`` processes: speedup < workers shows a contended machine."""
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_spin, [1000] * workers))
-        t0 = time.perf_counter()
-        list(pool.map(_spin, [n]))
-        one = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        list(pool.map(_spin, [n] * workers))
-        many = time.perf_counter() - t0
-    return {"one_process_s": round(one, 4), "speedup": round(workers * one / many, 3)}
+    out = common.cpu_scaling(workers, n)
+    return {"one_process_s": out["one_process_s"], "speedup": out["speedup"]}
 
 
 def _obspy_file(path: str, params: dict):
@@ -120,19 +94,11 @@ def main(argv=None) -> int:
     repeats = (1 if args.quick else 3) if args.repeats is None else args.repeats
     workers = args.workers
 
-    bench = _ingest_bench()
     from seisgrid.cluster import client_scope
     from seisgrid.seismic.ingest import ingest
     from seisgrid.seismic.stalta import archive_params, detect_archive
 
-    temp = None
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-    else:
-        temp = tempfile.TemporaryDirectory(prefix="seisgrid-bench-stalta-")
-        workdir = Path(temp.name)
-    try:
+    with work_folder(args.workdir, "seisgrid-bench-stalta-") as workdir:
         params = archive_params(components=COMPONENTS, min_stations=2)
         with client_scope("local", quiet=True, n_workers=workers, dashboard_address=":0") as client:
             archive = workdir / f"archive-{stations}x{days:g}d"
@@ -164,7 +130,7 @@ def main(argv=None) -> int:
                 log(f"[{r + 1}/{repeats}] seisgrid ({workers}):   {wall_s:7.2f} s {info['samples'] / wall_s:14,.0f} "
                     f"samples/s ({info['station_triggers']} station triggers, {len(events)} network events)")
 
-        med = statistics.median
+        med = median
         t_s = med([x["wall_s"] for x in raw["seisgrid"]])
         t_b = med([x["wall_s"] for x in raw["baseline"]])
         value = raw["seisgrid"][0]["samples"] / t_s
@@ -181,19 +147,12 @@ def main(argv=None) -> int:
             "workers": workers, "repeats": repeats, "quick": args.quick,
             "inputs": {"stations": stations, "channels_per_station": 3, "days": days, "sampling_rate": RATE,
                        "files": len(files), "params": params},
-            "raw": raw, "machine": bench.machine(), "versions": bench.versions(),
+            "raw": raw, "machine": machine(), "versions": versions(VERSIONS),
             "command": f"python benchmarks/stalta.py{quick_flag}",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         log(f"ObsPy: {base:14,.0f} samples/s; seisgrid: {value:14,.0f} samples/s; ratio {ratio:.3f} (goal ≥ {GOAL_RATIO})")
-        out = Path(args.output) if args.output else RESULTS / ("stalta-quick.json" if args.quick else "stalta.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        log(f"wrote {out}")
-        print(json.dumps(result))
-    finally:
-        if temp is not None:
-            temp.cleanup()
+        write_result(result, "stalta", args.quick, args.output)
     return 0
 
 

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="window step assumed for hours per year (default: half the window)")
     _common(p)
 
+    p = sub.add_parser("models", help="detection architectures and their parameter counts (2 classes)")
+    _common(p, cluster=False)
+
     p = sub.add_parser("inventory", help="channels, spans, gaps and sample counts of a store")
     p.add_argument("store")
     _common(p, cluster_default="none")
@@ -220,6 +223,12 @@ def _run(args) -> int:
             result = evaluate(args.windows, args.spectrograms, methods=methods, split=args.split, client=client,
                               out_dir=args.out, stride_seconds=args.stride_seconds)
         _emit(result, args.json, result["table"])
+        return EXIT_OK
+    if args.command == "models":
+        from seisgrid.seismic.models import list_models
+
+        rows = list_models()
+        _emit({"models": rows}, args.json, "\n".join(f"{r['arch']:<10} {r['parameters']:>12,} parameters" for r in rows))
         return EXIT_OK
     if args.command == "inventory":
         from seisgrid.seismic.store import Archive
