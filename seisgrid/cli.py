@@ -102,6 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="window step assumed for hours per year (default: half the window)")
     _common(p)
 
+    p = sub.add_parser("detect", help="slide a trained model over every station-day of a store → picks → events → catalog")
+    p.add_argument("store", help="ingested waveform store (seisgrid ingest)")
+    p.add_argument("--model", required=True, help="checkpoint written by seisgrid train")
+    p.add_argument("--out", required=True, help="catalog path: writes OUT.xml (QuakeML), OUT.csv and OUT.json")
+    p.add_argument("--stations", default=None, help="stations CSV (network, station, latitude, longitude) to locate events")
+    p.add_argument("--probabilities", default=None, help="probabilities store (default: OUT.probabilities.zarr)")
+    p.add_argument("--start", default=None, help="ISO time to start at (default: the store's start)")
+    p.add_argument("--end", default=None, help="ISO time to end at (default: the store's end)")
+    _add_config_options(p, "detect", skip=("score_tolerance_seconds",),
+                        types={"threshold": float, "pick_offset_seconds": float, "device": str})
+    _common(p)
+
+    p = sub.add_parser("score", help="match a detected catalog to a truth catalog: precision, recall, false/station-day")
+    p.add_argument("catalog", help="detected catalog (QuakeML or CSV from seisgrid detect)")
+    p.add_argument("truth", help="truth catalog CSV (seisgrid synth's catalog.csv)")
+    p.add_argument("--tolerance-seconds", type=float, default=None,
+                   help="origin (or first-arrival) times match within this, s (default: detect.score_tolerance_seconds)")
+    p.add_argument("--station-days", type=float, default=None,
+                   help="station-days searched (default: from the catalog's .json or the archive's archive.json)")
+    _common(p, cluster=False)
+
     p = sub.add_parser("models", help="detection architectures and their parameter counts (2 classes)")
     _common(p, cluster=False)
 
@@ -223,6 +244,27 @@ def _run(args) -> int:
             result = evaluate(args.windows, args.spectrograms, methods=methods, split=args.split, client=client,
                               out_dir=args.out, stride_seconds=args.stride_seconds)
         _emit(result, args.json, result["table"])
+        return EXIT_OK
+    if args.command == "detect":
+        from seisgrid.seismic.detect import detect
+
+        options = {k: v for k, v in _options(args, "detect").items() if v is not None}
+        with _client(args) as client:
+            result = detect(args.store, args.model, args.out, stations=args.stations,
+                            probabilities_url=args.probabilities, start=args.start, end=args.end,
+                            client=client, **options)
+        _emit(result, args.json, f"{result['n_events']} events from {result['picks']} picks in {result['station_days']} station-days ({result['tasks_run']} run, "
+                                  f"{result['tasks_skipped']} up to date); catalog {result['catalog']}")
+        return EXIT_OK
+    if args.command == "score":
+        from seisgrid.seismic.catalog import score
+
+        result = score(args.catalog, args.truth, tolerance_seconds=args.tolerance_seconds,
+                       station_days=args.station_days)
+        human = [f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
+                 f"false detections per station-day {result['false_per_station_day']:.3f}"]
+        human += [f"  SNR {b['snr_min']}–{b['snr_max']}: recall {b['recall']} of {b['n']}" for b in result["recall_by_snr"]]
+        _emit({k: v for k, v in result.items() if k != "matches"}, args.json, "\n".join(human))
         return EXIT_OK
     if args.command == "models":
         from seisgrid.seismic.models import list_models

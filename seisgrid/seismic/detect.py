@@ -1,0 +1,553 @@
+"""Archive-scale detection with a trained model: sliding windows → P(earthquake) → picks → events → catalog.
+
+One Dask task per **station-day** (:func:`detect_station_day`, run by ``ingest._run_tasks`` with a
+progress bar):
+
+1. **Read** the station's Z, N, E channels (per component letter the channel with the most samples)
+   with :meth:`Archive.stream` over ``[day − L − pad, day end + 2 L)``, ``L`` = the window length:
+   one window of look-back and one of look-ahead (so runs of triggering windows crossing midnight are
+   seen whole and reported once, by the day in which they start) and ``pad = 3 × refine_lta`` for the
+   STA/LTA warm-up. Channels at another rate are resampled to the model's rate (100 Hz) per contiguous
+   segment with :func:`seisgrid.seismic.labelled.resample` (the windows' own resampler). Gaps are NaN.
+2. **Windows**: ``window_seconds`` from the model (25 s = 2500 samples), starting every
+   ``stride_seconds`` (default **5 s**) on a grid fixed to midnight. 5 s ≤ the 6 s spread of P positions
+   in the training windows (P 5–11 s after the window start), so every P falls inside the trained
+   range of at least one window. Each window is demeaned per component as the window store does; a
+   component with any missing sample in the window is zeroed (= absent, as in training); a window
+   without any complete component is not evaluated (probability NaN).
+3. **Model**: images with :func:`~seisgrid.seismic.spectrogram.spectrogram_torch` on the device, with
+   the spectrogram parameters of the checkpoint's config (so images are made exactly as for
+   training), then the model in batches of ``batch_size`` under ``torch.inference_mode`` (bf16
+   autocast and channels_last on CUDA, fp32 on CPU). P(earthquake) = softmax of the logits, class 1
+   (or the index of ``"earthquake"`` in the config's ``classes``).
+4. **Store**: probabilities of the windows starting in the day go to the Zarr store
+   ``probabilities_url``: group ``NET.STA``, array ``YYYY-MM-DD`` (float32, one value per window
+   start ``day + k × stride``, NaN where not evaluated; attributes ``start``, ``start_ns``,
+   ``stride_seconds``, ``window_seconds``). Then a manifest record ``_manifest/days/NET.STA/YYYY-MM-DD``
+   (group attributes) with the picks and a fingerprint of the model, the settings and the day's
+   input segments. A rerun skips station-days whose record has the same fingerprint and reuses the
+   picks in it: an interrupted run resumes, a finished one runs no task and writes the same catalog.
+5. **Picks**: a trigger is a run of at least ``min_windows`` (2) consecutive windows with
+   P ≥ ``threshold`` (default: the checkpoint's ``threshold``, else 0.5). ``pick_method``:
+   ``"stalta"`` (default) — the P pick is the first sample, inside ``[first window start − stride,
+   first window end)``, where a recursive STA/LTA (``refine_sta``/``refine_lta`` s) of the bandpassed
+   (``refine_freqmin``–``refine_freqmax`` Hz) Z component reaches ``refine_thr``; when it never does
+   (or there is no Z) the pick falls back to the ``"window"`` rule: the first triggering window's start
+   plus ``pick_offset_seconds`` (default: the training windows' ``pre_p_seconds``, 8 s).
+
+Then (driver) the picks of all station-days are associated into events
+(:func:`seisgrid.seismic.associate.associate`) and written as QuakeML + CSV (+ a JSON summary) by
+:func:`seisgrid.seismic.catalog.write_catalog`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+
+import numpy as np
+import obspy
+
+from seisgrid import config, storage
+from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.seismic.layout import DAY_NS, MANIFEST, NS, day_label, iso_ns
+
+logger = logging.getLogger("seisgrid")
+
+STORE_KIND = "seisgrid-probabilities"
+COMPONENTS = "ZNE"
+PICK_METHODS = ("stalta", "window")
+
+
+def _opt(key, value):
+    return config.get(f"detect.{key}", override=value)
+
+
+# --------------------------------------------------------------------------------- model settings
+def _find(cfg, *names):
+    """The first value of any of ``names`` in a nested config (breadth-first), else None."""
+    queue = [cfg]
+    while queue:
+        node = queue.pop(0)
+        if isinstance(node, dict):
+            for name in names:
+                if node.get(name) is not None:
+                    return node[name]
+            queue.extend(v for v in node.values() if isinstance(v, dict))
+    return None
+
+
+def model_settings(cfg: dict):
+    """Window length (s), sampling rate (Hz), :class:`SpectrogramParams`, threshold, pre-P offset (s) and
+    earthquake class index from a checkpoint config; what it lacks comes from the configuration."""
+    from seisgrid.seismic.spectrogram import SpectrogramParams
+
+    rate = float(_find(cfg, "sampling_rate", "fs") or config.get("windows.sampling_rate", 100.0))
+    window = float(_find(cfg, "window_seconds") or config.get("windows.window_seconds", 25.0))
+    fields = {f.name for f in dataclasses.fields(SpectrogramParams)} - {"fs"}
+    node = None
+    for key in ("spectrogram", "spectrogram_params", "spectrogram_attrs"):
+        node = _find(cfg, key)
+        if isinstance(node, dict):
+            break
+    node = node if isinstance(node, dict) else cfg
+    # SpectrogramParams names (n_fft, hop, f_min, ...) or the spectrogram store's attribute names
+    # (stft_n_fft, stft_hop, band_hz, image_size: what train.py copies into the checkpoint)
+    spec = {k: node[k] for k in fields if node.get(k) is not None}
+    for name, key in (("n_fft", "stft_n_fft"), ("hop", "stft_hop")):
+        if node.get(key) is not None:
+            spec[name] = node[key]
+    if node.get("band_hz") is not None:
+        spec["f_min"], spec["f_max"] = float(node["band_hz"][0]), float(node["band_hz"][1])
+    if node.get("image_size") is not None:
+        size = node["image_size"]
+        spec["size"] = int(size[0] if isinstance(size, (list, tuple)) else size)
+    params = SpectrogramParams.from_config(fs=rate, **spec)
+    threshold = cfg.get("threshold")
+    pre_p = _find(cfg, "pre_p_seconds")
+    classes = cfg.get("classes") or cfg.get("class_names")
+    eq_index = 1
+    if isinstance(classes, (list, tuple)) and "earthquake" in classes:
+        eq_index = list(classes).index("earthquake")
+    return {"window_seconds": window, "sampling_rate": rate, "spectrogram": params,
+            "threshold": None if threshold is None else float(threshold),
+            "pre_p_seconds": None if pre_p is None else float(pre_p), "earthquake_index": int(eq_index)}
+
+
+_MODEL_CACHE: dict = {}
+_MODEL_LOCK = threading.Lock()
+_THREADS_SET = False
+
+
+def _model(model_path: str, device: str, fingerprint: str):
+    """The model on ``device``, loaded once per worker process and checkpoint."""
+    from seisgrid.seismic import models
+
+    key = (model_path, device, fingerprint)
+    with _MODEL_LOCK:
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE.clear()
+            model, cfg = models.load_checkpoint(model_path, device)
+            if device.startswith("cuda"):
+                import torch
+
+                model = model.to(memory_format=torch.channels_last)
+            _MODEL_CACHE[key] = (model, cfg)
+        return _MODEL_CACHE[key]
+
+
+def _set_threads(device: str) -> None:
+    global _THREADS_SET
+    if device != "cpu" or _THREADS_SET:
+        return
+    from seisgrid.seismic.spectrogram import _worker_threads
+
+    threads = _worker_threads()
+    if threads:  # a worker runs nthreads tasks at once: one torch pool per core would oversubscribe
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    _THREADS_SET = True
+
+
+def probabilities(model, windows: np.ndarray, params, *, device: str, batch_size: int,
+                  earthquake_index: int = 1) -> np.ndarray:
+    """P(earthquake) of windows ``(n, 3, samples)`` (float32, demeaned): spectrograms + model in batches."""
+    import torch
+
+    from seisgrid.seismic.spectrogram import spectrogram_torch
+
+    dev = torch.device(device)
+    out = np.empty(len(windows), dtype=np.float32)
+    cuda = dev.type == "cuda"
+    for a in range(0, len(windows), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(windows[a:a + batch_size], dtype=np.float32)).to(dev, non_blocking=True)
+        with torch.inference_mode():
+            images = spectrogram_torch(x, params)
+            if cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(images)
+            p = torch.softmax(logits.float(), dim=1)[:, earthquake_index]
+        out[a:a + len(p)] = p.cpu().numpy()
+    return out
+
+
+# -------------------------------------------------------------------------------------- the task
+def _station_channels(archive) -> dict[str, dict[str, str]]:
+    """``{NET.STA: {component letter: channel id}}``: per letter the channel with the most samples."""
+    best: dict = {}
+    for cid in archive.ids:
+        net, sta, _loc, cha = cid.split(".")
+        if not cha or cha[-1] not in COMPONENTS:
+            continue
+        samples = int(archive.channel(cid).get("samples", 0))
+        if not samples:
+            continue
+        key = (f"{net}.{sta}", cha[-1])
+        if key not in best or samples > best[key][0]:
+            best[key] = (samples, cid)
+    out: dict = {}
+    for (station, comp), (_, cid) in sorted(best.items()):
+        out.setdefault(station, {})[comp] = cid
+    return out
+
+
+def _span_ns(archive, cid):
+    attrs = archive.channel(cid)
+    segs = attrs["segments"]
+    if not segs:
+        return None
+    rate, origin = attrs["sampling_rate"], attrs["origin_ns"]
+    return (origin + round(segs[0][0] * NS / rate), origin + round(segs[-1][1] * NS / rate))
+
+
+def _segments_in(archive, cid, lo_ns, hi_ns) -> list:
+    attrs = archive.channel(cid)
+    rate, origin = attrs["sampling_rate"], attrs["origin_ns"]
+    out = []
+    for a, b in attrs["segments"]:
+        ta, tb = origin + round(a * NS / rate), origin + round(b * NS / rate)
+        if ta < hi_ns and tb > lo_ns:
+            out.append([a, b])
+    return [rate, out]
+
+
+def _read_component(archive, cid, lo_ns, hi_ns, rate: float) -> np.ndarray:
+    """Samples of ``cid`` on the grid ``lo_ns + k / rate`` for ``[lo_ns, hi_ns)``: float32, NaN in gaps."""
+    from seisgrid.seismic.labelled import resample
+
+    n = round((hi_ns - lo_ns) * rate / NS)
+    out = np.full(n, np.nan, dtype=np.float32)
+    stream = archive.stream(cid, obspy.UTCDateTime(ns=lo_ns), obspy.UTCDateTime(ns=hi_ns))
+    for tr in stream:
+        src = float(tr.stats.sampling_rate)
+        data = tr.data.astype(np.float64)
+        if not math.isclose(src, rate, rel_tol=1e-9):
+            if len(data) < 16:
+                continue
+            data = resample(data, src, rate)
+        start = round((tr.stats.starttime.ns - lo_ns) * rate / NS)
+        a, b = max(start, 0), min(start + len(data), n)
+        if a < b:
+            out[a:b] = data[a - start:b - start]
+    return out
+
+
+def _stalta_cf(z: np.ndarray, rate: float, s: dict) -> np.ndarray:
+    from obspy.signal.filter import bandpass
+    from obspy.signal.trigger import recursive_sta_lta
+
+    x = np.nan_to_num(z.astype(np.float64), nan=0.0)
+    if not x.any():
+        return np.zeros_like(x)
+    x = bandpass(x, s["refine_freqmin"], min(s["refine_freqmax"], 0.45 * rate), rate, corners=4, zerophase=False)
+    return recursive_sta_lta(x, max(1, int(s["refine_sta"] * rate)), max(2, int(s["refine_lta"] * rate)))
+
+
+def _runs(above: np.ndarray) -> list[tuple[int, int]]:
+    """(first, end) index pairs of runs of True (end exclusive)."""
+    if not len(above):
+        return []
+    padded = np.concatenate(([False], above, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def detect_station_day(task: dict, store_url: str, store_options: dict, model_path: str, s: dict) -> dict:
+    """Probabilities and picks of one station-day (module docstring, steps 1–5); writes the
+    probabilities and the manifest record; returns the summary (also stored in the record)."""
+
+    from seisgrid.seismic.ingest import _write_record
+    from seisgrid.seismic.spectrogram import SpectrogramParams
+    from seisgrid.seismic.store import Archive
+
+    t_start = time.perf_counter()
+    device = s["device"]
+    _set_threads(device)
+    rate = s["sampling_rate"]
+    params = SpectrogramParams(**s["spectrogram"])
+    n_win = round(s["window_seconds"] * rate)
+    stride_ns = round(s["stride_seconds"] * NS)
+    stride = round(s["stride_seconds"] * rate)
+    window_ns = round(s["window_seconds"] * NS)
+    day0 = task["day"] * DAY_NS
+    n_day = DAY_NS // stride_ns
+    look = math.ceil(window_ns / stride_ns)  # windows of look-back and look-ahead
+    first_ns = day0 - look * stride_ns  # first window start evaluated
+    pad_ns = round(3 * s["refine_lta"] * NS) if s["pick_method"] == "stalta" else 0
+    read_lo = first_ns - pad_ns
+    n_all = n_day + 2 * look
+    read_hi = first_ns + (n_all - 1) * stride_ns + window_ns
+    archive = Archive(s["archive_url"], storage_options=s["archive_options"])
+    comps = np.full((3, round((read_hi - read_lo) * rate / NS)), np.nan, dtype=np.float32)
+    for k, comp in enumerate(COMPONENTS):
+        cid = task["channels"].get(comp)
+        if cid is not None:
+            comps[k] = _read_component(archive, cid, read_lo, read_hi, rate)[: comps.shape[1]]
+    offset = round(pad_ns * rate / NS)
+    starts = offset + np.arange(n_all) * stride
+    # a component is complete in a window when none of its samples is NaN (cumulative NaN counts)
+    nan_cum = np.concatenate((np.zeros((3, 1), np.int64), np.cumsum(np.isnan(comps), axis=1)), axis=1)
+    complete = (nan_cum[:, starts + n_win] - nan_cum[:, starts]) == 0  # (3, n_all)
+    valid = complete.any(axis=0)
+    probs = np.full(n_all, np.nan, dtype=np.float32)
+    idx = np.flatnonzero(valid)
+    if len(idx):
+        model, _ = _model(model_path, device, s["model_fingerprint"])
+        filled = np.nan_to_num(comps, nan=0.0)
+        view = np.lib.stride_tricks.sliding_window_view(filled, n_win, axis=1)  # (3, positions, n_win)
+        chunk = max(1, s["batch_size"]) * 8
+        for a in range(0, len(idx), chunk):
+            sel = idx[a:a + chunk]
+            w = np.transpose(view[:, starts[sel], :], (1, 0, 2)).astype(np.float64)  # (b, 3, n_win)
+            w -= w.mean(axis=-1, keepdims=True)
+            w[~complete[:, sel].T] = 0.0
+            probs[sel] = probabilities(model, w.astype(np.float32), params, device=device,
+                                       batch_size=s["batch_size"], earthquake_index=s["earthquake_index"])
+    # picks: runs of ≥ min_windows windows with P ≥ threshold that start in this day
+    above = np.nan_to_num(probs, nan=0.0) >= s["threshold"]
+    cf = None
+    picks = []
+    for a, b in _runs(above):
+        if b - a < s["min_windows"] or not look <= a < look + n_day:
+            continue
+        w_start = first_ns + a * stride_ns
+        t_pick, method = w_start + round(s["pick_offset_seconds"] * NS), "window"
+        if s["pick_method"] == "stalta" and task["channels"].get("Z"):
+            if cf is None:
+                cf = _stalta_cf(comps[0], rate, s)
+            lo = max(starts[a] - stride, 0)
+            hi = min(starts[a] + n_win, len(cf))
+            hit = np.flatnonzero(cf[lo:hi] >= s["refine_thr"])
+            if len(hit):
+                t_pick = read_lo + round((lo + hit[0]) * NS / rate)
+                method = "stalta"
+        picks.append({"station": task["station"], "channel": task["channels"].get("Z") or
+                      next(iter(task["channels"].values())), "time": iso_ns(t_pick), "time_ns": int(t_pick),
+                      "window_start": iso_ns(w_start), "windows": int(b - a),
+                      "probability": round(float(np.nanmax(probs[a:b])), 4), "method": method})
+    # store: the day's windows only
+    day_probs = probs[look:look + n_day]
+    root = storage.open_group(store_url, mode="a", options=store_options)
+    group = root.require_group(task["station"])
+    label = day_label(task["day"])
+    arr = group.create_array(label, shape=(n_day,), dtype="float32", chunks=(n_day,), fill_value=np.nan,
+                             overwrite=True, dimension_names=["window"],
+                             attributes={"start": iso_ns(day0), "start_ns": int(day0),
+                                         "stride_seconds": s["stride_seconds"],
+                                         "window_seconds": s["window_seconds"],
+                                         "long_name": "P(earthquake) of the window starting at start + k × stride"})
+    arr[:] = day_probs
+    evaluated = int(np.isfinite(day_probs).sum())
+    record = {"station": task["station"], "day": label, "fingerprint": task["fingerprint"],
+              "channels": task["channels"], "windows": int(n_day), "windows_evaluated": evaluated,
+              "windows_computed": len(idx), "above_threshold": int((day_probs >= s["threshold"]).sum()),
+              "station_days": round(evaluated * s["stride_seconds"] / 86400.0, 6),
+              "picks": picks, "seconds": round(time.perf_counter() - t_start, 3), "device": device}
+    _write_record(store_url, store_options, f"{MANIFEST}/days/{task['station']}/{label}", record)
+    return record
+
+
+# ------------------------------------------------------------------------------------------ driver
+def _sha1_file(path: str) -> str:
+    fs, fpath = storage.filesystem(path)
+    h = hashlib.sha1()
+    with fs.open(fpath, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    with fs.open(fpath + ".json", "rb") as f:
+        h.update(f.read())
+    return h.hexdigest()
+
+
+def _default_probabilities_url(out_catalog) -> str:
+    from seisgrid.seismic.catalog import stem
+
+    return stem(out_catalog) + ".probabilities.zarr"
+
+
+def _open_probabilities(url: str, options: dict, meta: dict):
+    root = storage.open_group(url, mode="a", options=options)
+    kind = root.attrs.get("kind")
+    if kind not in (None, STORE_KIND):
+        raise SeisgridError(f"{url}: is a {kind!r} store, not a probabilities store; choose another "
+                            "--probabilities path")
+    if kind is None and list(root.keys()):
+        raise SeisgridError(f"{url}: is a Zarr store seisgrid did not create; choose another --probabilities path")
+    root.attrs.update({"kind": STORE_KIND, **meta})
+    root.require_group(f"{MANIFEST}/days")
+    return root
+
+
+def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=None, stride_seconds=None,
+           batch_size=None, threshold=None, min_windows=None, pick_method=None, pick_offset_seconds=None,
+           device=None, client=None, progress: bool = True, probabilities_url=None, start=None, end=None,
+           min_stations=None, velocity_kms=None, tolerance_seconds=None, max_travel_seconds=None,
+           **options) -> dict:
+    """Detect earthquakes in an ingested waveform store with a trained model and write a catalog.
+
+    See the module docstring for windows, probabilities, picks, resumption and the task layout.
+
+    Parameters
+    ----------
+    store_url : str
+        Ingested waveform store (``seisgrid ingest``), path or ``s3://`` URL.
+    model_path : str
+        Checkpoint written by ``save_checkpoint`` (weights + ``.json`` config).
+    out_catalog : str
+        Catalog path: ``STEM.xml`` (QuakeML), ``STEM.csv`` and ``STEM.json`` (summary) are written.
+    stations : str, list or dict, optional
+        Station coordinates (CSV such as ``stations.csv`` of ``seisgrid synth``) for association
+        windows from distances and for locating events; without them events are not located.
+    window_seconds : float, optional
+        Window length; default the model's (25 s). Another value than the model's is refused.
+    stride_seconds : float, optional
+        Step between window starts (default ``seisgrid.detect.stride_seconds``, 5 s); must divide a day.
+    batch_size : int, optional
+        Windows per model batch.
+    threshold : float, optional
+        Trigger threshold on P(earthquake) (default: the checkpoint's ``threshold``, else 0.5).
+    min_windows : int, optional
+        Consecutive windows ≥ threshold for a station trigger.
+    pick_method : {"stalta", "window"}, optional
+    pick_offset_seconds : float, optional
+        Offset of window picks from the window start (default: the model's ``pre_p_seconds``, else 8).
+    device : str, optional
+        Torch device of the tasks (default: ``cuda`` when available, else ``cpu``).
+    client : distributed.Client or LazyClient, optional
+        Cluster for the station-day tasks; None: in this process.
+    progress : bool
+        Progress bar on stderr.
+    probabilities_url : str, optional
+        Zarr store of probabilities and the manifest (default ``STEM.probabilities.zarr``).
+    start, end : str or UTCDateTime, optional
+        Days to scan (default: every day with data).
+    min_stations, velocity_kms, tolerance_seconds, max_travel_seconds : optional
+        Association (:func:`seisgrid.seismic.associate.associate`).
+    **options
+        ``refine_freqmin``, ``refine_freqmax``, ``refine_sta``, ``refine_lta``, ``refine_thr``, and the
+        location options ``p_velocity_kms``, ``depth_km``, ``grid_radius_km``, ``grid_step_km``.
+
+    Returns
+    -------
+    dict
+        ``events`` (list of event dicts), ``n_events``, ``picks``, ``catalog`` (paths), ``probabilities``,
+        ``tasks_run``, ``tasks_skipped``, ``station_days``, ``windows``, ``seconds``, ``windows_per_s``,
+        ``settings`` and ``tasks`` (per station-day summaries of the tasks run now).
+    """
+    from seisgrid.seismic import models
+    from seisgrid.seismic.associate import associate
+    from seisgrid.seismic.catalog import write_catalog
+    from seisgrid.seismic.ingest import _run_tasks, read_attrs_under
+    from seisgrid.seismic.store import Archive
+
+    t0 = time.perf_counter()
+    refine_keys = ("refine_freqmin", "refine_freqmax", "refine_sta", "refine_lta", "refine_thr")
+    locate_keys = ("p_velocity_kms", "depth_km", "grid_radius_km", "grid_step_km")
+    unknown = sorted(set(options) - set(refine_keys) - set(locate_keys))
+    if unknown:
+        raise ConfigError(f"detect: unknown options {unknown}")
+    model_path = str(model_path)
+    _, cfg = models.load_checkpoint(model_path, "cpu")
+    ms = model_settings(cfg)
+    if window_seconds is not None and not math.isclose(float(window_seconds), ms["window_seconds"]):
+        raise ConfigError(f"detect: window_seconds={window_seconds} but the model was trained on "
+                          f"{ms['window_seconds']} s windows; leave it unset")
+    stride = float(_opt("stride_seconds", stride_seconds))
+    stride_ns = round(stride * NS)
+    if stride <= 0 or DAY_NS % stride_ns or abs(stride * ms["sampling_rate"] - round(stride * ms["sampling_rate"])) > 1e-9:
+        raise ConfigError(f"detect: stride_seconds={stride}: must be > 0, divide a day and be a whole number "
+                          f"of samples at {ms['sampling_rate']} Hz")
+    thr = threshold if threshold is not None else _opt("threshold", None)
+    thr = float(thr if thr is not None else (ms["threshold"] if ms["threshold"] is not None else 0.5))
+    method = str(_opt("pick_method", pick_method))
+    if method not in PICK_METHODS:
+        raise ConfigError(f"detect: pick_method {method!r}: expected one of {list(PICK_METHODS)}")
+    offset = _opt("pick_offset_seconds", pick_offset_seconds)
+    offset = float(offset if offset is not None else (ms["pre_p_seconds"] if ms["pre_p_seconds"] is not None
+                                                      else config.get("windows.pre_p_seconds", 8.0)))
+    archive_options = storage.storage_options(str(store_url))
+    settings = {
+        "archive_url": str(store_url), "archive_options": archive_options,
+        "sampling_rate": ms["sampling_rate"], "window_seconds": ms["window_seconds"], "stride_seconds": stride,
+        "spectrogram": dataclasses.asdict(ms["spectrogram"]), "earthquake_index": ms["earthquake_index"],
+        "threshold": thr, "min_windows": int(_opt("min_windows", min_windows)), "pick_method": method,
+        "pick_offset_seconds": offset,
+        "batch_size": int(_opt("batch_size", batch_size)),
+        "device": str(models.pick_device(_opt("device", device))),
+        **{k: float(_opt(k, options.get(k))) for k in refine_keys},
+        "model_fingerprint": _sha1_file(model_path),
+    }
+    if settings["batch_size"] < 1 or settings["min_windows"] < 1:
+        raise ConfigError("detect: batch_size and min_windows must be ≥ 1")
+    prob_url = str(probabilities_url or _default_probabilities_url(out_catalog))
+    prob_options = storage.storage_options(prob_url)
+    public = {k: v for k, v in settings.items() if k not in ("archive_options",)}
+    prob_root = _open_probabilities(prob_url, prob_options, {"model": model_path, "settings": public})
+
+    archive = Archive(store_url, storage_options=archive_options)
+    stations_channels = _station_channels(archive)
+    if not stations_channels:
+        raise SeisgridError(f"{store_url}: no channel with component Z, N or E and data")
+    lo_ns = obspy.UTCDateTime(start).ns if start is not None else None
+    hi_ns = obspy.UTCDateTime(end).ns if end is not None else None
+    fp_settings = {k: v for k, v in public.items() if k not in ("device", "batch_size", "archive_url")}
+    done = {(r.get("station"), r.get("day")): r
+            for r in read_attrs_under(prob_url, prob_options, f"{MANIFEST}/days").values() if "fingerprint" in r}
+    tasks, records = [], []
+    for station, channels in stations_channels.items():
+        spans = [sp for sp in (_span_ns(archive, cid) for cid in channels.values()) if sp]
+        if not spans:
+            continue
+        a = min(sp[0] for sp in spans)
+        b = max(sp[1] for sp in spans)
+        if lo_ns is not None:
+            a = max(a, lo_ns)
+        if hi_ns is not None:
+            b = min(b, hi_ns)
+        for day in range(a // DAY_NS, (b - 1) // DAY_NS + 1) if a < b else []:
+            reach = 2 * int(ms["window_seconds"] * NS) + stride_ns  # look-back/ahead (rounded up) + warm-up
+            span = (day * DAY_NS - reach - int(3 * settings["refine_lta"] * NS), (day + 1) * DAY_NS + reach)
+            inputs = {c: _segments_in(archive, cid, *span) for c, cid in sorted(channels.items())}
+            fingerprint = hashlib.sha1(json.dumps([station, day, channels, inputs, fp_settings], sort_keys=True,
+                                                  default=str).encode()).hexdigest()
+            previous = done.get((station, day_label(day)))
+            if previous and previous["fingerprint"] == fingerprint:
+                records.append(previous)
+                continue
+            tasks.append({"station": station, "day": day, "channels": channels, "fingerprint": fingerprint})
+    for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
+        prob_root.require_group(station)
+    logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
+    new = _run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
+                     "detect", progress)
+    all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
+    picks = [p for r in all_records for p in r["picks"]]
+    events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,
+                       tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
+                       **{k: options[k] for k in locate_keys if k in options})
+    for ev in events:
+        for p in ev["picks"]:
+            p.pop("time_ns", None)
+    station_days = round(sum(r["station_days"] for r in all_records), 6)
+    windows_now = int(sum(r["windows_computed"] for r in new))
+    seconds = time.perf_counter() - t0
+    summary = {
+        "store": str(store_url), "model": model_path, "probabilities": prob_url,
+        "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
+        "station_days": station_days, "windows": windows_now, "seconds": round(seconds, 3),
+        "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
+        "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
+    }
+    paths = write_catalog(events, out_catalog, summary=summary, method="resnet")
+    return {**summary, "catalog": paths, "events": events,
+            "tasks": [{k: v for k, v in r.items() if k != "picks"} | {"picks": len(r["picks"])} for r in new]}
+
+
+__all__ = ["detect", "detect_station_day", "model_settings", "probabilities"]

@@ -1,0 +1,124 @@
+"""Association, catalog files and scoring (seisgrid.seismic.associate / catalog), on hand-made data."""
+
+from __future__ import annotations
+
+import math
+
+import obspy
+import pytest
+
+from seisgrid.seismic.associate import associate, iso, locate
+from seisgrid.seismic.catalog import from_stalta, read_catalog, score, write_catalog
+
+T0 = obspy.UTCDateTime("2021-01-01T00:00:00").ns
+
+
+def t(seconds: float) -> str:
+    return iso(T0 + round(seconds * 1e9))
+
+
+# three stations on a line, 0.5° of latitude (~55.6 km) apart
+STATIONS = {"SY.A": (-77.0, 167.0), "SY.B": (-77.5, 167.0), "SY.C": (-78.0, 167.0)}
+
+
+def test_associate_groups_by_travel_time_and_min_stations():
+    picks = [
+        {"station": "SY.A", "time": t(100.0), "probability": 0.9},
+        {"station": "SY.B", "time": t(104.0), "probability": 0.7},   # A-B: 55.6 km / 3.5 + 3 = 18.9 s
+        {"station": "SY.C", "time": t(130.0), "probability": 0.8},   # too late for A and B: alone
+        {"station": "SY.A", "time": t(500.0)},                       # alone: no event with min_stations 2
+        {"station": "SY.B", "time": t(900.0)}, {"station": "SY.C", "time": t(905.0)},
+        {"station": "SY.A", "time": t(935.0)},                       # 35 s after B: > 18.9 s
+    ]
+    events = associate(picks, STATIONS, min_stations=2, velocity_kms=3.5, tolerance_seconds=3.0)
+    assert [e["stations"] for e in events] == [["SY.A", "SY.B"], ["SY.B", "SY.C"]]
+    assert [e["event_id"] for e in events] == [1, 2]
+    assert events[0]["first_arrival"] == t(100.0) and events[0]["probability"] == 0.8
+    assert events[0]["origin_time"] is not None and events[0]["latitude"] is not None
+    assert associate(picks, STATIONS, min_stations=3) == []
+    # without coordinates: a fixed window, no location
+    free = associate(picks[:3], None, min_stations=3, max_travel_seconds=30.0)
+    assert len(free) == 1 and free[0]["origin_time"] is None and free[0]["first_arrival"] == t(100.0)
+
+
+def test_locate_recovers_an_origin_on_the_grid():
+    # an event below station B at 10 km depth, origin at 50 s: P times sqrt(d² + 10²) / 6
+    from seisgrid.seismic.associate import _xy_km
+
+    xy, _ = _xy_km(STATIONS)
+    picks = []
+    for sta, (x, y) in xy.items():
+        d = math.hypot(x - 0.0, y - 0.0)
+        picks.append({"station": sta, "time": T0 + round((50.0 + math.hypot(d, 10.0) / 6.0) * 1e9)})
+    loc = locate(picks, STATIONS, p_velocity_kms=6.0, depth_km=10.0, grid_radius_km=100.0, grid_step_km=5.0)
+    assert loc["rms_seconds"] < 0.01
+    assert abs(obspy.UTCDateTime(loc["origin_time"]) - obspy.UTCDateTime(t(50.0))) < 0.01
+    assert loc["latitude"] == pytest.approx(-77.5, abs=0.05) and loc["longitude"] == pytest.approx(167.0, abs=0.3)
+
+
+TRUTH = [  # one row per event and station, as synth's catalog.csv (snr per station; the event's is the max)
+    {"event_id": 1, "origin_time": t(0), "p_time": t(5), "snr": 50.0}, {"event_id": 1, "origin_time": t(0), "p_time": t(4), "snr": 20.0},
+    {"event_id": 2, "origin_time": t(100), "p_time": t(108), "snr": 5.0},
+    {"event_id": 3, "origin_time": t(200), "p_time": t(203), "snr": 0.5},
+    {"event_id": 4, "origin_time": t(300), "p_time": t(310), "snr": 2.0},
+    {"event_id": 5, "origin_time": t(400), "p_time": t(402), "snr": 40.0},
+]
+
+
+def _ev(origin=None, first=None):
+    return {"origin_time": None if origin is None else t(origin), "first_arrival": None if first is None else t(first)}
+
+
+def test_score_by_hand():
+    detected = [
+        _ev(origin=1.0),      # matches 1 (dt 1 s)
+        _ev(origin=-2.0),     # also near 1, farther: one-to-one → false
+        _ev(origin=104.0),    # dt 4 s: matches 2 with tolerance 5
+        _ev(first=310.5),     # not located: first arrival vs first P of 4 (310) → match
+        _ev(origin=700.0),    # false
+    ]
+    r = score(detected, TRUTH, tolerance_seconds=5.0, station_days=2.0)
+    assert r["matched"] == 3 and r["detected"] == 5 and r["true"] == 5 and r["false"] == 2
+    assert r["precision"] == pytest.approx(3 / 5) and r["recall"] == pytest.approx(3 / 5)
+    assert r["false_per_station_day"] == pytest.approx(2 / 2.0)
+    bins = {(b["snr_min"], b["snr_max"]): (b["n"], b["recall"]) for b in r["recall_by_snr"]}
+    assert bins == {(0.0, 1.0): (1, 0.0), (1.0, 3.0): (1, 1.0), (3.0, 10.0): (1, 1.0), (10.0, 30.0): (0, None),
+                    (30.0, None): (2, 0.5)}
+    assert [(m["event_id"], m["truth_event_id"]) for m in r["matches"]] == [(None, "1"), (None, "2"), (None, "4")]
+    tight = score(detected, TRUTH, tolerance_seconds=2.0, station_days=2.0)
+    assert tight["matched"] == 2 and tight["recall"] == pytest.approx(2 / 5)
+
+
+def test_stalta_triggers_score_on_first_arrivals():
+    triggers = [{"time": obspy.UTCDateTime(t(4.5)), "duration": 3.0, "stations": ["A", "B"],
+                 "trace_ids": ["SY.A..HHZ", "SY.B..HHZ"], "coincidence_sum": 2.0},
+                {"time": obspy.UTCDateTime(t(402.0)), "duration": 2.0, "stations": ["A", "C"],
+                 "trace_ids": ["SY.A..HHZ", "SY.C..HHZ"], "coincidence_sum": 2.0}]
+    events = from_stalta(triggers)
+    assert events[0]["stations"] == ["SY.A", "SY.B"] and events[0]["origin_time"] is None
+    r = score(events, TRUTH, tolerance_seconds=1.0, station_days=1.0)
+    assert r["matched"] == 2 and r["precision"] == 1.0 and r["recall"] == pytest.approx(0.4)
+
+
+def test_catalog_files_round_trip(tmp_path):
+    picks = [{"station": "SY.A", "time": t(100.0), "probability": 0.9, "channel": "SY.A..HHZ"},
+             {"station": "SY.B", "time": t(104.0), "probability": 0.7, "channel": "SY.B..HHZ"}]
+    events = associate(picks, STATIONS, min_stations=2) + from_stalta(
+        [{"time": t(600.0), "trace_ids": ["SY.C..HHZ", "SY.A..HHZ"]}])
+    events[1]["event_id"] = 2
+    paths = write_catalog(events, str(tmp_path / "cat.csv"), summary={"station_days": 4.0})
+    assert paths["quakeml"].endswith("cat.xml") and paths["csv"].endswith("cat.csv")
+    cat = obspy.read_events(paths["quakeml"])
+    assert len(cat) == 2
+    assert len(cat[0].picks) == 2 and len(cat[0].preferred_origin().arrivals) == 2
+    assert cat[0].picks[0].waveform_id.channel_code == "HHZ"
+    assert cat[1].preferred_origin().latitude is None and cat[1].preferred_origin().time == obspy.UTCDateTime(t(600))
+    for path in (paths["quakeml"], paths["csv"]):
+        back = read_catalog(path)
+        assert len(back) == 2 and back[1]["origin_time"] is None
+        assert obspy.UTCDateTime(back[1]["first_arrival"]) == obspy.UTCDateTime(t(600))
+        assert obspy.UTCDateTime(back[0]["origin_time"]) == obspy.UTCDateTime(events[0]["origin_time"])
+    # station-days from the catalog's JSON summary
+    truth = [{"event_id": 1, "origin_time": events[0]["origin_time"], "snr": 3.0}]
+    r = score(paths["csv"], truth, tolerance_seconds=1.0)
+    assert r["station_days"] == 4.0 and r["false_per_station_day"] == pytest.approx(1 / 4.0)
