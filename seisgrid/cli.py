@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="window step assumed for hours per year (default: half the window)")
     _common(p)
 
+    p = sub.add_parser("train", help="train a spectrogram classifier (ResNet) as a task on the cluster → checkpoint")
+    p.add_argument("spectrograms", help="spectrogram store (seisgrid spectrograms)")
+    p.add_argument("--out", required=True, help="checkpoint path (writes OUT, OUT.json, OUT.png)")
+    _add_config_options(p, "train", types={"max_windows": int, "threads": int, "device": str})
+    _common(p)
+
     p = sub.add_parser("detect", help="slide a trained model over every station-day of a store → picks → events → catalog")
     p.add_argument("store", help="ingested waveform store (seisgrid ingest)")
     p.add_argument("--model", required=True, help="checkpoint written by seisgrid train")
@@ -122,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--station-days", type=float, default=None,
                    help="station-days searched (default: from the catalog's .json or the archive's archive.json)")
     _common(p, cluster=False)
+
+    p = sub.add_parser("explain", help="per-frequency-band importance of a trained model (band occlusion / IG)")
+    p.add_argument("spectrograms", help="spectrogram store (seisgrid spectrograms)")
+    p.add_argument("--model", required=True, help="checkpoint written by seisgrid train")
+    p.add_argument("--out", default=None, help="folder for band_importance.md/.json/.png")
+    _add_config_options(p, "explain", types={"device": str})
+    _common(p)
 
     p = sub.add_parser("models", help="detection architectures and their parameter counts (2 classes)")
     _common(p, cluster=False)
@@ -245,6 +258,15 @@ def _run(args) -> int:
                               out_dir=args.out, stride_seconds=args.stride_seconds)
         _emit(result, args.json, result["table"])
         return EXIT_OK
+    if args.command == "train":
+        from seisgrid.seismic.train import train
+
+        options = {k: v for k, v in _options(args, "train").items() if v is not None}
+        with _client(args) as client:
+            result = train(args.spectrograms, out=args.out, client=client, **options)
+        _emit(result, args.json, f"trained {result.get('arch', '')} for {result['epochs_run']} epochs (best {result['best_epoch']}), "
+                                  f"threshold {result['threshold']:.3f}; checkpoint {result['checkpoint']}")
+        return EXIT_OK
     if args.command == "detect":
         from seisgrid.seismic.detect import detect
 
@@ -265,6 +287,14 @@ def _run(args) -> int:
                  f"false detections per station-day {result['false_per_station_day']:.3f}"]
         human += [f"  SNR {b['snr_min']}–{b['snr_max']}: recall {b['recall']} of {b['n']}" for b in result["recall_by_snr"]]
         _emit({k: v for k, v in result.items() if k != "matches"}, args.json, "\n".join(human))
+        return EXIT_OK
+    if args.command == "explain":
+        from seisgrid.seismic.attribution import explain
+
+        options = {k: v for k, v in _options(args, "explain").items() if v is not None}
+        with _client(args, lazy=True) as client:
+            result = explain(args.model, args.spectrograms, args.out, client=client, **options)
+        _emit(result, args.json, result["table_markdown"])
         return EXIT_OK
     if args.command == "models":
         from seisgrid.seismic.models import list_models

@@ -29,7 +29,13 @@ from seisgrid.seismic import stalta as stalta_mod
 
 logger = logging.getLogger("seisgrid")
 
-NAMES = {"stalta": "STA/LTA", "forest": "Random Forest"}
+NAMES = {"stalta": "STA/LTA", "forest": "Random Forest", "resnet": "ResNet"}
+RESNET_NAMES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
+
+
+def _resnet_paths(methods) -> list[str]:
+    """Checkpoint paths of the ``resnet:PATH`` entries of ``methods``."""
+    return [m.split(":", 1)[1] for m in methods if m.startswith("resnet:")]
 
 
 def open_windows(url) -> xr.Dataset:
@@ -61,7 +67,10 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
         Labelled-window store (``docs/windows-schema.md``).
     spectrograms_url : str, optional
         Spectrogram store of the same windows (same order) for the forest.
-    methods : sequence of {"stalta", "forest"}
+    methods : sequence of {"stalta", "forest", "resnet:PATH"}
+        ``resnet:PATH``: a checkpoint written by ``seisgrid train`` (any architecture), scored on the
+        spectrogram store's images (``spectrograms_url`` is then required) with the threshold saved in
+        the checkpoint (tuned on val at training time); several may be given.
     split : str
         Split column: ``split`` or ``split_region`` (cross-region: held-out region is ``test``).
     client : distributed.Client or LazyClient, optional
@@ -87,9 +96,9 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
     from seisgrid.cluster import resolve_client
 
     client = resolve_client(client)
-    unknown = sorted(set(methods) - set(NAMES))
+    unknown = sorted(m for m in set(methods) - {"stalta", "forest"} if not (m.startswith("resnet:") and m[7:]))
     if unknown:
-        raise SeisgridError(f"methods {unknown}: unknown; expected some of {sorted(NAMES)}")
+        raise SeisgridError(f"methods {unknown}: unknown; expected some of stalta, forest, resnet:CHECKPOINT")
     ds = open_windows(windows_url)
     if split not in ds:
         raise SeisgridError(f"{windows_url}: no split column {split!r}; expected 'split' or 'split_region'")
@@ -163,6 +172,14 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
                                 threshold=threshold, threshold_source=threshold_source, timed=timed))
             curves["Random Forest"] = (y_test, proba)
 
+        for path in _resnet_paths(methods):
+            row, proba = _resnet(path, ds, spectrograms_url, labels, test, timing, window_seconds, stride)
+            taken = {r["display_name"] for r in results}
+            if row["display_name"] in taken:
+                row["display_name"] += f" ({pathlib.PurePosixPath(path).name})"
+            results.append(row)
+            curves[row["display_name"]] = (y_test, proba)
+
     for r in results:
         points[r["display_name"]] = (r["recall"] or 0.0, r["precision"] or 0.0)
     table = metrics.results_table({r["display_name"]: r for r in results})
@@ -193,6 +210,55 @@ def _row(name, y, pred, seconds, windows, window_seconds, stride, cores, **extra
     if isinstance(row.get("threshold"), float) and not math.isfinite(row["threshold"]):
         row["threshold"] = None
     return row
+
+
+def _resnet(path, ds, spectrograms_url, labels, test, timing, window_seconds, stride):
+    """The ``resnet:PATH`` row: P(earthquake) of the test windows' images, thresholded as trained.
+
+    Runs in this process (torch, device picked once; bf16 autocast on CUDA). Timed: reading the images
+    of the ≥ ``timing_windows`` timing windows from the store (chunk-wise) + the model; the spectrogram
+    computation itself is not timed (as for the forest on a spectrogram store). ``cores`` is torch's
+    CPU thread count (1 on a GPU: hours per year per GPU).
+    """
+    import torch
+
+    from seisgrid.seismic import models
+    from seisgrid.seismic import train as train_mod
+
+    if spectrograms_url is None:
+        raise SeisgridError(f"resnet:{path}: needs the spectrogram store of these windows (--spectrograms)")
+    sds = train_mod.open_store(spectrograms_url)
+    if sds.sizes["window"] != ds.sizes["window"] or not np.array_equal(sds["label"].values, labels):
+        raise SeisgridError(f"{spectrograms_url}: windows or labels differ from the window store; "
+                            "the spectrogram store must be made from this window store")
+    device = models.pick_device(None)
+    model, cfg = models.load_checkpoint(path, device)
+    trained = cfg.get("spectrogram") or {}
+    differ = sorted(k for k in ("stft_n_fft", "stft_hop", "band_hz", "sampling_rate", "image_size", "clip")
+                    if k in trained and k in sds.attrs and train_mod._jsonable(sds.attrs[k]) != trained[k])
+    if differ:
+        logger.warning("resnet:%s: spectrogram settings %s differ from those the model was trained on", path, differ)
+    batch = int(train_mod.config.get("train.eval_batch_size", 256))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    proba = np.empty(len(timing), np.float32)
+    for i in range(0, len(timing), batch):
+        images = train_mod.read_images(sds, timing[i:i + batch])
+        proba[i:i + batch] = train_mod.predict_proba(model, images, device, batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    proba = proba[:len(test)]
+    threshold = float(cfg.get("threshold", 0.5))
+    cores = 1 if device.type == "cuda" else int(torch.get_num_threads())
+    arch = cfg.get("arch", "resnet")
+    row = _row("resnet", labels[test], (proba >= threshold).astype(np.int8), seconds, len(timing),
+               window_seconds, stride, cores, threshold=threshold,
+               threshold_source=cfg.get("threshold_source", "checkpoint"), timed="images read from the store + model",
+               display_name=RESNET_NAMES.get(arch, arch), checkpoint=str(path), arch=arch, device=str(device),
+               best_epoch=cfg.get("best_epoch"), trained_split=cfg.get("split"))
+    return row, proba
 
 
 def _panel(ds, spectrograms_url, path, rate) -> str:

@@ -15,8 +15,9 @@ import torch
 from seisgrid import storage
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic.models.resnet import resnet18, resnet34, resnet50
+from seisgrid.seismic.models.tiny import tiny
 
-ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "tiny": tiny}
 
 
 def build(arch: str, num_classes: int = 2, in_channels: int = 3) -> torch.nn.Module:

@@ -1,0 +1,557 @@
+"""``seisgrid train``: a spectrogram classifier (earthquake / noise) trained from a Zarr spectrogram store.
+
+One training run is one task: in-process without a client, else **one Dask task** on a worker — a worker
+that advertises a ``GPU`` resource when the cluster has one (``resources={"GPU": 1}``). Several runs
+(seeds, folds) are separate tasks in parallel (:func:`train_many`).
+
+Recipe (defaults in ``seisgrid.train`` of ``seisgrid.yaml``):
+
+- **Data**: the ``train`` and ``val`` windows of a split column (``split`` or ``split_region``) of a
+  spectrogram store (``docs/windows-schema.md``: ``image`` (window, component, freq, time) float16).
+  Images are read **chunk-wise** straight from Zarr (no Dask graph): per epoch the store chunks holding
+  training windows are shuffled and read ``buffer_windows`` at a time; a set that fits in one buffer is
+  read once and kept in memory. ``max_windows`` caps the train and val windows (drawn per class, seeded).
+- **Class balance**: inside each buffer, windows are drawn with replacement with weights 1 / (count of
+  their class) (:class:`torch.utils.data.WeightedRandomSampler`), as many draws as windows, so every
+  epoch sees earthquakes and noise equally often.
+- **Optimiser**: AdamW (decoupled weight decay) with a one-cycle (warm-up, cosine decay) or cosine
+  learning-rate schedule over ``epochs`` × batches per epoch; cross-entropy loss.
+- **Early stopping** on the validation loss (or F1, ``monitor``) with ``patience`` epochs; the best
+  epoch's weights are restored before saving.
+- **Decision threshold**: the P(earthquake) threshold with the highest F1 on the val windows (best
+  weights), saved in the checkpoint config; 0.5 when val has not both classes.
+- **Device**: picked once (:func:`seisgrid.seismic.models.pick_device`); on CUDA bf16 autocast and
+  channels_last, on CPU float32 — the same code.
+- **Output**: ``out`` (weights) + ``out.json`` (config: arch, classes, the spectrogram store's STFT
+  attributes so detection rebuilds identical images, history, best epoch, threshold) via
+  :func:`seisgrid.seismic.models.save_checkpoint`, and ``out.png`` (loss and F1 per epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from seisgrid import config, storage
+from seisgrid.errors import SeisgridError
+from seisgrid.seismic import metrics, models
+
+logger = logging.getLogger("seisgrid")
+
+SECTION = "train"
+CLASSES = ["noise", "earthquake"]
+# Store attributes copied into the checkpoint config: what detection needs to rebuild identical images.
+SPECTROGRAM_ATTRS = ("sampling_rate", "stft_window", "stft_n_fft", "stft_hop", "stft_center", "band_hz",
+                     "dynamic_range_db", "clip", "image_size", "normalisation", "log_floor", "power",
+                     "freq_axis", "time_axis", "implementation", "image_dtype", "store_rounding")
+
+
+# ------------------------------------------------------------------------------------------------ data
+def open_store(url) -> xr.Dataset:
+    """A spectrogram store as a Dataset of lazily indexed Zarr arrays (no Dask: reads go straight to Zarr)."""
+    try:
+        ds = xr.open_zarr(storage.zarr_store(str(url), read_only=True), consolidated=False, chunks=None)
+    except (FileNotFoundError, KeyError) as exc:
+        raise SeisgridError(f"{url}: not a spectrogram store ({exc}); run `seisgrid spectrograms` first") from exc
+    if "image" not in ds or "label" not in ds:
+        raise SeisgridError(f"{url}: no 'image'/'label' variables; expected a spectrogram store "
+                            "(`seisgrid spectrograms WINDOWS OUT`)")
+    return ds
+
+
+def _chunk_size(ds: xr.Dataset) -> int:
+    chunks = ds["image"].encoding.get("chunks") or ds["image"].encoding.get("preferred_chunks", {}).get("window")
+    if isinstance(chunks, (tuple, list)):
+        return int(chunks[0])
+    return int(chunks or 64)
+
+
+def read_images(ds: xr.Dataset, index, chunk: int | None = None) -> np.ndarray:
+    """``image`` of the windows ``index`` (any order, repeats allowed) as float16 (n, C, F, T).
+
+    Reads whole store chunks, each once, and picks the windows from them.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    chunk = chunk or _chunk_size(ds)
+    image = ds["image"].variable
+    out = None
+    for c in np.unique(index // chunk):
+        start, stop = int(c * chunk), int(min((c + 1) * chunk, ds.sizes["window"]))
+        block = np.asarray(image[start:stop].values)
+        if out is None:
+            out = np.empty((len(index), *block.shape[1:]), dtype=block.dtype)
+        where = np.flatnonzero(index // chunk == c)
+        out[where] = block[index[where] - start]
+    if out is None:
+        out = np.empty((0, *ds["image"].shape[1:]), dtype=np.float16)
+    return out
+
+
+def _cap(index: np.ndarray, labels: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    """At most ``n`` of ``index``, drawn per class in proportion (at least one of each present class)."""
+    if n is None or len(index) <= n:
+        return index
+    keep = []
+    for cls in np.unique(labels[index]):
+        members = index[labels[index] == cls]
+        k = max(1, round(n * len(members) / len(index)))
+        keep.append(rng.choice(members, size=min(k, len(members)), replace=False))
+    return np.sort(np.concatenate(keep))[: max(n, len(keep))]
+
+
+class _Buffers:
+    """Windows ``index`` read chunk-wise in buffers of about ``buffer_windows`` (cached when one buffer)."""
+
+    def __init__(self, ds, index, labels, buffer_windows: int):
+        self.ds, self.index, self.labels = ds, np.asarray(index), np.asarray(labels)
+        self.chunk = _chunk_size(ds)
+        self.buffer_windows = max(int(buffer_windows), self.chunk)
+        self._cache = None
+
+    @property
+    def in_memory(self) -> bool:
+        return len(self.index) <= self.buffer_windows
+
+    def groups(self, rng: np.random.Generator | None = None):
+        """Yield ``(positions, images)``: positions into ``index`` and their float16 images."""
+        if self.in_memory:
+            if self._cache is None:
+                self._cache = read_images(self.ds, self.index, self.chunk)
+            yield np.arange(len(self.index)), self._cache
+            return
+        chunk_of = self.index // self.chunk
+        chunks = np.unique(chunk_of)
+        if rng is not None:
+            chunks = rng.permutation(chunks)
+        group, size = [], 0
+        for c in chunks:
+            members = np.flatnonzero(chunk_of == c)
+            group.append(members)
+            size += len(members)
+            if size >= self.buffer_windows:
+                pos = np.concatenate(group)
+                yield pos, read_images(self.ds, self.index[pos], self.chunk)
+                group, size = [], 0
+        if group:
+            pos = np.concatenate(group)
+            yield pos, read_images(self.ds, self.index[pos], self.chunk)
+
+
+def _balanced(labels: np.ndarray, generator: torch.Generator) -> np.ndarray:
+    """As many draws as ``labels``, with replacement, weights 1 / class count (WeightedRandomSampler)."""
+    from torch.utils.data import WeightedRandomSampler
+
+    counts = np.bincount(labels, minlength=2).astype(np.float64)
+    weights = 1.0 / counts[labels]
+    sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(labels), replacement=True,
+                                    generator=generator)
+    return np.fromiter(iter(sampler), dtype=np.int64, count=len(labels))
+
+
+# ------------------------------------------------------------------------------------------------ model
+def _to_device(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True).float()
+    if device.type == "cuda":
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images, device: torch.device | str | None = None,
+                  batch_size: int | None = None) -> np.ndarray:
+    """P(earthquake) of each image: ``images`` (n, C, F, T) array → float32 (n,), in batches.
+
+    bf16 autocast and channels_last on CUDA, float32 on CPU. The model is put in eval mode.
+    """
+    device = models.pick_device(device) if not isinstance(device, torch.device) else device
+    batch_size = int(batch_size or config.get(f"{SECTION}.eval_batch_size", 256))
+    model.eval()
+    out = np.empty(len(images), np.float32)
+    for i in range(0, len(images), batch_size):
+        x = _to_device(np.asarray(images[i:i + batch_size]), device)
+        with _autocast(device):
+            logits = model(x)
+        out[i:i + len(x)] = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+    return out
+
+
+def _validate(model, buffers: _Buffers, device, batch_size: int) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and P(earthquake) over the val windows (in ``buffers.index`` order)."""
+    model.eval()
+    loss_sum, proba = 0.0, np.empty(len(buffers.index), np.float32)
+    with torch.no_grad():
+        for pos, images in buffers.groups():
+            for i in range(0, len(pos), batch_size):
+                x = _to_device(images[i:i + batch_size], device)
+                y = torch.as_tensor(buffers.labels[pos[i:i + batch_size]], device=device, dtype=torch.long)
+                with _autocast(device):
+                    logits = model(x)
+                logits = logits.float()
+                loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+                proba[pos[i:i + batch_size]] = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
+    return loss_sum / max(len(buffers.index), 1), proba
+
+
+def tune_threshold(proba, labels) -> float:
+    """P(earthquake) threshold with the highest F1 (ties: the highest threshold); 0.5 without both classes."""
+    from seisgrid.seismic.stalta import tune_threshold as _tune
+
+    labels = np.asarray(labels).astype(int)
+    if len(labels) == 0 or labels.min() == labels.max():
+        return 0.5
+    return float(_tune(proba, labels))
+
+
+def _settings(**given) -> dict:
+    return {k: config.get(f"{SECTION}.{k}", override=v) for k, v in given.items()}
+
+
+def _threads(threads) -> None:
+    if threads is None:
+        from seisgrid.seismic.spectrogram import _worker_threads
+
+        threads = _worker_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+# ------------------------------------------------------------------------------------------------ train
+def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr=None, weight_decay=None,
+                patience=None, seed=None, split=None, device=None, progress=True, max_windows=None,
+                schedule=None, monitor=None, buffer_windows=None, eval_batch_size=None, threads=None) -> dict:
+    """One training run in this process (the body of the Dask task); see :func:`train`."""
+    t_start = time.perf_counter()
+    s = _settings(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                  patience=patience, seed=seed, split=split, max_windows=max_windows, schedule=schedule,
+                  monitor=monitor, buffer_windows=buffer_windows, eval_batch_size=eval_batch_size,
+                  threads=threads, device=device)
+    epochs, bs, patience, seed = int(s["epochs"]), int(s["batch_size"]), int(s["patience"]), int(s["seed"])
+    if epochs < 1 or bs < 2:
+        raise SeisgridError(f"train: epochs={epochs}, batch_size={bs}: expected epochs ≥ 1 and batch_size ≥ 2")
+    if s["monitor"] not in ("val_loss", "val_f1"):
+        raise SeisgridError(f"train: monitor={s['monitor']!r}: expected 'val_loss' or 'val_f1'")
+    if s["schedule"] not in ("onecycle", "cosine"):
+        raise SeisgridError(f"train: schedule={s['schedule']!r}: expected 'onecycle' or 'cosine'")
+    _threads(s["threads"])
+    dev = models.pick_device(s["device"])
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    ds = open_store(spectrograms_url)
+    split = s["split"]
+    if split not in ds:
+        raise SeisgridError(f"{spectrograms_url}: no split column {split!r}; expected 'split' or 'split_region'")
+    splits = np.asarray(ds[split].values, dtype=object).astype(str)
+    labels = np.asarray(ds["label"].values).astype(np.int64)
+    if labels.min(initial=0) < 0 or labels.max(initial=0) > 1:
+        raise SeisgridError(f"{spectrograms_url}: labels outside {{0, 1}}; expected 1 earthquake, 0 noise")
+    max_w = None if s["max_windows"] is None else int(s["max_windows"])
+    train_idx = _cap(np.flatnonzero(splits == "train"), labels, max_w, rng)
+    val_idx = _cap(np.flatnonzero(splits == "val"), labels, max_w, rng)
+    if len(np.unique(labels[train_idx])) < 2:
+        raise SeisgridError(f"{spectrograms_url}: split {split!r} has {len(train_idx)} train windows of "
+                            f"{len(np.unique(labels[train_idx]))} class(es); both earthquake and noise are needed")
+    if not len(val_idx):
+        logger.warning("train: split %r has no val windows; early stopping and the threshold use the train loss / 0.5",
+                       split)
+    n_channels = int(ds.sizes["component"])
+    model = models.build(s["arch"], num_classes=2, in_channels=n_channels).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    train_buf = _Buffers(ds, train_idx, labels[train_idx], int(s["buffer_windows"]))
+    val_buf = _Buffers(ds, val_idx, labels[val_idx], int(s["buffer_windows"]))
+    steps = sum(len(range(0, n, bs)) for n in _group_sizes(train_buf))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
+    total = max(steps * epochs, 1)
+    if s["schedule"] == "onecycle" and total >= 4:  # warm-up over 20 % of the steps (at least 2)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=float(s["lr"]), total_steps=total,
+                                                        pct_start=max(0.2, 2.0 / total))
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total)
+    logger.info("train %s: %d train windows (%d earthquake), %d val windows, %s, %d epochs × %d steps, device %s",
+                s["arch"], len(train_idx), int(labels[train_idx].sum()), len(val_idx), split, epochs, steps, dev)
+
+    history, best, best_state, best_epoch, bad = [], None, None, 0, 0
+    step = 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum, seen, correct = 0.0, 0, 0
+        for pos, images in train_buf.groups(rng):
+            draw = _balanced(train_buf.labels[pos], gen)
+            for i in range(0, len(draw), bs):
+                b = draw[i:i + bs]
+                if len(b) < 2:  # BatchNorm needs two samples
+                    continue
+                x = _to_device(images[b], dev)
+                y = torch.as_tensor(train_buf.labels[pos[b]], device=dev, dtype=torch.long)
+                with _autocast(dev):
+                    logits = model(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                if step < total:
+                    scheduler.step()
+                    step += 1
+                loss_sum += float(loss.detach()) * len(b)
+                seen += len(b)
+                correct += int((logits.argmax(1) == y).sum())
+        train_loss = loss_sum / max(seen, 1)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": correct / max(seen, 1),
+               "lr": float(optimiser.param_groups[0]["lr"])}
+        if len(val_idx):
+            val_loss, proba = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
+            sc = metrics.scores(val_buf.labels, (proba >= 0.5).astype(np.int8))
+            row.update(val_loss=val_loss, val_precision=_num(sc["precision"]), val_recall=_num(sc["recall"]),
+                       val_f1=_num(sc["f1"]), val_accuracy=float(np.mean((proba >= 0.5) == val_buf.labels)))
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        history.append(row)
+        value = _monitored(row, s["monitor"])
+        improved = best is None or value < best
+        if improved:
+            best, best_epoch, bad = value, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            bad += 1
+        msg = (f"epoch {epoch}/{epochs}: train loss {train_loss:.4f} acc {row['train_accuracy']:.3f}"
+               + (f", val loss {row['val_loss']:.4f} P {_fmt(row['val_precision'])} R {_fmt(row['val_recall'])} "
+                  f"F1 {_fmt(row['val_f1'])}" if "val_loss" in row else "")
+               + f" ({row['seconds']:.1f} s){' *' if improved else ''}")
+        logger.info("train %s: %s", s["arch"], msg)
+        if progress:
+            print(f"seisgrid train: {msg}", file=sys.stderr, flush=True)
+        if bad >= patience:
+            logger.info("train %s: early stop after epoch %d (best epoch %d)", s["arch"], epoch, best_epoch)
+            break
+
+    model.load_state_dict(best_state)
+    threshold, val_best = 0.5, {}
+    if len(val_idx):
+        val_loss, proba = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
+        threshold = tune_threshold(proba, val_buf.labels)
+        sc = metrics.scores(val_buf.labels, (proba >= threshold).astype(np.int8))
+        val_best = {"loss": val_loss, **{k: (v if k in ("tp", "fp", "tn", "fn") else _num(v)) for k, v in sc.items()}}
+    model = model.to("cpu").to(memory_format=torch.contiguous_format)
+    cfg = {
+        "arch": s["arch"], "num_classes": 2, "in_channels": n_channels, "classes": CLASSES,
+        "input": {"dims": ["component", "freq", "time"], "components": [str(c) for c in ds["component"].values]
+                  if "component" in ds.coords else None,
+                  "shape": [int(n) for n in ds["image"].shape[1:]], "dtype": "float32 (store float16)"},
+        "spectrogram": {k: _jsonable(ds.attrs[k]) for k in SPECTROGRAM_ATTRS if k in ds.attrs},
+        "window_seconds": _window_seconds(ds),
+        "spectrograms_store": str(spectrograms_url), "split": split,
+        "train_windows": len(train_idx), "val_windows": len(val_idx),
+        "train_earthquakes": int(labels[train_idx].sum()), "val_earthquakes": int(labels[val_idx].sum()),
+        "threshold": float(threshold),
+        "threshold_source": "max F1 of P(earthquake) on val (best weights)" if len(val_idx) and
+                            len(np.unique(val_buf.labels)) == 2 else "0.5 (no val windows of both classes)",
+        "val_at_threshold": val_best, "best_epoch": best_epoch, "epochs_run": len(history),
+        "monitor": s["monitor"], "history": history,
+        "training": {k: s[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience",
+                                       "seed", "max_windows", "buffer_windows")},
+        "optimizer": "AdamW", "device": str(dev), "precision": "bf16 autocast" if dev.type == "cuda" else "float32",
+        "torch": torch.__version__, "parameters": models.parameter_count(model),
+        "seconds": round(time.perf_counter() - t_start, 2),
+    }
+    saved = models.save_checkpoint(out, model, cfg)
+    figure = plot_history(history, str(out) + ".png", best_epoch=best_epoch, title=f"{s['arch']} ({split})")
+    return {"checkpoint": saved["weights"], "config": saved["config"], "figure": figure, "arch": s["arch"],
+            "seed": seed, "split": split, "device": str(dev), "best_epoch": best_epoch, "epochs_run": len(history),
+            "threshold": float(threshold), "val": val_best, "history": history,
+            "train_windows": len(train_idx), "val_windows": len(val_idx),
+            "parameters": cfg["parameters"], "seconds": cfg["seconds"]}
+
+
+def _group_sizes(buffers: _Buffers) -> list[int]:
+    if buffers.in_memory:
+        return [len(buffers.index)]
+    counts = np.bincount(buffers.index // buffers.chunk)
+    sizes, size = [], 0
+    for n in counts[counts > 0]:
+        size += int(n)
+        if size >= buffers.buffer_windows:
+            sizes.append(size)
+            size = 0
+    return sizes + ([size] if size else [])
+
+
+def _monitored(row: dict, monitor: str) -> float:
+    """The early-stopping value, lower is better (train loss when there is no val set)."""
+    if "val_loss" not in row:
+        return row["train_loss"]
+    if monitor == "val_f1":
+        return -(row["val_f1"] if row["val_f1"] is not None else 0.0)
+    return row["val_loss"]
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _fmt(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _window_seconds(ds) -> float | None:
+    wa = ds.attrs.get("windows_attrs") or {}
+    value = wa.get("window_seconds") if isinstance(wa, dict) else None
+    return None if value is None else float(value)
+
+
+def plot_history(history: list[dict], path: str, best_epoch: int | None = None, title: str = "") -> str:
+    """PNG of the per-epoch train/val loss (left) and val precision/recall/F1 (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
+    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    if any("val_loss" in h for h in history):
+        a1.plot(ep, [h.get("val_loss") for h in history], "o-", label="val")
+        for key in ("val_precision", "val_recall", "val_f1"):
+            a2.plot(ep, [np.nan if h.get(key) is None else h[key] for h in history], "o-", label=key[4:])
+    a2.plot(ep, [h["train_accuracy"] for h in history], ":", color="grey", label="train accuracy")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_epoch:
+            ax.axvline(best_epoch, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    a1.set_ylabel("cross-entropy")
+    a1.set_title("loss")
+    a2.set_ylim(0, 1.02)
+    a2.set_title("validation (threshold 0.5)")
+    if title:
+        fig.suptitle(title + (f" — best epoch {best_epoch}" if best_epoch else ""), fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    fs, fpath = storage.filesystem(str(path))
+    with fs.open(fpath, "wb") as f:
+        f.write(buf.getvalue())
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ dask
+def _has_gpu_workers(client) -> bool:
+    """Whether any worker of ``client`` advertises a ``GPU`` resource."""
+    try:
+        info = client.scheduler_info(n_workers=-1)  # newer distributed lists only a few workers by default
+    except TypeError:
+        info = client.scheduler_info()
+    return any((w.get("resources") or {}).get("GPU", 0) >= 1 for w in info.get("workers", {}).values())
+
+
+def _submit(client, spectrograms_url, arch, out, kwargs):
+    extra = {"resources": {"GPU": 1}} if _has_gpu_workers(client) else {}
+    return client.submit(_train_task, spectrograms_url, arch, out, pure=False, **kwargs, **extra)
+
+
+def train(spectrograms_url, arch=None, out=None, *, epochs=None, batch_size=None, lr=None, weight_decay=None,
+          patience=None, seed=None, split=None, device=None, client=None, progress=True, max_windows=None,
+          **options) -> dict:
+    """Train a spectrogram classifier and write its checkpoint (``out``, ``out.json``) and ``out.png``.
+
+    Parameters
+    ----------
+    spectrograms_url : str
+        Spectrogram store (``seisgrid spectrograms``; local path or ``s3://``).
+    arch : str
+        Architecture (:data:`seisgrid.seismic.models.ARCHITECTURES`); default ``train.arch``.
+    out : str
+        Checkpoint path or URL (weights; the config goes to ``out + '.json'``, the figure to ``out + '.png'``).
+    epochs, batch_size, lr, weight_decay, patience, seed, max_windows : optional
+        Override ``seisgrid.train`` (learning rate is the one-cycle peak; weight decay is AdamW's).
+    split : str
+        Split column whose ``train``/``val`` windows are used (``split`` or ``split_region``).
+    device : str, optional
+        Torch device; default CUDA when available, else CPU.
+    client : distributed.Client or LazyClient, optional
+        Run as one task on a worker (one with a ``GPU`` resource when any worker has one); None: here.
+    progress : bool
+        One line per epoch on stderr (of the process that trains).
+    **options
+        ``schedule``, ``monitor``, ``buffer_windows``, ``eval_batch_size``, ``threads``.
+
+    Returns
+    -------
+    dict
+        ``checkpoint``, ``config``, ``figure`` (paths), ``best_epoch``, ``epochs_run``, ``threshold``,
+        ``val`` (metrics at the threshold), ``history`` (per epoch), window counts, ``device``, ``seconds``.
+    """
+    from seisgrid.cluster import resolve_client
+
+    unknown = sorted(set(options) - {"schedule", "monitor", "buffer_windows", "eval_batch_size", "threads"})
+    if unknown:
+        raise SeisgridError(f"train: options {unknown}: unknown")
+    if out is None:
+        raise SeisgridError("train: an output checkpoint path (out) is needed")
+    arch = config.get(f"{SECTION}.arch", override=arch)
+    models.build(arch)  # unknown architectures fail here, before any task is submitted
+    kwargs = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                  seed=seed, split=split, device=device, progress=progress, max_windows=max_windows, **options)
+    client = resolve_client(client)
+    if client is None:
+        return _train_task(spectrograms_url, arch, out, **kwargs)
+    return _submit(client, spectrograms_url, arch, out, kwargs).result()
+
+
+def train_many(spectrograms_url, arch=None, outs=(), *, seeds=None, splits=None, client=None, **kwargs) -> list[dict]:
+    """Several training runs (seeds and/or split columns / folds), each a separate task, in parallel.
+
+    ``outs`` names one checkpoint per run; ``seeds`` (default ``train.seed + i``) and ``splits`` (default
+    the ``split`` keyword / ``train.split``) give each run's seed and split column. Without a client the
+    runs go one after another in this process. Returns :func:`train`'s dicts in the order of ``outs``.
+    """
+    from seisgrid.cluster import resolve_client
+
+    outs = list(outs)
+    if not outs:
+        raise SeisgridError("train_many: no output paths (outs)")
+    base = int(config.get(f"{SECTION}.seed", override=kwargs.pop("seed", None)))
+    seeds = list(seeds) if seeds is not None else [base + i for i in range(len(outs))]
+    split = kwargs.pop("split", None)
+    splits = list(splits) if splits is not None else [split] * len(outs)
+    if len(seeds) != len(outs) or len(splits) != len(outs):
+        raise SeisgridError(f"train_many: {len(outs)} outputs but {len(seeds)} seeds and {len(splits)} splits")
+    arch = config.get(f"{SECTION}.arch", override=arch)
+    models.build(arch)
+    client = resolve_client(client)
+    if client is None:
+        return [_train_task(spectrograms_url, arch, o, seed=sd, split=sp, **kwargs)
+                for o, sd, sp in zip(outs, seeds, splits)]
+    futures = [_submit(client, spectrograms_url, arch, o, dict(kwargs, seed=sd, split=sp))
+               for o, sd, sp in zip(outs, seeds, splits)]
+    return client.gather(futures)
+
+
+__all__ = ["open_store", "plot_history", "predict_proba", "read_images", "train", "train_many", "tune_threshold"]

@@ -1,0 +1,82 @@
+"""Model interface: torchvision-equal parameter counts, forward shapes, checkpoint round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from seisgrid.errors import SeisgridError
+from seisgrid.seismic import models
+
+# torchvision.models.resnet*(num_classes=2): the same architectures, counted there
+TORCHVISION_COUNTS = {"resnet18": 11_177_538, "resnet34": 21_285_698, "resnet50": 23_512_130}
+
+
+@pytest.mark.parametrize("arch", sorted(TORCHVISION_COUNTS))
+def test_parameter_counts_equal_torchvision(arch):
+    assert models.parameter_count(models.build(arch, num_classes=2)) == TORCHVISION_COUNTS[arch]
+
+
+def test_list_models():
+    listed = {m["arch"]: m for m in models.list_models()}
+    assert set(listed) == set(models.ARCHITECTURES) >= {"resnet18", "resnet34", "resnet50", "tiny"}
+    for arch, count in TORCHVISION_COUNTS.items():
+        assert listed[arch]["parameters"] == count and listed[arch]["num_classes"] == 2
+    assert listed["tiny"]["parameters"] < 100_000  # the fast test network
+
+
+@pytest.mark.parametrize("arch", ["tiny", "resnet18", "resnet34", "resnet50"])
+def test_forward_shape(arch):
+    torch.manual_seed(0)
+    model = models.build(arch).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224))
+    assert out.shape == (2, 2) and out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_other_input_channels_and_classes():
+    model = models.build("tiny", num_classes=3, in_channels=1).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 64, 64)).shape == (2, 3)
+
+
+def test_unknown_arch_is_reported():
+    with pytest.raises(SeisgridError, match="unknown; expected one of .*resnet50"):
+        models.build("vgg16")
+
+
+@pytest.mark.parametrize("arch", ["tiny", "resnet18"])
+def test_checkpoint_round_trip(tmp_path, arch):
+    torch.manual_seed(1)
+    model = models.build(arch)
+    model.train()
+    with torch.no_grad():  # move the BatchNorm running statistics away from their defaults
+        model(torch.randn(4, 3, 224, 224))
+    model.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = model(x)
+    path = str(tmp_path / "sub" / "model.pt")
+    config = {"arch": arch, "num_classes": 2, "in_channels": 3, "threshold": 0.42, "history": [{"epoch": 1}]}
+    written = models.save_checkpoint(path, model, config)
+    assert written == {"weights": path, "config": path + ".json"}
+
+    state = torch.load(path, weights_only=True)  # tensors only: loads with the safe unpickler
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    loaded, cfg = models.load_checkpoint(path, device="cpu")
+    assert cfg == config and not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded(x), expected)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(SeisgridError, match="needs 'arch'"):
+        models.save_checkpoint(str(tmp_path / "m.pt"), models.build("tiny"), {})
+    with pytest.raises(SeisgridError, match="no checkpoint there"):
+        models.load_checkpoint(str(tmp_path / "missing.pt"))
+
+
+def test_pick_device():
+    assert models.pick_device("cpu") == torch.device("cpu")
+    assert models.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
