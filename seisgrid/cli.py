@@ -110,12 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="slide a trained model over every station-day of a store → picks → events → catalog")
     p.add_argument("store", help="ingested waveform store (seisgrid ingest)")
-    p.add_argument("--model", required=True, help="checkpoint written by seisgrid train")
+    p.add_argument("--model", default=None, help="checkpoint written by seisgrid train (needed unless --method stalta)")
+    p.add_argument("--method", default="model", choices=["model", "stalta"],
+                   help="model (default): the trained classifier; stalta: the STA/LTA + coincidence baseline "
+                        "(settings seisgrid.stalta.archive_*) on the same archive, for the same scoring")
     p.add_argument("--out", required=True, help="catalog path: writes OUT.xml (QuakeML), OUT.csv and OUT.json")
     p.add_argument("--stations", default=None, help="stations CSV (network, station, latitude, longitude) to locate events")
     p.add_argument("--probabilities", default=None, help="probabilities store (default: OUT.probabilities.zarr)")
-    p.add_argument("--start", default=None, help="ISO time to start at (default: the store's start)")
-    p.add_argument("--end", default=None, help="ISO time to end at (default: the store's end)")
+    p.add_argument("--start", default=None, help="ISO time: station-days from the one holding it (whole days; default: all)")
+    p.add_argument("--end", default=None, help="ISO time: station-days up to the one holding it (whole days; default: all)")
     _add_config_options(p, "detect", skip=("score_tolerance_seconds",),
                         types={"threshold": float, "pick_offset_seconds": float, "device": str})
     _common(p)
@@ -209,6 +212,8 @@ def _client(args, **kwargs):
 
 
 def _run(args) -> int:
+    from seisgrid.errors import SeisgridError
+
     if args.command == "config":
         import yaml
 
@@ -267,9 +272,24 @@ def _run(args) -> int:
         _emit(result, args.json, f"trained {result.get('arch', '')} for {result['epochs_run']} epochs (best {result['best_epoch']}), "
                                   f"threshold {result['threshold']:.3f}; checkpoint {result['checkpoint']}")
         return EXIT_OK
+    if args.command == "detect" and args.method == "stalta":
+        from seisgrid.seismic.catalog import from_stalta, write_catalog
+        from seisgrid.seismic.stalta import detect_archive
+
+        with _client(args) as client:
+            triggers, info = detect_archive(args.store, args.start, args.end, client=client, return_info=True)
+        events = from_stalta(triggers)
+        # one channel per station and component letter (seisgrid.stalta.components, Z): tasks = station-days
+        info["station_days"] = info["tasks"]
+        paths = write_catalog(events, args.out, summary={"method": "stalta", **info}, method="stalta")
+        result = {"method": "stalta", "n_events": len(events), "catalog": paths, **info}
+        _emit(result, args.json, f"{len(events)} STA/LTA coincidence events; catalog {paths}")
+        return EXIT_OK
     if args.command == "detect":
         from seisgrid.seismic.detect import detect
 
+        if not args.model:
+            raise SeisgridError("seisgrid detect: --model is needed (or --method stalta)")
         options = {k: v for k, v in _options(args, "detect").items() if v is not None}
         with _client(args) as client:
             result = detect(args.store, args.model, args.out, stations=args.stations,
@@ -283,9 +303,14 @@ def _run(args) -> int:
 
         result = score(args.catalog, args.truth, tolerance_seconds=args.tolerance_seconds,
                        station_days=args.station_days)
-        human = [f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
-                 f"false detections per station-day {result['false_per_station_day']:.3f}"]
-        human += [f"  SNR {b['snr_min']}–{b['snr_max']}: recall {b['recall']} of {b['n']}" for b in result["recall_by_snr"]]
+        def fmt(x):
+            return "—" if x is None else format(x, ".3f")
+
+        human = [f"precision {fmt(result['precision'])}, recall {fmt(result['recall'])}, "
+                 f"false detections per station-day {fmt(result['false_per_station_day'])}"]
+        human += [f"  SNR {b['snr_min']}–{b['snr_max'] if b['snr_max'] is not None else '∞'}: recall "
+                  f"{fmt(b['recall'])} of {b['n']}"
+                  for b in result["recall_by_snr"]]
         _emit({k: v for k, v in result.items() if k != "matches"}, args.json, "\n".join(human))
         return EXIT_OK
     if args.command == "explain":
