@@ -95,6 +95,20 @@ def read_json(url: str, options: dict | None = None):
         return json.load(f)
 
 
+def read_csv_rows(url: str, what: str, options: dict | None = None) -> list[dict]:
+    """Rows of a CSV file (local path or URL) as dicts; a missing file raises :class:`StorageError`
+    naming it and ``what`` it should hold."""
+    import csv
+    import io
+
+    fs, path = filesystem(url, options)
+    try:
+        with fs.open(path, "r") as f:
+            return list(csv.DictReader(io.StringIO(f.read())))
+    except FileNotFoundError:
+        raise StorageError(f"{url}: no {what} there") from None
+
+
 def write_bytes(url: str, data: bytes, options: dict | None = None) -> None:
     """Write a whole file; on object stores a single PUT (atomic), locally via a temp file + rename."""
     fs, path = filesystem(url, options)

@@ -24,8 +24,6 @@ from other detectors (STA/LTA: :func:`seisgrid.seismic.catalog.from_stalta`).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 
 import numpy as np
@@ -61,13 +59,7 @@ def read_stations(stations) -> dict[str, tuple[float, float]]:
     if isinstance(stations, dict):
         return {k: (float(v[0]), float(v[1])) for k, v in stations.items()}
     if isinstance(stations, (str, bytes)) or hasattr(stations, "__fspath__"):
-        fs, path = storage.filesystem(str(stations))
-        try:
-            with fs.open(path, "r") as f:
-                rows = list(csv.DictReader(io.StringIO(f.read())))
-        except FileNotFoundError:
-            raise SeisgridError(f"{stations}: no stations file there (CSV with network, station, latitude, "
-                                "longitude)") from None
+        rows = storage.read_csv_rows(str(stations), "stations file (CSV with network, station, latitude, longitude)")
     else:
         rows = list(stations)
     out = {}

@@ -246,13 +246,7 @@ def read_truth(truth) -> list[dict]:
     (earliest P, or the origin when no ``p_time``), ``snr`` (max over stations, NaN when absent),
     ``magnitude``."""
     if isinstance(truth, (str, pathlib.Path)):
-        fs, path = storage.filesystem(str(truth))
-        try:
-            with fs.open(path, "r") as f:
-                rows = list(csv.DictReader(io.StringIO(f.read())))
-        except FileNotFoundError:
-            raise SeisgridError(f"{truth}: no truth catalog there (CSV with event_id, origin_time[, p_time, "
-                                "snr])") from None
+        rows = storage.read_csv_rows(str(truth), "truth catalog (CSV with event_id, origin_time[, p_time, snr])")
     else:
         rows = list(truth)
     events: dict = {}

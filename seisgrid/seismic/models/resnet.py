@@ -18,6 +18,16 @@ def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
 
 
+def init_weights(module: nn.Module) -> None:
+    """He (fan-out) initialisation of convolutions, unit/zero batch-norm: torchvision's ResNet scheme."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -70,12 +80,7 @@ class ResNet(nn.Module):
         self.layer4 = self._layer(block, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
         if zero_init_residual:  # each residual branch starts as identity: trains stably from scratch
             for m in self.modules():
                 if isinstance(m, Bottleneck):

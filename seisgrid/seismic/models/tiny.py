@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seisgrid.seismic.models.resnet import BasicBlock, _conv1x1
+from seisgrid.seismic.models.resnet import BasicBlock, _conv1x1, init_weights
 
 
 class TinyResNet(nn.Module):
@@ -31,12 +31,7 @@ class TinyResNet(nn.Module):
         self.layer2 = BasicBlock(w1, w2, stride=2, downsample=nn.Sequential(_conv1x1(w1, w2, 2), nn.BatchNorm2d(w2)))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(w2, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
