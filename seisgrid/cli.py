@@ -364,6 +364,13 @@ def _run(args) -> int:
                 human.append(_describe_windows(r))
             elif step["step"] == "spectrograms":
                 human.append(f"spectrograms: {r['output']} ({r['windows']} windows, {r['method']})")
+            elif step["step"] == "train":
+                human.append(f"detector: {r['checkpoint']} ({r['arch']}, {r['epochs_run']} epochs, training curves {r['figure']})")
+            elif step["step"] == "detect":
+                human.append(f"catalog: {r['catalog']} ({r['n_events']} events from {r['picks']} picks)")
+            elif step["step"] == "score":
+                human.append(f"scored against the truth: precision {r['precision']}, recall {r['recall']}, "
+                             f"false detections per station-day {r['false_per_station_day']}")
             elif step["step"] == "evaluate":
                 human.append("evaluation on the held-out windows:\n" + r["table"]
                              + "".join(f"\n  figure: {f}" for f in r["figures"]))

@@ -21,12 +21,15 @@ import yaml
 
 from seisgrid.cluster import client_scope
 from seisgrid.errors import ConfigError
+from seisgrid.seismic.catalog import score
+from seisgrid.seismic.detect import detect
 from seisgrid.seismic.evaluate import evaluate
 from seisgrid.seismic.ingest import ingest
 from seisgrid.seismic.labelled import build_windows
 from seisgrid.seismic.spectrogram import spectrograms
 from seisgrid.seismic.store import Archive
 from seisgrid.seismic.synth import synthesize
+from seisgrid.seismic.train import train
 
 
 def _inventory(store):
@@ -34,7 +37,7 @@ def _inventory(store):
 
 
 STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory, "windows": build_windows,
-         "spectrograms": spectrograms, "evaluate": evaluate}
+         "spectrograms": spectrograms, "train": train, "evaluate": evaluate, "detect": detect, "score": score}
 
 
 def _substitute(value, variables: dict):
