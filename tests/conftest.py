@@ -257,7 +257,7 @@ def obspy_mseed_examples() -> list[pathlib.Path]:
         pytest.skip(f"ObsPy's miniSEED examples not installed ({folder} missing)")
     files = sorted(
         p
-        for p in folder.iterdir()
+        for p in folder.rglob("*")
         if p.is_file() and (p.suffix in (".mseed", ".ms") or _looks_like_mseed(p))
     )
     if not files:

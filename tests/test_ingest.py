@@ -97,6 +97,20 @@ def test_gaps_overlaps_and_mixed_rates_are_recorded(synthetic, synthetic_store):
         assert len(stream) == 1 and stream[0].stats.npts == overlap["samples"]
 
 
+def test_the_whole_obspy_example_folder_in_one_store(obspy_mseed_examples, tmp_path):
+    # one run over every file ObsPy ships (encodings, broken files, NUL-padded and empty codes, channels
+    # whose kind differs between files): each problem is reported per file, nothing stops the run
+    folder = obspy_mseed_examples[0].parent
+    while folder.name != "data":
+        folder = folder.parent
+    result = ingest(str(folder), str(tmp_path / "all.zarr"), progress=False)
+    assert result["files_found"] >= len(obspy_mseed_examples) and result["channels"] >= 20
+    reported = {pathlib.Path(f["path"]).name for f in result["files_failed"] + result["files_warned"]}
+    assert {"not.mseed", "brokenlastrecord.mseed", "nan_float64.mseed"} <= reported
+    assert all(f["reason"] for f in result["files_failed"] + result["files_warned"])
+    assert ".GRA1..BHZ" in open_archive(str(tmp_path / "all.zarr")).ids  # NUL-padded station code, as ObsPy reads it
+
+
 def test_round_trip_on_obspy_example_files(obspy_mseed_examples, tmp_path):
     checked = 0
     for path in obspy_mseed_examples:

@@ -484,6 +484,8 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
             params[cid] = {**p, "array_path": path}
         except SeisgridError as exc:
             errors[cid] = str(exc)
+        except Exception as exc:  # e.g. codes Zarr cannot use as names: this channel only, with the reason
+            errors[cid] = f"{cid}: cannot create its array in the store ({type(exc).__name__}: {exc})"
     return params, errors
 
 
@@ -544,7 +546,10 @@ def _plan(records: dict, root: zarr.Group, fmt: str):
                                       "first_ns": ch["first_ns"]}
     for cid, want in plan_channels.items():
         net, sta = cid.split(".")[:2]
-        existing = root.get(f"{net}.{sta}/{cid}")
+        try:
+            existing = root.get(f"{net}.{sta}/{cid}")
+        except Exception:  # an id Zarr cannot hold as a name: _prepare_arrays reports it per file
+            existing = None
         want["frac_ns"] = (int(existing.attrs["origin_ns"]) % DAY_NS if existing is not None
                            else sub_sample_offset(want["first_ns"], want["sampling_rate"]))
     task_sources = defaultdict(list)

@@ -166,6 +166,11 @@ def _rates(factor, multiplier) -> np.ndarray:
     return rate
 
 
+def _code(raw: bytes) -> str:
+    text = "".join(c for c in raw.decode("ascii", "ignore") if 32 <= ord(c) < 127).strip()
+    return "".join("_" if c in "/\\. " else c for c in text)
+
+
 def _ids(buf, offsets) -> list[str]:
     # A file holds few distinct channels: decode each distinct 12-byte code block once.
     blocks = buf[offsets[:, None] + np.arange(8, 20)].view("S12").ravel()
@@ -173,8 +178,9 @@ def _ids(buf, offsets) -> list[str]:
     names = []
     for block in unique.tolist():
         h = block.ljust(12, b" ")
-        # as ObsPy: each field decoded on its own, non-ASCII bytes dropped
-        sta, loc, cha, net = (h[a:b].decode("ascii", "ignore").strip() for a, b in ((0, 5), (5, 7), (7, 10), (10, 12)))
+        # as ObsPy: each field decoded on its own, non-ASCII bytes dropped; control characters (NUL
+        # padding) dropped too, and path separators replaced, because ids name Zarr groups and arrays
+        sta, loc, cha, net = (_code(h[a:b]) for a, b in ((0, 5), (5, 7), (7, 10), (10, 12)))
         names.append(f"{net}.{sta}.{loc}.{cha}")
     return [names[i] for i in inverse.ravel().tolist()]
 
