@@ -185,6 +185,27 @@ def work_folder(path: str | os.PathLike | None, prefix: str):
             yield Path(temp)
 
 
+def busy_machine(scaling: list, loads: list, consequence: str) -> bool:
+    """Whether other load shared the cores during a run (a 2-process speed-up below 1.6 in any
+    :func:`cpu_scaling` check, or a 1-minute load average above half the cores + 0.5); logs a note."""
+    speedups = [s["speedup"] for s in scaling]
+    busy = min(speedups) < 1.6 or max((la[0] for la in loads if la), default=0) > 0.5 * (os.cpu_count() or 1) + 0.5
+    if busy:
+        log(f"NOTE: the machine was busy (2-process speedups {speedups}, load averages {loads}): "
+            f"other processes shared the cores, {consequence}")
+    return busy
+
+
+def provenance(script: str, flags: str, packages, machine_extra: dict | None = None) -> dict:
+    """The fields every result carries: ``machine``, ``versions`` of ``packages``, the ``command`` that
+    reproduces it (``python benchmarks/SCRIPT.py FLAGS``) and the UTC ``date``."""
+    from datetime import UTC, datetime
+
+    return {"machine": machine(machine_extra), "versions": versions(packages),
+            "command": f"python benchmarks/{script}.py{flags}",
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
 def write_result(result: dict, name: str, quick: bool, output: str | os.PathLike | None = None) -> Path:
     """Write a benchmark's JSON result, log where, and print it as the last stdout line.
 

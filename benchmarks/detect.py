@@ -50,12 +50,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import statistics
 import sys
 import time
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +61,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     REPO,
+    busy_machine,
     cpu_scaling,
     load_average,
     log,
-    machine,
-    versions,
+    provenance,
     work_folder,
     write_result,
 )
@@ -425,11 +423,7 @@ def main(argv=None) -> int:
 
     loads.append(load_average())
     scaling.append(cpu_scaling())
-    speedups = [s["speedup"] for s in scaling]
-    busy = min(speedups) < 1.6 or max((la[0] for la in loads if la), default=0) > 0.5 * (os.cpu_count() or 1) + 0.5
-    if busy:
-        log(f"NOTE: the machine was busy (2-process speedups {speedups}, load averages {loads}): "
-            "other processes shared the cores, the CPU figures are lower bounds")
+    busy = busy_machine(scaling, loads, "the CPU figures are lower bounds")
 
     value = results_e2e["resnet50"]["windows_per_s"]
     flags = (("device", args.device), ("batches", args.batches), ("repeats", args.repeats), ("days", args.days),
@@ -470,10 +464,8 @@ def main(argv=None) -> int:
         "cpu_scaling": scaling,
         "load_average": loads,
         "quick": args.quick,
-        "machine": machine({"gpu": dev.name() if cuda else None}),
-        "versions": versions(VERSIONS),
-        "command": f"python benchmarks/detect.py{' --quick' if args.quick else ''}{extra}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **provenance("detect", f"{' --quick' if args.quick else ''}{extra}", VERSIONS,
+                     {"gpu": dev.name() if cuda else None}),
     }
     write_result(result, "detect", args.quick, args.output)
     return 0

@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,9 +42,8 @@ from common import (
     cpu_scaling,
     load_average,
     log,
-    machine,
     median,
-    versions,
+    provenance,
     work_folder,
     write_result,
 )
@@ -233,12 +231,9 @@ def main(argv=None) -> int:
                        "encoding": "STEIM2", "files": len(files), "bytes": nbytes, "samples": samples,
                        "samples_written": written, "archive": str(archive), "synth": synth_info},
             "raw": raw,
-            "machine": machine(),
-            "versions": versions(VERSIONS),
-            "command": f"python benchmarks/ingest.py{quick_flag}{extra}",
+            **provenance("ingest", f"{quick_flag}{extra}", VERSIONS),
             "ingest_command": "SEISGRID_CLUSTER__LOCAL__N_WORKERS=N SEISGRID_CLUSTER__LOCAL__DASHBOARD_ADDRESS=:0 "
                               f"python -m seisgrid.cli ingest ARCHIVE STORE --pattern '{PATTERN}' --json",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         contended = result["medians"]["cpu_scaling_speedup"] < GOAL_EFFICIENCY * workers
         result["machine_contended"] = contended

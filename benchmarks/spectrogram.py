@@ -43,13 +43,20 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, cpu_scaling, load_average, log, machine, versions, write_result
+from common import (
+    REPO,
+    busy_machine,
+    cpu_scaling,
+    load_average,
+    log,
+    provenance,
+    write_result,
+)
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -232,11 +239,7 @@ def main(argv=None) -> int:
 
     loads.append(load_average())
     scaling.append(cpu_scaling())
-    speedups = [s["speedup"] for s in scaling]
-    busy = min(speedups) < 1.6 or max((la[0] for la in loads if la), default=0) > 0.5 * (os.cpu_count() or 1) + 0.5
-    if busy:
-        log(f"NOTE: the machine was busy (2-process speedups {speedups}, load averages {loads}): "
-            "other processes shared the cores, the figures are lower bounds")
+    busy = busy_machine(scaling, loads, "the figures are lower bounds")
 
     cpu_best = max(result_paths["numpy"]["windows_per_s"],
                    result_paths.get("torch_cpu", {}).get("windows_per_s", 0))
@@ -275,10 +278,7 @@ def main(argv=None) -> int:
                                                                   "dynamic_range_db", "clip")}},
         "repeats": repeats,
         "quick": args.quick,
-        "machine": machine({"gpu": gpu_name()}),
-        "versions": versions(VERSIONS),
-        "command": f"python benchmarks/spectrogram.py{' --quick' if args.quick else ''}{extra}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **provenance("spectrogram", f"{' --quick' if args.quick else ''}{extra}", VERSIONS, {"gpu": gpu_name()}),
     }
     write_result(result, "spectrogram", args.quick, args.output)
     return 0

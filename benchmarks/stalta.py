@@ -31,12 +31,11 @@ import glob
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-from common import log, machine, median, versions, work_folder, write_result
+from common import log, median, provenance, work_folder, write_result
 
 RATE = 100.0
 GOAL_RATIO = 0.8
@@ -147,9 +146,7 @@ def main(argv=None) -> int:
             "workers": workers, "repeats": repeats, "quick": args.quick,
             "inputs": {"stations": stations, "channels_per_station": 3, "days": days, "sampling_rate": RATE,
                        "files": len(files), "params": params},
-            "raw": raw, "machine": machine(), "versions": versions(VERSIONS),
-            "command": f"python benchmarks/stalta.py{quick_flag}",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "raw": raw, **provenance("stalta", quick_flag, VERSIONS),
         }
         log(f"ObsPy: {base:14,.0f} samples/s; seisgrid: {value:14,.0f} samples/s; ratio {ratio:.3f} (goal ≥ {GOAL_RATIO})")
         write_result(result, "stalta", args.quick, args.output)

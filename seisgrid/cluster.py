@@ -132,3 +132,45 @@ def client_scope(spec=None, lazy: bool = False, **kwargs):
         yield client if lazy else client.get()
     finally:
         client.close()
+
+
+def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task", progress: bool = True) -> list:
+    """``[fn(item, *args) for item in items]`` as Dask tasks (results in item order) with a tqdm bar.
+
+    Parameters
+    ----------
+    client : distributed.Client, LazyClient or None
+        The cluster (a LazyClient starts only when there are items); None runs in this process.
+    fn, items, args
+        One task per item; ``args`` are passed to every call.
+    desc, unit, progress
+        Progress bar label, unit and whether to show it (stderr).
+
+    Futures still pending when a task fails are cancelled, so a failure does not leave work running.
+    """
+    from tqdm.auto import tqdm
+
+    results = [None] * len(items)
+    if not items:
+        return results
+    client = resolve_client(client)
+    bar = tqdm(total=len(items), desc=desc, unit=unit, file=sys.stderr, disable=not progress)
+    try:
+        if client is None:
+            for i, item in enumerate(items):
+                results[i] = fn(item, *args)
+                bar.update()
+        else:
+            from distributed import as_completed
+
+            futures = client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
+            position = {f.key: i for i, f in enumerate(futures)}
+            try:
+                for future in as_completed(futures):
+                    results[position[future.key]] = future.result()
+                    bar.update()
+            finally:
+                client.cancel([f for f in futures if not f.done()])
+    finally:
+        bar.close()
+    return results

@@ -1,6 +1,6 @@
 """Archive-scale detection with a trained model: sliding windows → P(earthquake) → picks → events → catalog.
 
-One Dask task per **station-day** (:func:`detect_station_day`, run by ``ingest._run_tasks`` with a
+One Dask task per **station-day** (:func:`detect_station_day`, run by :func:`seisgrid.cluster.run_tasks` with a
 progress bar):
 
 1. **Read** the station's Z, N, E channels (per component letter the channel with the most samples)
@@ -448,7 +448,8 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     from seisgrid.seismic import models
     from seisgrid.seismic.associate import associate
     from seisgrid.seismic.catalog import write_catalog
-    from seisgrid.seismic.ingest import _run_tasks, read_attrs_under
+    from seisgrid.cluster import run_tasks
+    from seisgrid.seismic.ingest import read_attrs_under
     from seisgrid.seismic.store import Archive
 
     t0 = time.perf_counter()
@@ -529,8 +530,8 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
         prob_root.require_group(station)
     logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
-    new = _run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
-                     "detect", progress)
+    new = run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
+                    "detect", unit="station-day", progress=progress)
     all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
     picks = [p for r in all_records for p in r["picks"]]
     events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,

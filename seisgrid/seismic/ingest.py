@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import posixpath
-import sys
 import time
 from collections import defaultdict
 
@@ -53,7 +52,7 @@ import obspy
 import zarr
 
 from seisgrid import config, storage
-from seisgrid.cluster import resolve_client
+from seisgrid.cluster import run_tasks
 from seisgrid.errors import SeisgridError, StorageError
 from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name
 from seisgrid.seismic.mseed import ASCII_ENCODING, ENCODING_DTYPES, NS, decode_records, index_records
@@ -388,31 +387,6 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
 
 
 # ---------------------------------------------------------------------------------------- driver
-def _run_tasks(client, fn, items, args, desc: str, progress: bool):
-    """Run ``fn(item, *args)`` for every item on the cluster (or in-process without one), with progress."""
-    from tqdm.auto import tqdm
-
-    results = [None] * len(items)
-    if not items:
-        return results
-    client = resolve_client(client)
-    bar = tqdm(total=len(items), desc=desc, unit="task", file=sys.stderr, disable=not progress or not items)
-    if client is None:
-        for i, item in enumerate(items):
-            results[i] = fn(item, *args)
-            bar.update()
-    else:
-        from distributed import as_completed
-
-        futures = client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
-        position = {f.key: i for i, f in enumerate(futures)}
-        for future in as_completed(futures):
-            results[position[future.key]] = future.result()
-            bar.update()
-    bar.close()
-    return results
-
-
 def sub_sample_offset(first_ns: int, rate: float) -> int:
     """Nanoseconds between midnight's sample grid and a channel's first sample (0 for on-grid data)."""
     period = NS / rate
@@ -647,7 +621,7 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
             records[f.url] = rec
         else:
             to_scan.append(f)
-    for rec in _run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan", progress):
+    for rec in run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan", progress=progress):
         records[rec["url"]] = rec
 
     plan_channels, task_sources, rejected = _plan(records, root, fmt)
@@ -674,8 +648,8 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
             continue
         tasks.append({"id": cid, "day": day, "sources": sources, "fingerprint": fingerprint,
                       "channel": params, "array_path": params["array_path"]})
-    new_records = _run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
-                             "ingest", progress)
+    new_records = run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
+                            "ingest", progress=progress)
     # Every planned channel, not only those written now: a run killed after a channel's last day but
     # before this step leaves that channel's summary stale, and the rerun has no task for it.
     fresh = {(rec["id"], rec["day"]) for rec in new_records}

@@ -1161,7 +1161,7 @@ def build_windows(sources: list[str], out: str, *, catalog=None, client=None, se
         ``augmented``, ``skipped`` [{source, record, reason}], ``skipped_reasons`` {reason: count},
         ``no_noise`` (event records without a noise window), ``p_predicted``.
     """
-    from seisgrid.seismic.ingest import _run_tasks
+    from seisgrid.cluster import run_tasks
 
     if isinstance(sources, (str, pathlib.Path)):
         sources = [sources]
@@ -1175,7 +1175,7 @@ def build_windows(sources: list[str], out: str, *, catalog=None, client=None, se
         formats[t[0]["source"] if t else pathlib.PurePosixPath(str(src).rstrip("/")).name] = fmt
         tasks.extend(t)
         skipped.extend((x.source, x.name, x.reason) for x in s)
-    results = _run_tasks(client, _run_task, tasks, (opts,), "windows", progress)
+    results = run_tasks(client, _run_task, tasks, (opts,), "windows", progress=progress)
     windows, task_skips, no_noise, n_records = _collect(results)
     skipped.extend(task_skips)
     if not windows:

@@ -95,7 +95,6 @@ import json
 import logging
 import math
 import posixpath
-import sys
 import time
 from fractions import Fraction
 
@@ -105,6 +104,7 @@ import scipy.signal
 from obspy import Stream, Trace, UTCDateTime
 
 from seisgrid import config, storage
+from seisgrid.cluster import run_tasks
 from seisgrid.errors import ConfigError, SeisgridError
 
 logger = logging.getLogger("seisgrid")
@@ -838,32 +838,6 @@ def _station_day(task: dict) -> dict:
     }
 
 
-def _run_tasks(tasks: list[dict], client) -> list[dict]:
-    from tqdm import tqdm
-
-    results: list[dict | None] = [None] * len(tasks)
-    progress = tqdm(total=len(tasks), desc="synth", unit="station-day", file=sys.stderr)
-    try:
-        if client is None:
-            for i, task in enumerate(tasks):
-                results[i] = _station_day(task)
-                progress.update()
-        else:
-            from distributed import as_completed
-
-            futures = client.map(_station_day, tasks, pure=False)
-            index = {f.key: i for i, f in enumerate(futures)}
-            try:
-                for future in as_completed(futures):
-                    results[index[future.key]] = future.result()
-                    progress.update()
-            finally:
-                client.cancel([f for f in futures if not f.done()])
-    finally:
-        progress.close()
-    return results  # type: ignore[return-value]
-
-
 # ------------------------------------------------------------------------------------------ public
 
 
@@ -1050,7 +1024,7 @@ def synthesize(
         "synth: %d stations × %d day(s), %d events → %s (%d tasks%s)",
         n_sta, n_days, n_ev, out, len(tasks), ", distributed" if client is not None else "",
     )
-    results = _run_tasks(tasks, client)
+    results = run_tasks(client, _station_day, tasks, desc="synth", unit="station-day")
 
     # ---- truth tables and archive.json
     snr = np.zeros(shape)
