@@ -17,6 +17,7 @@ xr = pytest.importorskip("xarray")
 from seisgrid import storage
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import attribution, models
+from seisgrid.seismic.labelled import open_dataset
 
 SIZE = 224
 FREQS = 1.0 + np.arange(SIZE) * 44.0 / (SIZE - 1)  # the spectrogram rows: 1–45 Hz, linear
@@ -195,7 +196,7 @@ def test_explain_end_to_end(tmp_path, band_arch):
 
 def test_explain_selects_the_subset_and_balances(tmp_path):
     store = write_store(tmp_path / "spec.zarr", n=40)
-    ds = attribution._open(store)
+    ds = open_dataset(store, consolidated=False)
     idx = attribution.select_windows(ds, "split_region", "test", 10, seed=0)
     assert len(idx) == 10 and (idx >= 20).all()
     assert ds["label"].values[idx].sum() == 5

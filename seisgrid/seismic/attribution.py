@@ -46,6 +46,7 @@ import numpy as np
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
+from seisgrid.seismic.labelled import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -435,15 +436,6 @@ def records(table) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ explain
-def _open(url):
-    import xarray as xr
-
-    try:
-        return xr.open_zarr(storage.zarr_store(str(url), read_only=True), consolidated=False)
-    except (FileNotFoundError, KeyError) as exc:
-        raise StorageError(f"{url}: not a spectrogram store ({exc}); run `seisgrid spectrograms` first") from exc
-
-
 def select_windows(ds, split: str, subset: str | None, max_windows: int | None, seed: int) -> np.ndarray:
     """Window indices of ``subset`` in column ``split``, at most ``max_windows`` (balanced by label, seeded)."""
     n = ds.sizes["window"]
@@ -483,7 +475,8 @@ def _compute(model_path, spectrograms_url, split, subset, max_windows, device, o
     from seisgrid.seismic.models import load_checkpoint, pick_device
 
     seed = int(_setting("seed", options.get("seed")))
-    ds = _open(spectrograms_url)
+    ds = open_dataset(spectrograms_url, "spectrogram store", "seisgrid spectrograms", ("image",),
+                      consolidated=False)
     if "image" not in ds:
         raise StorageError(f"{spectrograms_url}: no 'image' variable; expected a spectrogram store "
                            "(docs/windows-schema.md)")

@@ -445,10 +445,10 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
         ``tasks_run``, ``tasks_skipped``, ``station_days``, ``windows``, ``seconds``, ``windows_per_s``,
         ``settings`` and ``tasks`` (per station-day summaries of the tasks run now).
     """
+    from seisgrid.cluster import run_tasks
     from seisgrid.seismic import models
     from seisgrid.seismic.associate import associate
     from seisgrid.seismic.catalog import write_catalog
-    from seisgrid.cluster import run_tasks
     from seisgrid.seismic.ingest import read_attrs_under
     from seisgrid.seismic.store import Archive
 

@@ -21,11 +21,11 @@ import time
 import numpy as np
 import xarray as xr
 
-from seisgrid import storage
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic import forest as forest_mod
 from seisgrid.seismic import metrics
 from seisgrid.seismic import stalta as stalta_mod
+from seisgrid.seismic.labelled import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -40,10 +40,7 @@ def _resnet_paths(methods) -> list[str]:
 
 def open_windows(url) -> xr.Dataset:
     """A labelled-window or spectrogram store as a lazy Dataset."""
-    try:
-        return xr.open_zarr(storage.zarr_store(str(url), read_only=True), consolidated=False)
-    except (FileNotFoundError, KeyError) as exc:
-        raise SeisgridError(f"{url}: not a window/spectrogram store ({exc}); run `seisgrid windows` first") from exc
+    return open_dataset(url, "window/spectrogram store", "seisgrid windows", ("label",), consolidated=False)
 
 
 def _cores(client) -> int:

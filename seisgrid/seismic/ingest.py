@@ -55,10 +55,23 @@ from seisgrid import config, storage
 from seisgrid.cluster import run_tasks
 from seisgrid.errors import SeisgridError, StorageError
 from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name
-from seisgrid.seismic.mseed import ASCII_ENCODING, ENCODING_DTYPES, NS, decode_records, index_records
+from seisgrid.seismic.layout import (
+    DAY_NS,
+    FILL_VALUES,
+    MANIFEST,
+    STORE_KIND,
+    day_label,
+    iso_ns,
+    sample_position,
+)
+from seisgrid.seismic.mseed import (
+    ASCII_ENCODING,
+    ENCODING_DTYPES,
+    NS,
+    decode_records,
+    index_records,
+)
 from seisgrid.seismic.mseed import read_mseed_bytes as _read_mseed_bytes
-from seisgrid.seismic.layout import (DAY_NS, FILL_VALUES, MANIFEST, STORE_KIND, day_label, iso_ns,
-                                     sample_position)
 
 GZIP_MAGIC = b"\x1f\x8b"
 

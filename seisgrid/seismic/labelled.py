@@ -102,7 +102,7 @@ import pandas as pd
 import scipy.signal
 
 from seisgrid import config, storage
-from seisgrid.errors import ConfigError, InputFileError, SeisgridError
+from seisgrid.errors import ConfigError, InputFileError, SeisgridError, StorageError
 
 logger = logging.getLogger("seisgrid")
 
@@ -1127,6 +1127,25 @@ def _counts(values, labels) -> dict:
         out[str(v)] = {"windows": int(sel.sum()), "earthquake": int((labels[sel] == EARTHQUAKE).sum()),
                        "noise": int((labels[sel] == NOISE).sum())}
     return out
+
+
+def open_dataset(url, what: str = "labelled-window store", make: str = "seisgrid windows",
+                 required=(), **open_kwargs):
+    """A window or spectrogram store (local or URL) as an xarray Dataset, with an error naming the URL,
+    what was expected and the command that makes one. ``open_kwargs`` go to :func:`xarray.open_zarr`
+    (e.g. ``chunks=None`` for lazily indexed arrays without Dask)."""
+    import xarray as xr
+
+    try:
+        with warnings.catch_warnings():  # consolidated metadata is used when the store has it
+            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
+            ds = xr.open_zarr(storage.zarr_store(str(url), read_only=True), **open_kwargs)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise StorageError(f"{url}: not a {what} ({exc}); run `{make}` first") from exc
+    missing = [name for name in required if name not in ds]
+    if missing:
+        raise StorageError(f"{url}: no {', '.join(missing)} variable(s); expected a {what} (`{make}`)")
+    return ds
 
 
 def build_windows(sources: list[str], out: str, *, catalog=None, client=None, seed=None,

@@ -57,6 +57,7 @@ import numpy as np
 
 from seisgrid import config
 from seisgrid.errors import ConfigError, StorageError
+from seisgrid.seismic.labelled import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -533,7 +534,6 @@ def spectrograms(windows_url, out_url, *, method: str | None = None, client=None
         ``windows``, ``seconds``, ``windows_per_s``, ``method``, ``device``, ``output``, ``shape``,
         ``parameters``.
     """
-    import xarray as xr
 
     from seisgrid import storage
 
@@ -542,12 +542,7 @@ def spectrograms(windows_url, out_url, *, method: str | None = None, client=None
     if unknown:
         raise ConfigError(f"spectrograms: unknown options {unknown}")
     options = {k: v for k, v in options.items() if v is not None}
-    try:
-        with warnings.catch_warnings():  # consolidated metadata is used when the store has it
-            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
-            windows = xr.open_zarr(storage.zarr_store(str(windows_url), read_only=True), zarr_format=3)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise StorageError(f"{windows_url}: cannot open as a labelled-window Zarr store ({exc})") from exc
+    windows = open_dataset(windows_url, required=("waveform",), zarr_format=3)
     method = _method(method)
     device = config.get(f"{SECTION}.device", override=device)
     ds = spectrogram_dataset(windows, method=method, batch=batch, device=device, **options)

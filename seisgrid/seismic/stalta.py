@@ -38,7 +38,12 @@ import dask
 import numpy as np
 import obspy
 from obspy.signal.filter import bandpass
-from obspy.signal.trigger import classic_sta_lta, coincidence_trigger, recursive_sta_lta, trigger_onset
+from obspy.signal.trigger import (
+    classic_sta_lta,
+    coincidence_trigger,
+    recursive_sta_lta,
+    trigger_onset,
+)
 
 from seisgrid import config
 from seisgrid.errors import ConfigError, SeisgridError

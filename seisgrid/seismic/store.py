@@ -12,7 +12,13 @@ import xarray as xr
 
 from seisgrid import storage
 from seisgrid.errors import SeisgridError, StorageError
-from seisgrid.seismic.layout import NS, STORE_KIND, iso_ns, sample_offset_ns, sample_position
+from seisgrid.seismic.layout import (
+    NS,
+    STORE_KIND,
+    iso_ns,
+    sample_offset_ns,
+    sample_position,
+)
 
 
 def _to_ns(t) -> int:

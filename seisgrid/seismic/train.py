@@ -44,6 +44,7 @@ from torch import nn
 from seisgrid import config, storage
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic import metrics, models
+from seisgrid.seismic.labelled import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -58,14 +59,8 @@ SPECTROGRAM_ATTRS = ("sampling_rate", "stft_window", "stft_n_fft", "stft_hop", "
 # ------------------------------------------------------------------------------------------------ data
 def open_store(url) -> xr.Dataset:
     """A spectrogram store as a Dataset of lazily indexed Zarr arrays (no Dask: reads go straight to Zarr)."""
-    try:
-        ds = xr.open_zarr(storage.zarr_store(str(url), read_only=True), consolidated=False, chunks=None)
-    except (FileNotFoundError, KeyError) as exc:
-        raise SeisgridError(f"{url}: not a spectrogram store ({exc}); run `seisgrid spectrograms` first") from exc
-    if "image" not in ds or "label" not in ds:
-        raise SeisgridError(f"{url}: no 'image'/'label' variables; expected a spectrogram store "
-                            "(`seisgrid spectrograms WINDOWS OUT`)")
-    return ds
+    return open_dataset(url, "spectrogram store", "seisgrid spectrograms", ("image", "label"),
+                        consolidated=False, chunks=None)
 
 
 def _chunk_size(ds: xr.Dataset) -> int:
