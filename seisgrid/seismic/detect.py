@@ -146,9 +146,9 @@ def _set_threads(device: str) -> None:
     global _THREADS_SET
     if device != "cpu" or _THREADS_SET:
         return
-    from seisgrid.seismic.spectrogram import _worker_threads
+    from seisgrid.seismic.spectrogram import worker_threads
 
-    threads = _worker_threads()
+    threads = worker_threads()
     if threads:  # a worker runs nthreads tasks at once: one torch pool per core would oversubscribe
         import torch
 
@@ -267,7 +267,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     """Probabilities and picks of one station-day (module docstring, steps 1–5); writes the
     probabilities and the manifest record; returns the summary (also stored in the record)."""
 
-    from seisgrid.seismic.ingest import _write_record
+    from seisgrid.seismic.ingest import write_record
     from seisgrid.seismic.spectrogram import SpectrogramParams
     from seisgrid.seismic.store import Archive
 
@@ -354,7 +354,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
               "windows_computed": len(idx), "above_threshold": int((day_probs >= s["threshold"]).sum()),
               "station_days": round(evaluated * s["stride_seconds"] / 86400.0, 6),
               "picks": picks, "seconds": round(time.perf_counter() - t_start, 3), "device": device}
-    _write_record(store_url, store_options, f"{MANIFEST}/days/{task['station']}/{label}", record)
+    write_record(store_url, store_options, f"{MANIFEST}/days/{task['station']}/{label}", record)
     return record
 
 

@@ -232,7 +232,7 @@ def _resnet(path, ds, spectrograms_url, labels, test, timing, window_seconds, st
     model, cfg = models.load_checkpoint(path, device)
     trained = cfg.get("spectrogram") or {}
     differ = sorted(k for k in ("stft_n_fft", "stft_hop", "band_hz", "sampling_rate", "image_size", "clip")
-                    if k in trained and k in sds.attrs and train_mod._jsonable(sds.attrs[k]) != trained[k])
+                    if k in trained and k in sds.attrs and train_mod.jsonable(sds.attrs[k]) != trained[k])
     if differ:
         logger.warning("resnet:%s: spectrogram settings %s differ from those the model was trained on", path, differ)
     batch = int(train_mod.config.get("train.eval_batch_size", 256))

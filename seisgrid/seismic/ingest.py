@@ -132,7 +132,7 @@ def read_attrs_under(store_url: str, options: dict, prefix: str) -> dict[str, di
     return out
 
 
-def _write_record(store_url: str, options: dict, path: str, record: dict) -> None:
+def write_record(store_url: str, options: dict, path: str, record: dict) -> None:
     zarr.create_group(storage.zarr_store(store_url, options), path=path, attributes=record,
                       overwrite=True, zarr_format=3)
 
@@ -167,7 +167,7 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
     record["status"] = (
         "failed" if not record["channels"] else "warned" if record["problems"] else "ok"
     )
-    _write_record(store_url, store_options, f"{MANIFEST}/files/{file_key(source.url)}", record)
+    write_record(store_url, store_options, f"{MANIFEST}/files/{file_key(source.url)}", record)
     return record
 
 
@@ -395,7 +395,7 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
         array = zarr.open_array(storage.zarr_store(store_url, store_options), path=task["array_path"], mode="r+",
                                 config={"write_empty_chunks": True})
         array[first:first + spd] = values
-    _write_record(store_url, store_options, f"{MANIFEST}/days/{cid}/{record['day']}", record)
+    write_record(store_url, store_options, f"{MANIFEST}/days/{cid}/{record['day']}", record)
     return record
 
 

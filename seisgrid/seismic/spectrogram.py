@@ -334,7 +334,7 @@ def spectrogram_torch(x, params: SpectrogramParams | None = None, **overrides):
 
 
 # ----------------------------------------------------------------------------------------- dask blocks
-def _worker_threads() -> int | None:
+def worker_threads() -> int | None:
     """Threads of the Dask worker running this task (None outside a distributed worker)."""
     try:
         from distributed import get_worker
@@ -375,7 +375,7 @@ def _torch_block(block: np.ndarray, params: SpectrogramParams, device: str | Non
     device = device or default_device()
     if device == "cpu" and not _torch_threads_set:
         # A worker runs nthreads tasks at once: torch's own pool (one thread per core) would oversubscribe.
-        threads = _worker_threads()
+        threads = worker_threads()
         if threads:
             torch.set_num_threads(max(1, threads))
         _torch_threads_set = True
@@ -477,12 +477,12 @@ def spectrogram_dataset(windows, *, method: str | None = None, batch: int | None
                                   "torch.stft, float32, autocast off; device: "
                                   + (device or "cuda when the worker has one, else cpu")),
         "image_dtype": "float16",
-        "windows_attrs": {k: v for k, v in windows.attrs.items() if _jsonable(v)},
+        "windows_attrs": {k: v for k, v in windows.attrs.items() if jsonable(v)},
     })
     return out
 
 
-def _jsonable(value) -> bool:
+def jsonable(value) -> bool:
     import json
 
     try:

@@ -216,9 +216,9 @@ def _settings(**given) -> dict:
 
 def _threads(threads) -> None:
     if threads is None:
-        from seisgrid.seismic.spectrogram import _worker_threads
+        from seisgrid.seismic.spectrogram import worker_threads
 
-        threads = _worker_threads()
+        threads = worker_threads()
     if threads:
         torch.set_num_threads(int(threads))
 
@@ -347,7 +347,7 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
         "input": {"dims": ["component", "freq", "time"], "components": [str(c) for c in ds["component"].values]
                   if "component" in ds.coords else None,
                   "shape": [int(n) for n in ds["image"].shape[1:]], "dtype": "float32 (store float16)"},
-        "spectrogram": {k: _jsonable(ds.attrs[k]) for k in SPECTROGRAM_ATTRS if k in ds.attrs},
+        "spectrogram": {k: jsonable(ds.attrs[k]) for k in SPECTROGRAM_ATTRS if k in ds.attrs},
         "window_seconds": _window_seconds(ds),
         "spectrograms_store": str(spectrograms_url), "split": split,
         "train_windows": len(train_idx), "val_windows": len(val_idx),
@@ -402,11 +402,11 @@ def _fmt(x) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 
-def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
-def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
 
 
@@ -33,8 +33,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, c_in: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
-        self.conv1, self.bn1 = _conv3x3(c_in, width, stride), nn.BatchNorm2d(width)
-        self.conv2, self.bn2 = _conv3x3(width, width), nn.BatchNorm2d(width)
+        self.conv1, self.bn1 = conv3x3(c_in, width, stride), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = conv3x3(width, width), nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -50,9 +50,9 @@ class Bottleneck(nn.Module):
 
     def __init__(self, c_in: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
-        self.conv1, self.bn1 = _conv1x1(c_in, width), nn.BatchNorm2d(width)
-        self.conv2, self.bn2 = _conv3x3(width, width, stride), nn.BatchNorm2d(width)
-        self.conv3, self.bn3 = _conv1x1(width, width * self.expansion), nn.BatchNorm2d(width * self.expansion)
+        self.conv1, self.bn1 = conv1x1(c_in, width), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = conv3x3(width, width, stride), nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = conv1x1(width, width * self.expansion), nn.BatchNorm2d(width * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -91,7 +91,7 @@ class ResNet(nn.Module):
     def _layer(self, block, width: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.c_in != width * block.expansion:
-            downsample = nn.Sequential(_conv1x1(self.c_in, width * block.expansion, stride),
+            downsample = nn.Sequential(conv1x1(self.c_in, width * block.expansion, stride),
                                        nn.BatchNorm2d(width * block.expansion))
         layers = [block(self.c_in, width, stride, downsample)]
         self.c_in = width * block.expansion

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seisgrid.seismic.models.resnet import BasicBlock, _conv1x1, init_weights
+from seisgrid.seismic.models.resnet import BasicBlock, conv1x1, init_weights
 
 
 class TinyResNet(nn.Module):
@@ -28,7 +28,7 @@ class TinyResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = BasicBlock(w1, w1)
-        self.layer2 = BasicBlock(w1, w2, stride=2, downsample=nn.Sequential(_conv1x1(w1, w2, 2), nn.BatchNorm2d(w2)))
+        self.layer2 = BasicBlock(w1, w2, stride=2, downsample=nn.Sequential(conv1x1(w1, w2, 2), nn.BatchNorm2d(w2)))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(w2, num_classes)
         init_weights(self)
