@@ -28,7 +28,7 @@ def _add_config_options(parser: argparse.ArgumentParser, section: str, skip=(), 
     The type follows the default's; ``types`` names it for keys whose default is null.
     """
     for name, default, help_text in config.option_specs(section):
-        if name in skip:
+        if name in skip or isinstance(default, dict):  # mappings are set in YAML or the environment only
             continue
         kwargs = {"default": None, "dest": name, "help": f"{help_text} (default: {default})"}
         if types and name in types:
@@ -108,17 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, "train", types={"max_windows": int, "threads": int, "device": str})
     _common(p)
 
-    p = sub.add_parser("detect", help="slide a trained model over every station-day of a store → picks → events → catalog")
+    p = sub.add_parser("detect", help="slide a trained detector over every station-day of a store → picks → events → catalog")
     p.add_argument("store", help="ingested waveform store (seisgrid ingest)")
-    p.add_argument("--model", default=None, help="checkpoint written by seisgrid train (needed unless --method stalta)")
-    p.add_argument("--method", default="model", choices=["model", "stalta"],
-                   help="model (default): the trained classifier; stalta: the STA/LTA + coincidence baseline "
-                        "(settings seisgrid.stalta.archive_*) on the same archive, for the same scoring")
+    p.add_argument("--model", default=None,
+                   help="--method model: a checkpoint written by seisgrid train; --method forest: DIR/forest.joblib "
+                        "written by seisgrid evaluate --methods forest --out DIR (joblib = pickle: only files you "
+                        "made or trust); not used by --method stalta")
+    p.add_argument("--method", default="model", choices=["model", "forest", "stalta"],
+                   help="model (default): the trained classifier; forest: the Random Forest baseline, through the "
+                        "same windows, probabilities store, picks, association and catalog; stalta: the STA/LTA + "
+                        "coincidence baseline (settings seisgrid.stalta.archive_*) on the same archive, for the same scoring")
     p.add_argument("--out", required=True, help="catalog path: writes OUT.xml (QuakeML), OUT.csv and OUT.json")
     p.add_argument("--stations", default=None, help="stations CSV (network, station, latitude, longitude) to locate events")
     p.add_argument("--probabilities", default=None, help="probabilities store (default: OUT.probabilities.zarr)")
-    p.add_argument("--start", default=None, help="ISO time: station-days from the one holding it (whole days; default: all)")
-    p.add_argument("--end", default=None, help="ISO time: station-days up to the one holding it (whole days; default: all)")
+    p.add_argument("--start", default=None,
+                   help="ISO time: windows (stalta: triggers) starting at or after it (default: the store's start); "
+                        "windows already computed for the same settings are not computed again")
+    p.add_argument("--end", default=None,
+                   help="ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")
     _add_config_options(p, "detect", skip=("score_tolerance_seconds",),
                         types={"threshold": float, "pick_offset_seconds": float, "device": str})
     _common(p)
@@ -154,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output .mseed path or URL")
     _common(p, cluster_default="none")
 
+    _add_ghf_parsers(sub)
+
     p = sub.add_parser("run", help="run a pipeline YAML (e.g. pipelines/demo.yaml)")
     p.add_argument("pipeline")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
@@ -162,11 +171,115 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ghf_parsers(sub) -> None:
+    """``seisgrid ghf STEP``: the heat-flow half (compilation, feature grid, collinearity, maps)."""
+    ghf = sub.add_parser("ghf", help="geothermal heat flow: heatflow, features, vif, maps")
+    steps = ghf.add_subparsers(dest="ghf_command", required=True, metavar="GHF_STEP")
+    data_help = "folder of the real data (default: $SEISGRID_DATA/ghf, else ../shared/data/ghf)"
+
+    p = steps.add_parser("heatflow", help="IHFC + NGHF + Antarctic heat flow → filtered, quality-weighted 0.5° cells (Zarr)")
+    p.add_argument("out", help="output Zarr store path or URL")
+    p.add_argument("--data", default=None, help=data_help)
+    _add_config_options(p, "heatflow")
+    _common(p, cluster=False)
+
+    p = steps.add_parser("features", help="the 0.5° feature grid (kriged continuous features, tectonic classes, volcano indices) → Zarr")
+    p.add_argument("out", help="output Zarr store path or URL")
+    p.add_argument("--data", default=None, help=data_help)
+    p.add_argument("--only", default=None, help="comma-separated feature names to build (default: all)")
+    p.add_argument("--resolution", type=float, default=None, help="grid spacing in degrees (default: ghf.resolution, 0.5)")
+    _add_config_options(p, "features")
+    _add_config_options(p, "kriging")
+    _common(p)
+
+    p = steps.add_parser("vif", help="variance inflation factors over the training cells; drop the highest above the threshold")
+    p.add_argument("features", help="feature grid store (seisgrid ghf features)")
+    p.add_argument("heatflow", help="heat-flow grid store (seisgrid ghf heatflow)")
+    p.add_argument("--png", default=None, help="bar chart path or URL (default: FEATURES without .zarr + .vif.png)")
+    _add_config_options(p, "vif")
+    _common(p, cluster=False)
+
+    p = steps.add_parser("maps", help="global and south-polar maps (PNG) of every variable of grid stores")
+    p.add_argument("stores", nargs="+", metavar="STORE", help="grid stores (seisgrid ghf features / heatflow)")
+    p.add_argument("--out", required=True, help="folder for the PNG files")
+    p.add_argument("--variables", default=None, help="comma-separated variable names (default: all)")
+    _add_config_options(p, "maps")
+    _common(p, cluster=False)
+
+
+def _run_ghf(args) -> int:
+    from seisgrid.errors import SeisgridError
+
+    def names(text):
+        return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+    if args.ghf_command == "heatflow":
+        from seisgrid.ghf.heatflow import build_heatflow
+
+        options = {k: v for k, v in _options(args, "heatflow").items() if v is not None}
+        result = build_heatflow(args.out, data_dir=args.data, **options)
+        human = [f"{'step':<28} {'rows':>8} {'removed':>8}"]
+        human += [f"{s['step']:<28} {s['rows']:>8,} {s['removed']:>8,}" for s in result["steps"]]
+        human.append(f"{result['cells']:,} cells of {args.out}: mean {result['mean']:.1f}, sd {result['sd']:.1f} mW/m² "
+                     f"(study: ~10,000 cells, 63.7 ± 25.3)")
+        _emit(result, args.json, "\n".join(human))
+        return EXIT_REJECTED if result["rejected"]["total"] else EXIT_OK
+    if args.ghf_command == "features":
+        from seisgrid.ghf.features import build_features
+
+        options = {k: v for k, v in {**_options(args, "features"), **_options(args, "kriging")}.items() if v is not None}
+        with _client(args, lazy=True) as client:
+            result = build_features(args.out, data_dir=args.data, res=args.resolution, client=client,
+                                    features=names(args.only), **options)
+        human = [f"{v['name']:<26} {v['seconds']:>7.1f} s  {v['min']:>10.4g} … {v['max']:<10.4g} {v['units']:<8} {v['method']}"
+                 for v in result["variables"]]
+        human.append(f"feature grid written to {result['out']}")
+        _emit(result, args.json, "\n".join(human))
+        return EXIT_OK
+    if args.ghf_command == "vif":
+        from seisgrid.ghf.collinearity import vif_report
+
+        png = args.png or str(args.features).rstrip("/").removesuffix(".zarr") + ".vif.png"
+        result = vif_report(args.features, args.heatflow, out_png=png, threshold=args.threshold)
+        human = [f"VIF over {result['n_cells']:,} training cells", f"{'feature':<26} {'initial':>10} {'final':>10}"]
+        for name, value in result["initial"].items():
+            final = result["final"].get(name)
+            human.append(f"{name:<26} {value:>10.2f} {'dropped' if final is None else format(final, '.2f'):>10}")
+        human.append("dropped (in order): " + (", ".join(d["feature"] for d in result["dropped"]) or "none"))
+        human.append(f"chart: {result['png']}")
+        _emit(result, args.json, "\n".join(human))
+        return EXIT_OK
+    if args.ghf_command == "maps":
+        from seisgrid.ghf.maps import plot_stores
+
+        import dask.config
+
+        options = {f"seisgrid.maps.{k}": v for k, v in _options(args, "maps").items() if v is not None}
+        with dask.config.set(options):  # the plotting functions read their settings from the configuration
+            paths = plot_stores(args.stores, args.out, variables=names(args.variables))
+        _emit({"figures": paths}, args.json, "\n".join(paths))
+        return EXIT_OK
+    raise SeisgridError(f"unknown ghf step {args.ghf_command}")
+
+
+def _strict_json(value):
+    """``value`` with non-finite floats as null: strict JSON (``json.dumps`` would write Infinity/NaN)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
 def _emit(result: dict, as_json: bool, human: str | None = None) -> None:
     if human:
         print(human, file=sys.stderr if as_json else sys.stdout)
     if as_json:
-        print(json.dumps(result, default=str))
+        print(json.dumps(_strict_json(result), default=str, allow_nan=False))
 
 
 def _describe_inventory(inv: dict) -> str:
@@ -214,6 +327,8 @@ def _client(args, **kwargs):
 def _run(args) -> int:
     from seisgrid.errors import SeisgridError
 
+    if args.command == "ghf":
+        return _run_ghf(args)
     if args.command == "config":
         import yaml
 
@@ -289,12 +404,13 @@ def _run(args) -> int:
         from seisgrid.seismic.detect import detect
 
         if not args.model:
-            raise SeisgridError("seisgrid detect: --model is needed (or --method stalta)")
+            raise SeisgridError(f"seisgrid detect: --method {args.method} needs --model (a checkpoint of seisgrid "
+                                "train, or DIR/forest.joblib of seisgrid evaluate --out DIR for --method forest)")
         options = {k: v for k, v in _options(args, "detect").items() if v is not None}
         with _client(args) as client:
             result = detect(args.store, args.model, args.out, stations=args.stations,
                             probabilities_url=args.probabilities, start=args.start, end=args.end,
-                            client=client, **options)
+                            client=client, method=args.method, **options)
         _emit(result, args.json, f"{result['n_events']} events from {result['picks']} picks in {result['station_days']} station-days ({result['tasks_run']} run, "
                                   f"{result['tasks_skipped']} up to date); catalog {result['catalog']}")
         return EXIT_OK

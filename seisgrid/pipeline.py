@@ -21,6 +21,9 @@ import yaml
 
 from seisgrid.cluster import client_scope
 from seisgrid.errors import ConfigError
+from seisgrid.ghf.collinearity import vif_report
+from seisgrid.ghf.features import build_features
+from seisgrid.ghf.heatflow import build_heatflow
 from seisgrid.seismic.catalog import score
 from seisgrid.seismic.detect import detect
 from seisgrid.seismic.evaluate import evaluate
@@ -36,8 +39,20 @@ def _inventory(store):
     return Archive(store).inventory()
 
 
+def _ghf_vif(features, heatflow, png=None, threshold=None):
+    return vif_report(features, heatflow, out_png=png, threshold=threshold)
+
+
+def _ghf_maps(stores, out, variables=None):
+    from seisgrid.ghf.maps import plot_stores  # cartopy is imported only when maps are drawn
+
+    return {"figures": plot_stores(stores, out, variables=variables)}
+
+
 STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory, "windows": build_windows,
-         "spectrograms": spectrograms, "train": train, "evaluate": evaluate, "detect": detect, "score": score}
+         "spectrograms": spectrograms, "train": train, "evaluate": evaluate, "detect": detect, "score": score,
+         "ghf_heatflow": build_heatflow, "ghf_features": build_features, "ghf_vif": _ghf_vif,
+         "ghf_maps": _ghf_maps}
 
 
 def _substitute(value, variables: dict):

@@ -13,7 +13,15 @@ import zarr
 
 from seisgrid.seismic import models
 from seisgrid.seismic.catalog import read_catalog, score
-from seisgrid.seismic.detect import _runs, detect, model_settings
+from seisgrid.seismic.detect import (
+    _merge,
+    _runs,
+    _subtract,
+    detect,
+    model_settings,
+    scorer_config,
+    window_range,
+)
 from seisgrid.seismic.ingest import ingest
 from seisgrid.seismic.synth import synthesize
 
@@ -130,3 +138,104 @@ def test_runs():
     above = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], bool)
     assert _runs(above) == [(1, 3), (4, 5), (7, 10)]
     assert _runs(np.zeros(0, bool)) == []
+
+
+def test_window_intervals():
+    day = obspy.UTCDateTime("2021-01-01").ns // 86_400_000_000_000
+    assert window_range(day, None, None, 5 * 10**9) == (0, 17280)
+    # windows starting in [00:00:07, 00:01:00): starts 10 s, 15 s, ..., 55 s
+    lo, hi = obspy.UTCDateTime("2021-01-01T00:00:07").ns, obspy.UTCDateTime("2021-01-01T00:01:00").ns
+    assert window_range(day, lo, hi, 5 * 10**9) == (2, 12)
+    assert window_range(day, None, obspy.UTCDateTime("2020-12-31").ns, 5 * 10**9) == (0, 0)
+    assert window_range(day, obspy.UTCDateTime("2020-12-31").ns, obspy.UTCDateTime("2021-01-03").ns, 10**10) == (0, 8640)
+    assert _merge([[5, 8], [0, 2], [2, 3], [7, 9], [4, 4]]) == [[0, 3], [5, 9]]
+    assert _subtract(0, 10, [[2, 4], [6, 12]]) == [[0, 2], [4, 6]]
+    assert _subtract(3, 5, [[0, 10]]) == [] and _subtract(3, 5, []) == [[3, 5]]
+
+
+def _window_starts(events):
+    return [obspy.UTCDateTime(p["window_start"]) for ev in events for p in ev["picks"]]
+
+
+def test_sub_day_span_then_whole_day_computes_only_the_rest(setup):
+    tmp, model = setup
+    t0 = obspy.UTCDateTime("2021-01-01T00:20:00")
+    t1 = obspy.UTCDateTime("2021-01-01T00:50:00")
+    out = tmp / "span" / "catalog.xml"
+
+    def run(**kw):
+        return detect(str(tmp / "store.zarr"), model, str(out), stations=str(tmp / "archive" / "stations.csv"),
+                      stride_seconds=10.0, progress=False, **kw)
+
+    part = run(start=str(t0), end=str(t1))
+    assert part["tasks_run"] == 3 and part["windows"] > 0
+    assert part["station_days"] == pytest.approx(3 * 180 * 10 / 86400)  # windows starting in the 30 min only
+    assert part["n_events"] >= 1 and all(t0 <= w < t1 for w in _window_starts(part["events"]))
+    probs = zarr.open_group(part["probabilities"], mode="r")["SY.ST01"]["2021-01-01"][:]
+    assert np.flatnonzero(np.isfinite(probs)).tolist() == list(range(120, 300))
+
+    # the same span again: nothing to run, the same catalog
+    csv_part = pathlib.Path(part["catalog"]["csv"]).read_text()
+    again = run(start=str(t0), end=str(t1))
+    assert again["tasks_run"] == 0 and pathlib.Path(again["catalog"]["csv"]).read_text() == csv_part
+
+    # the whole day: the record is not complete for it, so each station-day computes the two missing parts
+    whole = run()
+    assert whole["tasks_run"] == 3 and whole["tasks_skipped"] == 0
+    assert [t["spans"] for t in whole["tasks"]] == [[[0, 8640]]] * 3
+    assert whole["windows"] < 3 * (0.05 * 86400 / 10)  # the span's windows were not computed again
+    fresh = _run(tmp, model)  # a single whole-day run (first test's store): the same events
+    assert whole["n_events"] == fresh["n_events"]
+    for a, b in zip(whole["events"], fresh["events"]):
+        assert a["stations"] == b["stations"]
+        assert abs(obspy.UTCDateTime(a["first_arrival"]) - obspy.UTCDateTime(b["first_arrival"])) < 0.05
+    # every event of the span run is an event of the whole day
+    arrivals = [obspy.UTCDateTime(e["first_arrival"]) for e in whole["events"]]
+    for ev in part["events"]:
+        assert min(abs(obspy.UTCDateTime(ev["first_arrival"]) - t) for t in arrivals) < 0.05
+    # a span inside what is done runs nothing and reports that span only
+    inner = run(start="2021-01-01T00:00:00", end=str(t0))
+    assert inner["tasks_run"] == 0 and inner["tasks_skipped"] == 3
+    assert all(w < t0 for w in _window_starts(inner["events"]))
+
+
+def test_forest_from_evaluate_detects_on_the_archive(setup):
+    """A forest trained (``evaluate --out``) on windows cut from this archive with its catalog runs over the
+    archive through the same tasks, stores, picks, association and catalog as the model."""
+    from seisgrid.errors import ConfigError
+    from seisgrid.seismic.evaluate import evaluate
+    from seisgrid.seismic.labelled import build_windows
+    from seisgrid.seismic.spectrogram import spectrograms
+
+    tmp, _ = setup
+    build_windows([str(tmp / "store.zarr")], str(tmp / "windows.zarr"), catalog=str(tmp / "archive" / "catalog.csv"),
+                  progress=False, augment_factor=0)
+    spectrograms(str(tmp / "windows.zarr"), str(tmp / "spec.zarr"))
+    ev = evaluate(str(tmp / "windows.zarr"), str(tmp / "spec.zarr"), methods=("forest",), split="split",
+                  out_dir=str(tmp / "eval"), forest_options={"n_estimators": 100}, timing_windows=1)
+    forest_path = ev["methods"][0]["model"]
+    assert forest_path == str(tmp / "eval" / "forest.joblib")
+    method, cfg = scorer_config(forest_path)
+    assert method == "forest" and cfg["features_from"] == "spectrograms"
+    assert model_settings(cfg)["threshold"] == ev["methods"][0]["threshold"]  # detect's default threshold
+
+    out = tmp / "forest" / "catalog.xml"
+    kw = {"stations": str(tmp / "archive" / "stations.csv"), "stride_seconds": 10.0, "progress": False}
+    with pytest.raises(ConfigError, match="use --method forest"):
+        detect(str(tmp / "store.zarr"), forest_path, str(out), method="model", **kw)
+    # the val windows of this 72-minute archive hold no noise, so the forest's threshold is an untuned 0.5,
+    # at which noise windows near events (P(earthquake) 0.3-0.6 here) join the triggers: set one
+    kw["threshold"] = 0.7
+    first = detect(str(tmp / "store.zarr"), forest_path, str(out), method="forest", **kw)
+    assert first["method"] == "forest" and first["tasks_run"] == 3 and first["settings"]["device"] == "cpu"
+    result = score(first["catalog"]["quakeml"], str(tmp / "archive" / "catalog.csv"), tolerance_seconds=5.0)
+    strong = result["recall_by_snr"][-1]
+    assert strong["snr_min"] == 30.0 and strong["n"] >= 2 and strong["recall"] == 1.0
+    cat = obspy.read_events(first["catalog"]["quakeml"])
+    assert len(cat) == first["n_events"] and str(cat.resource_id).endswith("/forest")
+    assert all(ev.preferred_origin() is not None and len(ev.picks) >= 2 for ev in cat)
+    probs = zarr.open_group(first["probabilities"], mode="r")["SY.ST02"]["2021-01-01"][:]
+    assert np.isfinite(probs).sum() == (0.05 * 86400 - 25) // 10 + 1
+    # resumes like the model: a rerun runs nothing (method inferred from the file)
+    second = detect(str(tmp / "store.zarr"), forest_path, str(out), **kw)
+    assert second["tasks_run"] == 0 and second["n_events"] == first["n_events"]

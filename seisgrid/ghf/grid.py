@@ -12,7 +12,8 @@ import functools
 import numpy as np
 import xarray as xr
 
-from seisgrid import config
+from seisgrid import config, storage
+from seisgrid.errors import StorageError
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), km
 
@@ -116,3 +117,23 @@ def land_fraction(res: float | None = None) -> xr.DataArray:
     out.attrs.update(units="1", source="global-land-mask 1.0.0 (GLOBE 1 km land/ocean mask)",
                      method="share of 1/120° land pixels per cell")
     return out
+
+
+def open_grid(url, what: str = "grid") -> xr.Dataset:
+    """A GHF grid store (local path or URL) opened with :func:`xarray.open_zarr`; errors name the URL.
+
+    Parameters
+    ----------
+    url : str or path
+        Zarr store written by ``seisgrid ghf heatflow`` / ``features`` (or any Dataset on this grid).
+    what : str
+        What the store should be, for the error message (e.g. "feature grid").
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # consolidated metadata is used when the store has it
+            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
+            return xr.open_zarr(storage.zarr_store(str(url), read_only=True))
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise StorageError(f"{url}: not a {what} Zarr store ({exc})") from exc

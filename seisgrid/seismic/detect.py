@@ -1,12 +1,20 @@
-"""Archive-scale detection with a trained model: sliding windows → P(earthquake) → picks → events → catalog.
+"""Archive-scale detection with a trained detector: sliding windows → P(earthquake) → picks → events → catalog.
+
+The detector (a **scorer**, :data:`SCORERS`) is either a trained classifier checkpoint
+(:class:`ModelScorer`, ``method="model"``) or a Random Forest saved by ``seisgrid evaluate --out``
+(:class:`ForestScorer`, ``method="forest"``: the same images, its 65 spectral features,
+``predict_proba``). It replaces only step 3; everything else is shared.
 
 One Dask task per **station-day** (:func:`detect_station_day`, run by :func:`seisgrid.cluster.run_tasks` with a
-progress bar):
+progress bar). The windows of a day are numbered ``k`` (start ``day + k × stride``); a run over
+``[start, end)`` evaluates the windows ``[k0, k1)`` of each day that start in it, as one or more
+**intervals** per task (the parts not done before, see 4). Per interval:
 
 1. **Read** the station's Z, N, E channels (per component letter the channel with the most samples)
-   with :meth:`Archive.stream` over ``[day − L − pad, day end + 2 L)``, ``L`` = the window length:
-   one window of look-back and one of look-ahead (so runs of triggering windows crossing midnight are
-   seen whole and reported once, by the day in which they start) and ``pad = 3 × refine_lta`` for the
+   with :meth:`Archive.stream` over ``[start of window k0 − look − pad, end of window k1 − 1 + look)``:
+   ``look`` = ``max(ceil(L / stride), min_windows)`` windows of look-back and look-ahead (``L`` = the
+   window length; so runs of triggering windows crossing an interval's edge are seen whole and
+   reported once, by the interval in which they start) and ``pad = 3 × refine_lta`` for the
    STA/LTA warm-up. Channels at another rate are resampled to the model's rate (100 Hz) per contiguous
    segment with :func:`seisgrid.seismic.labelled.resample` (the windows' own resampler). Gaps are NaN.
 2. **Windows**: ``window_seconds`` from the model (25 s = 2500 samples), starting every
@@ -15,19 +23,26 @@ progress bar):
    range of at least one window. Each window is demeaned per component as the window store does; a
    component with any missing sample in the window is zeroed (= absent, as in training); a window
    without any complete component is not evaluated (probability NaN).
-3. **Model**: images with :func:`~seisgrid.seismic.spectrogram.spectrogram_torch` on a GPU (on a CPU
+3. **Scorer**. Model: images with :func:`~seisgrid.seismic.spectrogram.spectrogram_torch` on a GPU (on a CPU
    :func:`~seisgrid.seismic.spectrogram.spectrogram_numpy`, twice as fast there, same images), with
    the spectrogram parameters of the checkpoint's config (so images are made exactly as for
    training), then the model in batches of ``batch_size`` under ``torch.inference_mode`` (bf16
    autocast and channels_last on CUDA, fp32 on CPU). P(earthquake) = softmax of the logits, class 1
-   (or the index of ``"earthquake"`` in the config's ``classes``).
-4. **Store**: probabilities of the windows starting in the day go to the Zarr store
-   ``probabilities_url``: group ``NET.STA``, array ``YYYY-MM-DD`` (float32, one value per window
-   start ``day + k × stride``, NaN where not evaluated; attributes ``start``, ``start_ns``,
-   ``stride_seconds``, ``window_seconds``). Then a manifest record ``_manifest/days/NET.STA/YYYY-MM-DD``
-   (group attributes) with the picks and a fingerprint of the model, the settings and the day's
-   input segments. A rerun skips station-days whose record has the same fingerprint and reuses the
-   picks in it: an interrupted run resumes, a finished one runs no task and writes the same catalog.
+   (or the index of ``"earthquake"`` in the config's ``classes``). Forest: the images it was trained
+   on (the spectrogram store's, rounded as it stores them, or ``waveform_images`` when it was trained
+   without a spectrogram store), :func:`~seisgrid.seismic.forest.spectral_features` with the
+   complete components as ``present``, ``predict_proba`` of class 1, on the CPU.
+4. **Store**: probabilities go to the Zarr store ``probabilities_url``: group ``NET.STA``, array
+   ``YYYY-MM-DD`` (float32, one value per window start ``day + k × stride``, NaN where not evaluated;
+   attributes ``start``, ``start_ns``, ``stride_seconds``, ``window_seconds``); an interval writes its
+   region only. Then a manifest record ``_manifest/days/NET.STA/YYYY-MM-DD`` (group attributes) with
+   the picks, ``spans`` (the window intervals of the day done so far), ``evaluated`` (the intervals with
+   a probability) and a fingerprint of the detector, the settings and the **whole** day's input
+   segments. A rerun computes, per station-day with a record of the same fingerprint, only the windows
+   of its span that are not in ``spans`` (none: no task; the record's picks are reused), and merges
+   them into the record; a different fingerprint starts the day afresh. So an interrupted run
+   resumes, a finished one runs no task and writes the same catalog, and a run over a larger span
+   computes only what earlier, smaller spans left.
 5. **Picks**: a trigger is a run of at least ``min_windows`` (2) consecutive windows with
    P ≥ ``threshold`` (default: the checkpoint's ``threshold``, else 0.5). ``pick_method``:
    ``"stalta"`` (default) — the P pick is the first sample, inside ``[first window start − stride,
@@ -36,7 +51,7 @@ progress bar):
    (or there is no Z) the pick falls back to the ``"window"`` rule: the first triggering window's start
    plus ``pick_offset_seconds`` (default: the training windows' ``pre_p_seconds``, 8 s).
 
-Then (driver) the picks of all station-days are associated into events
+Then (driver) the picks of the triggers starting in the span, of all station-days, are associated into events
 (:func:`seisgrid.seismic.associate.associate`) and written as QuakeML + CSV (+ a JSON summary) by
 :func:`seisgrid.seismic.catalog.write_catalog`.
 """
@@ -63,6 +78,7 @@ logger = logging.getLogger("seisgrid")
 STORE_KIND = "seisgrid-probabilities"
 COMPONENTS = "ZNE"
 PICK_METHODS = ("stalta", "window")
+RECORD_FORMAT = 2  # manifest records with "spans" and "evaluated" (window-index intervals of the day)
 
 
 def _opt(key, value):
@@ -120,26 +136,79 @@ def model_settings(cfg: dict):
             "pre_p_seconds": None if pre_p is None else float(pre_p), "earthquake_index": int(eq_index)}
 
 
-_MODEL_CACHE: dict = {}
-_MODEL_LOCK = threading.Lock()
+# ------------------------------------------------------------------------------------------- scorers
+class ModelScorer:
+    """P(earthquake) of windows from a trained classifier checkpoint: spectrograms + forward pass
+    (:func:`probabilities`)."""
+
+    method = "model"
+
+    def __init__(self, path: str, s: dict):
+        from seisgrid.seismic import models
+        from seisgrid.seismic.spectrogram import SpectrogramParams
+
+        model, _ = models.load_checkpoint(path, s["device"])
+        if s["device"].startswith("cuda"):
+            import torch
+
+            model = model.to(memory_format=torch.channels_last)
+        self.model, self.s = model, s
+        self.params = SpectrogramParams(**s["spectrogram"])
+
+    def __call__(self, windows: np.ndarray, present: np.ndarray) -> np.ndarray:
+        return probabilities(self.model, windows, self.params, device=self.s["device"],
+                             batch_size=self.s["batch_size"], earthquake_index=self.s["earthquake_index"])
+
+
+class ForestScorer:
+    """P(earthquake) of windows from a saved Random Forest (:func:`seisgrid.seismic.forest.save_model`):
+    the images it was trained on (spectrogram-store images, rounded as the store holds them, or
+    :func:`~seisgrid.seismic.forest.waveform_images`), :func:`~seisgrid.seismic.forest.spectral_features`
+    with the components present, ``predict_proba`` (one core per task)."""
+
+    method = "forest"
+
+    def __init__(self, path: str, s: dict):
+        from seisgrid.seismic import forest
+        from seisgrid.seismic.spectrogram import SpectrogramParams
+
+        self.model, _ = forest.load_model(path)
+        if hasattr(self.model, "n_jobs"):
+            self.model.n_jobs = 1  # a worker runs nthreads tasks at once
+        self.s = s
+        self.params = SpectrogramParams(**s["spectrogram"])
+
+    def __call__(self, windows: np.ndarray, present: np.ndarray) -> np.ndarray:
+        from seisgrid.seismic import forest
+        from seisgrid.seismic.spectrogram import spectrogram_numpy, to_store_numpy
+
+        out = np.empty(len(windows), dtype=np.float32)
+        step = self.s["batch_size"]
+        for a in range(0, len(windows), step):
+            batch = windows[a:a + step]
+            if self.s["forest_features_from"] == "spectrograms":
+                images = to_store_numpy(spectrogram_numpy(batch, self.params))  # as the store holds them
+            else:
+                images = forest.waveform_images(batch, self.s["sampling_rate"])
+            feats = forest.spectral_features(images, present[a:a + step], bands=self.s["forest_bands"])
+            out[a:a + len(batch)] = forest.predict_proba(self.model, feats)
+        return out
+
+
+SCORERS = {"model": ModelScorer, "forest": ForestScorer}
+_SCORER_CACHE: dict = {}
+_SCORER_LOCK = threading.Lock()
 _THREADS_SET = False
 
 
-def _model(model_path: str, device: str, fingerprint: str):
-    """The model on ``device``, loaded once per worker process and checkpoint."""
-    from seisgrid.seismic import models
-
-    key = (model_path, device, fingerprint)
-    with _MODEL_LOCK:
-        if key not in _MODEL_CACHE:
-            _MODEL_CACHE.clear()
-            model, cfg = models.load_checkpoint(model_path, device)
-            if device.startswith("cuda"):
-                import torch
-
-                model = model.to(memory_format=torch.channels_last)
-            _MODEL_CACHE[key] = (model, cfg)
-        return _MODEL_CACHE[key]
+def _scorer(model_path: str, s: dict):
+    """The scorer of ``s["method"]``, loaded once per worker process, file and device."""
+    key = (s["method"], model_path, s["device"], s["model_fingerprint"])
+    with _SCORER_LOCK:
+        if key not in _SCORER_CACHE:
+            _SCORER_CACHE.clear()
+            _SCORER_CACHE[key] = SCORERS[s["method"]](model_path, s)
+        return _SCORER_CACHE[key]
 
 
 def _set_threads(device: str) -> None:
@@ -263,32 +332,68 @@ def _runs(above: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def detect_station_day(task: dict, store_url: str, store_options: dict, model_path: str, s: dict) -> dict:
-    """Probabilities and picks of one station-day (module docstring, steps 1–5); writes the
-    probabilities and the manifest record; returns the summary (also stored in the record)."""
+# ------------------------------------------------------------------ window-index intervals [a, b)
+def _merge(intervals) -> list[list[int]]:
+    """Sorted, merged (touching ones joined) ``[a, b)`` intervals; empty ones dropped."""
+    out: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in intervals if b > a):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
 
-    from seisgrid.seismic.ingest import write_record
-    from seisgrid.seismic.spectrogram import SpectrogramParams
-    from seisgrid.seismic.store import Archive
 
-    t_start = time.perf_counter()
-    device = s["device"]
-    _set_threads(device)
+def _subtract(k0: int, k1: int, done) -> list[list[int]]:
+    """The parts of ``[k0, k1)`` outside the intervals ``done``."""
+    out, a = [], k0
+    for lo, hi in _merge(done):
+        if hi <= a or lo >= k1:
+            continue
+        if lo > a:
+            out.append([a, lo])
+        a = max(a, hi)
+    if a < k1:
+        out.append([a, k1])
+    return out
+
+
+def _overlap(intervals, k0: int, k1: int) -> int:
+    """Number of indices of ``intervals`` inside ``[k0, k1)``."""
+    return sum(max(0, min(b, k1) - max(a, k0)) for a, b in intervals)
+
+
+def window_range(day: int, lo_ns, hi_ns, stride_ns: int) -> tuple[int, int]:
+    """Indices ``[k0, k1)`` of the windows of ``day`` (start ``day + k × stride``) starting in
+    ``[lo_ns, hi_ns)`` (None: unbounded)."""
+    day0, n_day = day * DAY_NS, DAY_NS // stride_ns
+    k0 = 0 if lo_ns is None else -((day0 - lo_ns) // stride_ns)  # ceil
+    k1 = n_day if hi_ns is None else -((day0 - hi_ns) // stride_ns)
+    return int(min(max(k0, 0), n_day)), int(min(max(k1, 0), n_day))
+
+
+def _ns_of(iso: str) -> int:
+    return int(np.datetime64(iso.rstrip("Z"), "ns").astype(np.int64))
+
+
+# -------------------------------------------------------------------------------------- the task
+def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path: str):
+    """Probabilities of the windows ``k0 ≤ k < k1`` of the task's day and the picks of the triggers
+    that start among them (module docstring, steps 1–3 and 5). Returns ``(probs, picks, computed)``."""
     rate = s["sampling_rate"]
-    params = SpectrogramParams(**s["spectrogram"])
     n_win = round(s["window_seconds"] * rate)
     stride_ns = round(s["stride_seconds"] * NS)
     stride = round(s["stride_seconds"] * rate)
     window_ns = round(s["window_seconds"] * NS)
     day0 = task["day"] * DAY_NS
-    n_day = DAY_NS // stride_ns
-    look = math.ceil(window_ns / stride_ns)  # windows of look-back and look-ahead
-    first_ns = day0 - look * stride_ns  # first window start evaluated
+    n_span = k1 - k0
+    # windows of look-back and look-ahead: runs crossing the interval's edges are seen whole
+    look = max(math.ceil(window_ns / stride_ns), s["min_windows"])
+    first_ns = day0 + (k0 - look) * stride_ns  # first window start evaluated
     pad_ns = round(3 * s["refine_lta"] * NS) if s["pick_method"] == "stalta" else 0
     read_lo = first_ns - pad_ns
-    n_all = n_day + 2 * look
+    n_all = n_span + 2 * look
     read_hi = first_ns + (n_all - 1) * stride_ns + window_ns
-    archive = Archive(s["archive_url"], storage_options=s["archive_options"])
     comps = np.full((3, round((read_hi - read_lo) * rate / NS)), np.nan, dtype=np.float32)
     for k, comp in enumerate(COMPONENTS):
         cid = task["channels"].get(comp)
@@ -303,7 +408,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     probs = np.full(n_all, np.nan, dtype=np.float32)
     idx = np.flatnonzero(valid)
     if len(idx):
-        model, _ = _model(model_path, device, s["model_fingerprint"])
+        scorer = _scorer(model_path, s)
         filled = np.nan_to_num(comps, nan=0.0)
         view = np.lib.stride_tricks.sliding_window_view(filled, n_win, axis=1)  # (3, positions, n_win)
         chunk = max(1, s["batch_size"]) * 8
@@ -311,15 +416,15 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
             sel = idx[a:a + chunk]
             w = np.transpose(view[:, starts[sel], :], (1, 0, 2)).astype(np.float64)  # (b, 3, n_win)
             w -= w.mean(axis=-1, keepdims=True)
-            w[~complete[:, sel].T] = 0.0
-            probs[sel] = probabilities(model, w.astype(np.float32), params, device=device,
-                                       batch_size=s["batch_size"], earthquake_index=s["earthquake_index"])
-    # picks: runs of ≥ min_windows windows with P ≥ threshold that start in this day
+            present = complete[:, sel].T
+            w[~present] = 0.0
+            probs[sel] = scorer(w.astype(np.float32), present)
+    # picks: runs of ≥ min_windows windows with P ≥ threshold that start in [k0, k1)
     above = np.nan_to_num(probs, nan=0.0) >= s["threshold"]
     cf = None
     picks = []
     for a, b in _runs(above):
-        if b - a < s["min_windows"] or not look <= a < look + n_day:
+        if b - a < s["min_windows"] or not look <= a < look + n_span:
             continue
         w_start = first_ns + a * stride_ns
         t_pick, method = w_start + round(s["pick_offset_seconds"] * NS), "window"
@@ -336,24 +441,62 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
                       next(iter(task["channels"].values())), "time": iso_ns(t_pick), "time_ns": int(t_pick),
                       "window_start": iso_ns(w_start), "windows": int(b - a),
                       "probability": round(float(np.nanmax(probs[a:b])), 4), "method": method})
-    # store: the day's windows only
-    day_probs = probs[look:look + n_day]
+    return probs[look:look + n_span], picks, len(idx)
+
+
+def detect_station_day(task: dict, store_url: str, store_options: dict, model_path: str, s: dict) -> dict:
+    """Probabilities and picks of one station-day's missing window intervals (module docstring, steps
+    1–5); writes the probabilities and the manifest record (merged with ``task["previous"]``, the
+    record of earlier intervals with the same fingerprint); returns the record.
+
+    ``task``: ``station``, ``day`` (days since 1970), ``channels`` ({component letter: channel id}),
+    ``fingerprint``, ``intervals`` (``[[k0, k1], ...]``: window indices of the day to compute) and
+    ``previous`` (None, or the record whose ``spans`` these intervals complete).
+    """
+    from seisgrid.seismic.ingest import write_record
+    from seisgrid.seismic.store import Archive
+
+    t_start = time.perf_counter()
+    _set_threads(s["device"])
+    stride_ns = round(s["stride_seconds"] * NS)
+    day0 = task["day"] * DAY_NS
+    n_day = DAY_NS // stride_ns
+    archive = Archive(s["archive_url"], storage_options=s["archive_options"])
+    previous = task.get("previous")
     root = storage.open_group(store_url, mode="a", options=store_options)
     group = root.require_group(task["station"])
     label = day_label(task["day"])
-    arr = group.create_array(label, shape=(n_day,), dtype="float32", chunks=(n_day,), fill_value=np.nan,
-                             overwrite=True, dimension_names=["window"],
-                             attributes={"start": iso_ns(day0), "start_ns": int(day0),
-                                         "stride_seconds": s["stride_seconds"],
-                                         "window_seconds": s["window_seconds"],
-                                         "long_name": "P(earthquake) of the window starting at start + k × stride"})
-    arr[:] = day_probs
-    evaluated = int(np.isfinite(day_probs).sum())
+    if previous is not None and label in group:
+        arr = group[label]  # earlier intervals stay; NaN elsewhere
+    else:
+        arr = group.create_array(
+            label, shape=(n_day,), dtype="float32", chunks=(n_day,), fill_value=np.nan, overwrite=True,
+            dimension_names=["window"],
+            attributes={"start": iso_ns(day0), "start_ns": int(day0), "stride_seconds": s["stride_seconds"],
+                        "window_seconds": s["window_seconds"],
+                        "long_name": "P(earthquake) of the window starting at start + k × stride; NaN: not evaluated"})
+        previous = None
+    spans = list(previous["spans"]) if previous else []
+    evaluated = list(previous["evaluated"]) if previous else []
+    picks = list(previous["picks"]) if previous else []
+    above = int(previous["above_threshold"]) if previous else 0
+    computed = 0
+    for k0, k1 in task["intervals"]:
+        probs, new_picks, n = _detect_interval(archive, task, k0, k1, s, model_path)
+        arr[k0:k1] = probs
+        spans.append([k0, k1])
+        evaluated += [[k0 + a, k0 + b] for a, b in _runs(np.isfinite(probs))]
+        picks += new_picks
+        above += int((probs >= s["threshold"]).sum())
+        computed += n
+    evaluated = _merge(evaluated)
+    n_evaluated = _overlap(evaluated, 0, n_day)
     record = {"station": task["station"], "day": label, "fingerprint": task["fingerprint"],
-              "channels": task["channels"], "windows": int(n_day), "windows_evaluated": evaluated,
-              "windows_computed": len(idx), "above_threshold": int((day_probs >= s["threshold"]).sum()),
-              "station_days": round(evaluated * s["stride_seconds"] / 86400.0, 6),
-              "picks": picks, "seconds": round(time.perf_counter() - t_start, 3), "device": device}
+              "channels": task["channels"], "windows": int(n_day), "spans": _merge(spans),
+              "evaluated": evaluated, "windows_evaluated": n_evaluated, "windows_computed": computed,
+              "above_threshold": above, "station_days": round(n_evaluated * s["stride_seconds"] / 86400.0, 6),
+              "picks": sorted(picks, key=lambda p: p["time_ns"]),
+              "seconds": round(time.perf_counter() - t_start, 3), "device": s["device"]}
     write_record(store_url, store_options, f"{MANIFEST}/days/{task['station']}/{label}", record)
     return record
 
@@ -389,11 +532,35 @@ def _open_probabilities(url: str, options: dict, meta: dict):
     return root
 
 
+def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict]:
+    """``(method, config)`` of a detector file: a classifier checkpoint (``"model"``) or a forest saved
+    by ``seisgrid evaluate --out`` (``"forest"``, recognised by its ``.json``); ``method`` None: from the file."""
+    fs, fpath = storage.filesystem(model_path)
+    try:
+        with fs.open(fpath + ".json", "r") as f:
+            cfg = json.load(f)
+    except FileNotFoundError as exc:
+        raise SeisgridError(f"{model_path}: no detector there (a checkpoint of `seisgrid train` or a forest of "
+                            "`seisgrid evaluate --out DIR`, each with its .json)") from exc
+    kind = "forest" if cfg.get("kind") == "seisgrid.forest" else "model"
+    if method is not None and method != kind:
+        raise ConfigError(f"detect: --method {method} but {model_path} is a "
+                          + ("saved Random Forest; use --method forest" if kind == "forest" else
+                             "classifier checkpoint; use --method model"))
+    if kind == "model":
+        from seisgrid.seismic import models
+
+        _, cfg = models.load_checkpoint(model_path, "cpu")  # fails early on a broken checkpoint
+    elif not fs.exists(fpath):
+        raise SeisgridError(f"{model_path}: the forest's .json is there but not the forest itself")
+    return kind, cfg
+
+
 def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=None, stride_seconds=None,
            batch_size=None, threshold=None, min_windows=None, pick_method=None, pick_offset_seconds=None,
            device=None, client=None, progress: bool = True, probabilities_url=None, start=None, end=None,
            min_stations=None, velocity_kms=None, tolerance_seconds=None, max_travel_seconds=None,
-           **options) -> dict:
+           method=None, **options) -> dict:
     """Detect earthquakes in an ingested waveform store with a trained model and write a catalog.
 
     See the module docstring for windows, probabilities, picks, resumption and the task layout.
@@ -403,7 +570,9 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     store_url : str
         Ingested waveform store (``seisgrid ingest``), path or ``s3://`` URL.
     model_path : str
-        Checkpoint written by ``save_checkpoint`` (weights + ``.json`` config).
+        Checkpoint written by ``save_checkpoint`` (weights + ``.json`` config), or a Random Forest
+        saved by ``seisgrid evaluate --out DIR`` (``DIR/forest.joblib`` + ``.json``; joblib is pickle:
+        only files you made or trust).
     out_catalog : str
         Catalog path: ``STEM.xml`` (QuakeML), ``STEM.csv`` and ``STEM.json`` (summary) are written.
     stations : str, list or dict, optional
@@ -416,14 +585,14 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     batch_size : int, optional
         Windows per model batch.
     threshold : float, optional
-        Trigger threshold on P(earthquake) (default: the checkpoint's ``threshold``, else 0.5).
+        Trigger threshold on P(earthquake) (default: the checkpoint's or forest's ``threshold``, else 0.5).
     min_windows : int, optional
         Consecutive windows ≥ threshold for a station trigger.
     pick_method : {"stalta", "window"}, optional
     pick_offset_seconds : float, optional
         Offset of window picks from the window start (default: the model's ``pre_p_seconds``, else 8).
     device : str, optional
-        Torch device of the tasks (default: ``cuda`` when available, else ``cpu``).
+        Torch device of the tasks (default: ``cuda`` when available, else ``cpu``; a forest runs on the CPU).
     client : distributed.Client or LazyClient, optional
         Cluster for the station-day tasks; None: in this process.
     progress : bool
@@ -431,9 +600,13 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     probabilities_url : str, optional
         Zarr store of probabilities and the manifest (default ``STEM.probabilities.zarr``).
     start, end : str or UTCDateTime, optional
-        Days to scan (default: every day with data).
+        Exact span: the windows starting in ``[start, end)`` are evaluated and the triggers starting
+        among them reported (default: every day with data, whole). Still one task per station-day;
+        windows of a station-day evaluated before (same fingerprint) are not computed again.
     min_stations, velocity_kms, tolerance_seconds, max_travel_seconds : optional
         Association (:func:`seisgrid.seismic.associate.associate`).
+    method : {"model", "forest"}, optional
+        What ``model_path`` is (default: recognised from its ``.json``); a mismatch is refused.
     **options
         ``refine_freqmin``, ``refine_freqmax``, ``refine_sta``, ``refine_lta``, ``refine_thr``, and the
         location options ``p_velocity_kms``, ``depth_km``, ``grid_radius_km``, ``grid_step_km``.
@@ -442,8 +615,9 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     -------
     dict
         ``events`` (list of event dicts), ``n_events``, ``picks``, ``catalog`` (paths), ``probabilities``,
-        ``tasks_run``, ``tasks_skipped``, ``station_days``, ``windows``, ``seconds``, ``windows_per_s``,
-        ``settings`` and ``tasks`` (per station-day summaries of the tasks run now).
+        ``tasks_run``, ``tasks_skipped``, ``station_days`` (evaluated in the span), ``windows``
+        (computed now), ``seconds``, ``windows_per_s``, ``method``, ``start``, ``end``, ``settings`` and
+        ``tasks`` (per station-day summaries of the tasks run now).
     """
     from seisgrid.cluster import run_tasks
     from seisgrid.seismic import models
@@ -458,8 +632,11 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     unknown = sorted(set(options) - set(refine_keys) - set(locate_keys))
     if unknown:
         raise ConfigError(f"detect: unknown options {unknown}")
+    if method not in (None, *SCORERS):
+        raise ConfigError(f"detect: method {method!r}: expected one of {list(SCORERS)} (STA/LTA: "
+                          "seisgrid.seismic.stalta.detect_archive)")
     model_path = str(model_path)
-    _, cfg = models.load_checkpoint(model_path, "cpu")
+    method, cfg = scorer_config(model_path, method)
     ms = model_settings(cfg)
     if window_seconds is not None and not math.isclose(float(window_seconds), ms["window_seconds"]):
         raise ConfigError(f"detect: window_seconds={window_seconds} but the model was trained on "
@@ -471,24 +648,28 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
                           f"of samples at {ms['sampling_rate']} Hz")
     thr = threshold if threshold is not None else _opt("threshold", None)
     thr = float(thr if thr is not None else (ms["threshold"] if ms["threshold"] is not None else 0.5))
-    method = str(_opt("pick_method", pick_method))
-    if method not in PICK_METHODS:
-        raise ConfigError(f"detect: pick_method {method!r}: expected one of {list(PICK_METHODS)}")
+    pick = str(_opt("pick_method", pick_method))
+    if pick not in PICK_METHODS:
+        raise ConfigError(f"detect: pick_method {pick!r}: expected one of {list(PICK_METHODS)}")
     offset = _opt("pick_offset_seconds", pick_offset_seconds)
     offset = float(offset if offset is not None else (ms["pre_p_seconds"] if ms["pre_p_seconds"] is not None
                                                       else config.get("windows.pre_p_seconds", 8.0)))
     archive_options = storage.storage_options(str(store_url))
     settings = {
+        "method": method,
         "archive_url": str(store_url), "archive_options": archive_options,
         "sampling_rate": ms["sampling_rate"], "window_seconds": ms["window_seconds"], "stride_seconds": stride,
         "spectrogram": dataclasses.asdict(ms["spectrogram"]), "earthquake_index": ms["earthquake_index"],
-        "threshold": thr, "min_windows": int(_opt("min_windows", min_windows)), "pick_method": method,
+        "threshold": thr, "min_windows": int(_opt("min_windows", min_windows)), "pick_method": pick,
         "pick_offset_seconds": offset,
         "batch_size": int(_opt("batch_size", batch_size)),
-        "device": str(models.pick_device(_opt("device", device))),
+        "device": "cpu" if method == "forest" else str(models.pick_device(_opt("device", device))),
         **{k: float(_opt(k, options.get(k))) for k in refine_keys},
         "model_fingerprint": _sha1_file(model_path),
     }
+    if method == "forest":
+        settings["forest_features_from"] = str(cfg.get("features_from", "spectrograms"))
+        settings["forest_bands"] = int(cfg.get("bands") or config.get("forest.bands", 8))
     if settings["batch_size"] < 1 or settings["min_windows"] < 1:
         raise ConfigError("detect: batch_size and min_windows must be ≥ 1")
     prob_url = str(probabilities_url or _default_probabilities_url(out_catalog))
@@ -502,10 +683,16 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
         raise SeisgridError(f"{store_url}: no channel with component Z, N or E and data")
     lo_ns = obspy.UTCDateTime(start).ns if start is not None else None
     hi_ns = obspy.UTCDateTime(end).ns if end is not None else None
+    if lo_ns is not None and hi_ns is not None and hi_ns <= lo_ns:
+        raise ConfigError(f"detect: end {end} is not after start {start}")
+    # the fingerprint covers the whole station-day (settings, model, input segments), whatever the span:
+    # intervals of one day computed by runs over different spans fit together
     fp_settings = {k: v for k, v in public.items() if k not in ("device", "batch_size", "archive_url")}
+    fp_settings["record_format"] = RECORD_FORMAT
     done = {(r.get("station"), r.get("day")): r
-            for r in read_attrs_under(prob_url, prob_options, f"{MANIFEST}/days").values() if "fingerprint" in r}
-    tasks, records = [], []
+            for r in read_attrs_under(prob_url, prob_options, f"{MANIFEST}/days").values()
+            if "fingerprint" in r and "spans" in r}
+    tasks, records, wanted = [], [], {}
     for station, channels in stations_channels.items():
         spans = [sp for sp in (_span_ns(archive, cid) for cid in channels.values()) if sp]
         if not spans:
@@ -517,42 +704,58 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
         if hi_ns is not None:
             b = min(b, hi_ns)
         for day in range(a // DAY_NS, (b - 1) // DAY_NS + 1) if a < b else []:
-            reach = 2 * int(ms["window_seconds"] * NS) + stride_ns  # look-back/ahead (rounded up) + warm-up
+            k0, k1 = window_range(day, lo_ns, hi_ns, stride_ns)
+            if k0 >= k1:
+                continue
+            wanted[(station, day_label(day))] = (day, k0, k1)
+            reach = 2 * (max(int(ms["window_seconds"] * NS), settings["min_windows"] * stride_ns) + stride_ns)
             span = (day * DAY_NS - reach - int(3 * settings["refine_lta"] * NS), (day + 1) * DAY_NS + reach)
             inputs = {c: _segments_in(archive, cid, *span) for c, cid in sorted(channels.items())}
             fingerprint = hashlib.sha1(json.dumps([station, day, channels, inputs, fp_settings], sort_keys=True,
                                                   default=str).encode()).hexdigest()
             previous = done.get((station, day_label(day)))
             if previous and previous["fingerprint"] == fingerprint:
-                records.append(previous)
-                continue
-            tasks.append({"station": station, "day": day, "channels": channels, "fingerprint": fingerprint})
+                missing = _subtract(k0, k1, previous["spans"])
+                if not missing:
+                    records.append(previous)
+                    continue
+            else:
+                previous, missing = None, [[k0, k1]]
+            tasks.append({"station": station, "day": day, "channels": channels, "fingerprint": fingerprint,
+                          "intervals": missing, "previous": previous})
     for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
         prob_root.require_group(station)
     logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
     new = run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
                     "detect", unit="station-day", progress=progress)
     all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
-    picks = [p for r in all_records for p in r["picks"]]
+    picks, evaluated = [], 0
+    for r in all_records:  # only what lies in the span: a record may cover more of its day
+        day, k0, k1 = wanted[(r["station"], r["day"])]
+        evaluated += _overlap(r["evaluated"], k0, k1)
+        picks += [p for p in r["picks"] if k0 <= (_ns_of(p["window_start"]) - day * DAY_NS) // stride_ns < k1]
     events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,
                        tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
                        **{k: options[k] for k in locate_keys if k in options})
     for ev in events:
         for p in ev["picks"]:
             p.pop("time_ns", None)
-    station_days = round(sum(r["station_days"] for r in all_records), 6)
+    station_days = round(evaluated * stride / 86400.0, 6)
     windows_now = int(sum(r["windows_computed"] for r in new))
     seconds = time.perf_counter() - t0
     summary = {
-        "store": str(store_url), "model": model_path, "probabilities": prob_url,
+        "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
+        "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
         "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
         "station_days": station_days, "windows": windows_now, "seconds": round(seconds, 3),
         "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
         "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
     }
-    paths = write_catalog(events, out_catalog, summary=summary, method="resnet")
+    paths = write_catalog(events, out_catalog, summary=summary, method="resnet" if method == "model" else method)
     return {**summary, "catalog": paths, "events": events,
-            "tasks": [{k: v for k, v in r.items() if k != "picks"} | {"picks": len(r["picks"])} for r in new]}
+            "tasks": [{k: v for k, v in r.items() if k not in ("picks", "evaluated")} | {"picks": len(r["picks"])}
+                      for r in new]}
 
 
-__all__ = ["detect", "detect_station_day", "model_settings", "probabilities"]
+__all__ = ["SCORERS", "ForestScorer", "ModelScorer", "detect", "detect_station_day", "model_settings",
+           "probabilities", "scorer_config", "window_range"]

@@ -73,7 +73,10 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
     client : distributed.Client or LazyClient, optional
         Cluster; default in-process with the synchronous scheduler (1 core).
     out_dir : str, optional
-        Folder for ``results.md``, ``pr_curves.png`` and ``spectrograms.png``; none written when None.
+        Folder for ``results.md``, ``pr_curves.png`` and ``spectrograms.png``, and with ``forest`` the
+        fitted forest ``forest.joblib`` (+ ``.json``: threshold, features, image settings) that
+        ``seisgrid detect --method forest --model DIR/forest.joblib`` runs over an archive; none written
+        when None.
     stride_seconds : float, optional
         Window step assumed when scanning a year (default half the window length).
     timing_windows : int
@@ -165,8 +168,13 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
             pred = (proba >= threshold).astype(np.int8)
             timed = ("features from spectrogram images + prediction" if spectrograms_url
                      else "spectrograms + features + prediction")
-            results.append(_row("forest", y_test, pred, seconds, len(timing), window_seconds, stride, cores,
-                                threshold=threshold, threshold_source=threshold_source, timed=timed))
+            row = _row("forest", y_test, pred, seconds, len(timing), window_seconds, stride, cores,
+                       threshold=threshold, threshold_source=threshold_source, timed=timed)
+            if out_dir is not None:  # the forest of this row, for `seisgrid detect --method forest`
+                row["model"] = _save_forest(model, pathlib.Path(out_dir) / "forest.joblib", ds, fds,
+                                            spectrograms_url, windows_url, split, threshold, threshold_source,
+                                            opts.get("bands"), len(train))
+            results.append(row)
             curves["Random Forest"] = (y_test, proba)
 
         for path in _resnet_paths(methods):
@@ -189,13 +197,34 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
         figures.append(_panel(ds, spectrograms_url, out / "spectrograms.png", rate))
     return {
         "methods": results, "table": table, "figures": figures, "split": split,
-        "train_windows": int(len(train)), "test_windows": int(len(test)),
-        "timing_windows": int(len(timing)), "test_earthquakes": int(y_test.sum()), "test_noise": int(len(y_test) - y_test.sum()),
+        "train_windows": len(train), "test_windows": len(test),
+        "timing_windows": len(timing), "test_earthquakes": int(y_test.sum()), "test_noise": int(len(y_test) - y_test.sum()),
         "window_seconds": window_seconds, "stride_seconds": stride, "cores": cores,
         "definition": "hours_per_year: wall hours one core needs for one station-year of 3-component 100 Hz "
                       "data cut into windows every stride_seconds = measured seconds × cores / windows × "
                       "windows per year / 3600",
     }
+
+
+def _save_forest(model, path, ds, fds, spectrograms_url, windows_url, split, threshold, threshold_source,
+                 bands, n_train) -> str:
+    """Save the fitted forest (joblib) with what ``detect --method forest`` needs to make the same features
+    from archive windows: how the images were made, the bands, the tuned threshold, the window settings."""
+    from seisgrid.seismic.train import SPECTROGRAM_ATTRS, jsonable
+
+    extra = {
+        "threshold": float(threshold), "threshold_source": threshold_source, "split": split,
+        "train_windows": int(n_train), "bands": int(forest_mod.config.get("forest.bands", override=bands)),
+        "features_from": "spectrograms" if spectrograms_url is not None else "waveforms",
+        "windows_store": str(windows_url), "spectrograms_store": None if spectrograms_url is None else str(spectrograms_url),
+        "window_seconds": float(ds.attrs.get("window_seconds", ds.sizes["sample"] / float(ds.attrs.get("sampling_rate", 100.0)))),
+        "sampling_rate": float(ds.attrs.get("sampling_rate", 100.0)),
+        "pre_p_seconds": jsonable(ds.attrs.get("pre_p_seconds")),
+    }
+    if spectrograms_url is not None:
+        extra["spectrogram"] = {k: jsonable(fds.attrs[k]) for k in SPECTROGRAM_ATTRS if k in fds.attrs}
+    forest_mod.save_model(model, path, extra)
+    return str(path)
 
 
 def _row(name, y, pred, seconds, windows, window_seconds, stride, cores, **extra) -> dict:

