@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="stalta,forest", help="comma-separated: stalta, forest (default: both)")
     p.add_argument("--split", default="split_region", choices=["split_region", "split"],
                    help="split column: split_region (cross-region test; default) or split (by event and station)")
-    p.add_argument("--out", default=None, help="folder for results.md, pr_curves.png, spectrograms.png")
+    p.add_argument("--out", default=None, help="folder for results.md, pr_curves.png, spectrograms.png and (forest) forest.joblib for detect --method forest")
     p.add_argument("--stride-seconds", type=float, default=None,
                    help="window step assumed for hours per year (default: half the window)")
     _common(p)

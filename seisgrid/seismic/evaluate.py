@@ -8,7 +8,8 @@ windows of the chosen split column, the forest's probability threshold on its ``
 only for scoring. Processing cost is timed on the test windows only (STA/LTA: filter + CF + score;
 forest: features from the images + prediction — the spectrogram computation itself is timed only
 when the forest makes its own spectrograms) and converted with
-:func:`seisgrid.seismic.metrics.hours_per_year`.
+:func:`seisgrid.seismic.metrics.hours_per_year`. With ``out_dir`` the fitted forest is saved as
+``forest.joblib`` (+ ``.json``) for ``seisgrid detect --method forest``.
 """
 
 from __future__ import annotations

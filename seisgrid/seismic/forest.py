@@ -18,7 +18,9 @@ Features (:func:`spectral_features`, documented in :data:`FEATURE_DOC`)
 
 Model
     :class:`sklearn.ensemble.RandomForestClassifier` with ``class_weight="balanced"`` trained on the
-    training split; saved with joblib next to a JSON config (:func:`save_model` / :func:`load_model`).
+    training split; saved with joblib next to a JSON config (:func:`save_model` / :func:`load_model`):
+    ``seisgrid evaluate --out DIR`` saves the forest it scores as ``DIR/forest.joblib``, which
+    ``seisgrid detect --method forest`` runs over an archive (:class:`seisgrid.seismic.detect.ForestScorer`).
 
 Prediction on the cluster: :func:`predict_proba`
     ``dask.array.map_blocks`` of ``model.predict_proba`` over the row chunks of the feature array, with
