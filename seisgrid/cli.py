@@ -487,6 +487,15 @@ def _run(args) -> int:
             elif step["step"] == "score":
                 human.append(f"scored against the truth: precision {r['precision']}, recall {r['recall']}, "
                              f"false detections per station-day {r['false_per_station_day']}")
+            elif step["step"] == "ghf_heatflow":
+                human.append(f"heat-flow grid: {r['out']} ({r['cells']:,} cells, {r['mean']:.1f} ± {r['sd']:.1f} mW/m²)")
+            elif step["step"] == "ghf_features":
+                human.append(f"feature grid: {r['out']} ({len(r['variables'])} variables)")
+            elif step["step"] == "ghf_vif":
+                human.append(f"VIF: kept {', '.join(r['final'])}; dropped "
+                             f"{', '.join(d['feature'] for d in r['dropped']) or 'none'} (chart {r['png']})")
+            elif step["step"] == "ghf_maps":
+                human.append(f"maps: {len(r['figures'])} PNG files, e.g. {r['figures'][0] if r['figures'] else '-'}")
             elif step["step"] == "evaluate":
                 human.append("evaluation on the held-out windows:\n" + r["table"]
                              + "".join(f"\n  figure: {f}" for f in r["figures"]))

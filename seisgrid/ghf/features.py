@@ -11,8 +11,8 @@ long name); :func:`build_features` puts them on the grid of :mod:`seisgrid.ghf.g
 * ``vp_150km`` (km/s, kriged): SPani (Tesoniero et al. 2015) 5°, Vp at 150 km.
 * ``curie_depth`` (km, kriged): Gard & Hasterok 2021 Curie depth (AFQ ``CTD.xyz``, 1°).
 * ``bouguer_anomaly`` (mGal, kriged): EIGEN-6C4 Bouguer anomaly (AFQ, ICGEM, 1°).
-* ``gravity_mean_curvature`` (km⁻¹, derived then kriged): mean curvature of the EIGEN-6C4 gravity
-  disturbance at 10 km height (0.5°).
+* ``gravity_mean_curvature`` (km⁻¹, kriged then derived): mean curvature of the EIGEN-6C4 gravity
+  disturbance at 10 km height (0.5° nodes).
 * ``topography`` (m, kriged): ETOPO1 (ICGEM 0.2° grid).
 * ``tectonic_class`` (int8 codes 1–6, nearest neighbour): SL2013sv regionalisation (AFQ ``REG.xyz``, 2°).
 * ``volcano_distance`` (km, exact great circle): GVP Holocene volcanoes v4.6.7 (1,439).
@@ -35,9 +35,15 @@ Choices, and why:
 * **Gravity mean curvature** is derived, not read: no curvature grid exists globally. The EIGEN-6C4
   gravity magnitude at 10 km ellipsoidal height (0.5° nodes, centrifugal term included) minus WGS84
   normal gravity at the same height (:func:`normal_gravity`) is the gravity disturbance δg (mGal). Its
-  mean curvature (:func:`mean_curvature_sphere`) uses covariant second derivatives on the sphere with
-  metric spacing in km, treating δg in mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows
-  (troughs), H < 0 over highs. The curvature is computed on the source nodes and then kriged.
+  mean curvature (:func:`mean_curvature_sphere`) comes from local quadratic fits on the tangent plane
+  (x, y in km; a neighbourhood of fixed size in km, so the poles need no special case), treating δg in
+  mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows (troughs), H < 0 over highs. The smooth disturbance is kriged to the grid and the curvature is taken
+  there, at the grid's spacing. Kriging the curvature itself was tried: it decorrelates within one node
+  spacing (fitted range ≈ 14 km < 55 km), so kriging only averaged 16 neighbours and smoothed away the
+  short-wavelength signal the feature is for.
+* **No extrapolation**: kriged cells farther than ``features.coverage_spacings`` source spacings (plus
+  one cell) from every source point stay NaN. Only the Curie depth is affected: its points are on land
+  (98 %), so ocean cells far from coasts are NaN rather than invented.
 * **Magnetic anomaly is dropped**: no global magnetic anomaly grid is in the data. EMAG2 is present only
   for Africa (AFQ ``ds_afr.nc``) and the Rezvanbehbahani 1° table holds magnetic values only at its
   heat-flow cells; any global field made from those would be invented outside Africa. The dataset says so
@@ -63,6 +69,7 @@ import io
 import json
 import logging
 import lzma
+import math
 import pathlib
 import time
 import warnings
@@ -148,6 +155,8 @@ class SourcePoints:
         Typical spacing of the source points, degrees (0 for scattered points).
     method : str
         What was done to the source values before regridding (appended to the variable's ``method``).
+    attrs : dict
+        Reader-specific numbers (e.g. ``height_m`` of the gravity grid).
     """
 
     name: str
@@ -160,6 +169,7 @@ class SourcePoints:
     path: str
     spacing_deg: float
     method: str = ""
+    attrs: dict = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.value)
@@ -296,10 +306,10 @@ def read_gdf(path) -> tuple[np.ndarray, dict]:
     return table, header
 
 
-def _points(name, table, *, long_name, units, source, path, spacing_deg, method="") -> SourcePoints:
+def _points(name, table, *, long_name, units, source, path, spacing_deg, method="", attrs=None) -> SourcePoints:
     return SourcePoints(name=name, lon=table[:, 0].copy(), lat=table[:, 1].copy(), value=table[:, 2].copy(),
                         long_name=long_name, units=units, source=source, path=str(path),
-                        spacing_deg=float(spacing_deg), method=method)
+                        spacing_deg=float(spacing_deg), method=method, attrs=dict(attrs or {}))
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -431,34 +441,38 @@ def read_topography(folder=None) -> SourcePoints:
                    path=path, spacing_deg=_spacing(table), method="ETOPO1 0.2° nodes")
 
 
-def read_gravity_mean_curvature(folder=None) -> SourcePoints:
-    """Mean curvature of the EIGEN-6C4 gravity disturbance at 10 km height on the 0.5° source nodes, km⁻¹.
+def read_gravity_disturbance(folder=None) -> SourcePoints:
+    """EIGEN-6C4 gravity disturbance at 10 km ellipsoidal height on the 0.5° source nodes, mGal.
 
-    δg = g − γ(φ, h) with :func:`normal_gravity` (mGal); H from :func:`mean_curvature_sphere` (δg in mGal
-    taken as a height in km over x, y in km). Pole rows are left out (no east-west spacing there).
+    δg = g − γ(φ, h): the grid's gravity magnitude (``gravity_ell``, centrifugal term included) minus
+    WGS84 normal gravity (:func:`normal_gravity`) at the header's ``height_over_ell`` (returned as
+    ``attrs["height_m"]``).
     """
     folder = _source_dir(folder, "topo_gravity_uieda")
     path = _require(folder / "EIGEN-6C4-gravity-30m.gdf.bz2", "EIGEN-6C4 0.5° gravity grid (ICGEM gdf)")
     table, header = read_gdf(path)
-    height_m = float(header.get("height_over_ell", "0").split()[0])
-    lat_u, lon_u, values = _regular(path, table)
-    keep_lon = lon_u < 180.0 - 1e-9 if np.isclose(lon_u[-1] - lon_u[0], 360.0) else np.ones(len(lon_u), bool)
-    keep_lat = np.abs(lat_u) < 90.0 - 1e-9
-    lat_u, lon_u = lat_u[keep_lat], lon_u[keep_lon]
-    values = values[np.ix_(keep_lat, keep_lon)]
-    disturbance = values - normal_gravity(lat_u, height_m)[:, None]
-    periodic = np.isclose(lon_u[-1] - lon_u[0] + (lon_u[1] - lon_u[0]), 360.0)
-    curvature = mean_curvature_sphere(disturbance, lat_u, lon_u, radius_km=grid.EARTH_RADIUS_KM + height_m / 1e3,
-                                      periodic=periodic)
-    lon2, lat2 = np.meshgrid(lon_u, lat_u)
-    out = np.column_stack([lon2.ravel(), lat2.ravel(), curvature.ravel()])
-    return _points("gravity_mean_curvature", out, long_name="mean curvature of the gravity disturbance",
-                   units="km-1", source=EIGEN_G_CITATION, path=path, spacing_deg=float(lat_u[1] - lat_u[0]),
+    height = header.get("height_over_ell", "0").split()[0]
+    if not _is_number(height):
+        raise InputFileError(path, f"header height_over_ell {header['height_over_ell']!r} is not a number of metres")
+    height_m = float(height)
+    table[:, 2] -= normal_gravity(table[:, 1], height_m)
+    return _points("gravity_disturbance", table, long_name=f"gravity disturbance at {height_m:g} m ellipsoidal height",
+                   units="mGal", source=EIGEN_G_CITATION, path=path, spacing_deg=_spacing(table),
                    method=(f"gravity disturbance = gravity_ell - WGS84 normal gravity at h = {height_m:g} m "
-                           "(Somigliana + second-order height term, NIMA TR8350.2 eqs. 4-1, 4-3); mean curvature "
-                           "H = ((1+fx²)fyy - 2fxfyfxy + (1+fy²)fxx) / (2(1+fx²+fy²)^1.5) with covariant "
-                           "derivatives on the sphere, x, y in km and the disturbance in mGal read as km; "
-                           "H > 0 over gravity lows"))
+                           "(Somigliana + second-order height term, NIMA TR8350.2 eqs. 4-1, 4-3)"),
+                   attrs={"height_m": height_m})
+
+
+def gravity_mean_curvature(disturbance: xr.DataArray, height_m: float = 0.0) -> xr.DataArray:
+    """Mean curvature (km⁻¹) of a gravity disturbance (mGal) on the (lat, lon) grid, at the grid's spacing.
+
+    :func:`mean_curvature_sphere` on a sphere of radius R + h, the disturbance in mGal read as a height in
+    km; H > 0 over gravity lows (troughs), H < 0 over highs.
+    """
+    da = disturbance.transpose("lat", "lon")
+    h = mean_curvature_sphere(da.values, da["lat"].values, da["lon"].values,
+                              radius_km=grid.EARTH_RADIUS_KM + height_m / 1e3)
+    return xr.DataArray(h.astype(np.float32), coords=da.coords, dims=("lat", "lon"), name="gravity_mean_curvature")
 
 
 def read_tectonic_regions(folder=None) -> SourcePoints:
@@ -500,20 +514,6 @@ def read_volcanoes(folder=None) -> SourcePoints:
 def _spacing(table: np.ndarray) -> float:
     lat = np.unique(np.round(table[:, 1], 6))
     return float(np.median(np.diff(lat))) if len(lat) > 1 else 0.0
-
-
-def _regular(path, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes of a regular grid (any order) → ascending lat, lon and the (lat, lon) value array."""
-    lat_u, i = np.unique(np.round(table[:, 1], 6), return_inverse=True)
-    lon_u, j = np.unique(np.round(table[:, 0], 6), return_inverse=True)
-    if len(lat_u) * len(lon_u) != len(table) or len(lat_u) < 3 or len(lon_u) < 3:
-        raise InputFileError(path, f"not a complete regular grid: {len(table)} nodes on {len(lat_u)} latitudes "
-                                   f"× {len(lon_u)} longitudes")
-    values = np.full((len(lat_u), len(lon_u)), np.nan)
-    values[i, j] = table[:, 2]
-    if np.isnan(values).any():
-        raise InputFileError(path, "not a complete regular grid: repeated nodes")
-    return lat_u, lon_u, values
 
 
 # --------------------------------------------------------------------------------------------- derived quantities
@@ -586,44 +586,72 @@ def mean_curvature(f, dx, dy, *, periodic_x: bool = False) -> np.ndarray:
     return _mean_curvature_formula(fx, fy, fxx, fxy, fyy)
 
 
-def mean_curvature_sphere(f, lat, lon, *, radius_km: float = grid.EARTH_RADIUS_KM, periodic: bool | None = None):
+def mean_curvature_sphere(f, lat, lon, *, radius_km: float = grid.EARTH_RADIUS_KM, neighbourhood: float = 1.5,
+                          chunk: int = 50000) -> np.ndarray:
     """Mean curvature of a field f(lat, lon) over the sphere, as a height over the local tangent plane.
 
-    Derivatives are covariant (orthonormal east x / north y frame, metric spacing in km), so the result
-    does not blow up towards the poles: fx = f_λ / (R cos φ), fy = f_φ / R,
-    fxx = f_λλ / (R² cos² φ) − tan φ fy / R, fxy = f_λφ / (R² cos φ) + tan φ fx / R, fyy = f_φφ / R²,
-    then the formula of :func:`mean_curvature`. With f in mGal read as km the result is in km⁻¹.
+    At each node a quadratic f ≈ c0 + c1 x + c2 y + c3 x² + c4 xy + c5 y² is fitted by least squares to
+    the nodes within ``neighbourhood`` × the north-south node spacing (great circle), with x (east) and y
+    (north) in km on the node's tangent plane; then fx = c1, fy = c2, fxx = 2 c3, fxy = c4, fyy = 2 c5 go
+    into the formula of :func:`mean_curvature`. On a regular grid away from the poles that is the 3 × 3
+    stencil; towards the poles the neighbourhood keeps its size in km, so the shrinking east-west spacing
+    neither amplifies noise nor needs metric corrections (second derivatives in tangent-plane
+    coordinates are the covariant ones at the centre). With f in mGal read as km the result is in km⁻¹.
 
     Parameters
     ----------
     f : array (n_lat, n_lon)
-        Values on ascending, evenly spaced ``lat`` and ``lon`` (degrees); no row at ±90°.
+        Values on ascending, evenly spaced ``lat`` and ``lon`` (degrees); NaN nodes are left out of the
+        fits, and nodes with fewer than 6 valid neighbours get NaN.
     lat, lon : array
         Node coordinates, degrees.
     radius_km : float
         Radius of the sphere the field lives on.
-    periodic : bool, optional
-        Longitude wraps around; default: when ``lon`` spans 360° with its spacing.
+    neighbourhood : float
+        Fit radius in north-south node spacings (1.5 includes the diagonal neighbours of a regular grid).
+    chunk : int
+        Nodes fitted per batch (bounds memory).
     """
+    from scipy.spatial import cKDTree
+
     f = np.asarray(f, dtype=float)
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
-    dlam, dphi = np.radians(lon[1] - lon[0]), np.radians(lat[1] - lat[0])
-    if periodic is None:
-        periodic = bool(np.isclose((lon[-1] - lon[0]) + (lon[1] - lon[0]), 360.0))
-    phi = np.radians(lat)[:, None]
-    cos, tan, r = np.cos(phi), np.tan(phi), float(radius_km)
-    f_l = _d1(f, dlam, 1, periodic)
-    f_p = _d1(f, dphi, 0, False)
-    f_ll = _d2(f, dlam, 1, periodic)
-    f_pp = _d2(f, dphi, 0, False)
-    f_lp = _d1(f_l, dphi, 0, False)
-    fx = f_l / (r * cos)
-    fy = f_p / r
-    fxx = f_ll / (r * cos) ** 2 - tan * fy / r
-    fxy = f_lp / (r**2 * cos) + tan * fx / r
-    fyy = f_pp / r**2
-    return _mean_curvature_formula(fx, fy, fxx, fxy, fyy)
+    la2, lo2 = np.meshgrid(lat, lon, indexing="ij")
+    phi, lam = np.radians(la2.ravel()), np.radians(lo2.ravel())
+    xyz = grid.unit_vectors(la2.ravel(), lo2.ravel())
+    values = f.ravel()
+    valid = np.isfinite(values)
+    r_km = neighbourhood * math.radians(abs(lat[1] - lat[0])) * radius_km
+    chord = 2.0 * math.sin(r_km / (2.0 * radius_km))
+    tree = cKDTree(xyz)
+    east = np.stack([-np.sin(lam), np.cos(lam), np.zeros_like(lam)], axis=1)
+    north = np.stack([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)], axis=1)
+    coef = np.full((values.size, 6), np.nan)
+    upper = np.triu_indices(6)
+    for c0 in range(0, values.size, chunk):
+        c1 = min(c0 + chunk, values.size)
+        hits = tree.query_ball_point(xyz[c0:c1], chord, return_sorted=False)
+        rows = np.repeat(np.arange(c1 - c0), [len(h) for h in hits])
+        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
+        keep = valid[cols]
+        rows, cols = rows[keep], cols[keep]
+        # tangent-plane coordinates scaled by the fit radius, for a well-conditioned 6 × 6 system
+        u = (xyz[cols] * east[rows + c0]).sum(axis=1) * (radius_km / r_km)
+        w = (xyz[cols] * north[rows + c0]).sum(axis=1) * (radius_km / r_km)
+        design = np.stack([np.ones_like(u), u, w, u * u, u * w, w * w], axis=1)
+        n = c1 - c0
+        ata = np.zeros((n, 6, 6))
+        for i, j in zip(*upper, strict=True):
+            ata[:, i, j] = ata[:, j, i] = np.bincount(rows, weights=design[:, i] * design[:, j], minlength=n)
+        atb = np.stack([np.bincount(rows, weights=design[:, i] * values[cols], minlength=n) for i in range(6)], axis=1)
+        counts = np.bincount(rows, minlength=n)
+        solved = np.einsum("nij,nj->ni", np.linalg.pinv(ata), atb)
+        solved[(counts < 6) | ~valid[c0:c1]] = np.nan
+        coef[c0:c1] = solved
+    fx, fy = coef[:, 1] / r_km, coef[:, 2] / r_km
+    fxx, fxy, fyy = 2.0 * coef[:, 3] / r_km**2, coef[:, 4] / r_km**2, 2.0 * coef[:, 5] / r_km**2
+    return _mean_curvature_formula(fx, fy, fxx, fxy, fyy).reshape(f.shape)
 
 
 def prepare_points(points: SourcePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -690,7 +718,7 @@ KRIGED_READERS = {
     "vp_150km": read_vp_150km,
     "curie_depth": read_curie_depth,
     "bouguer_anomaly": read_bouguer_anomaly,
-    "gravity_mean_curvature": read_gravity_mean_curvature,
+    "gravity_mean_curvature": read_gravity_disturbance,  # kriged, then differentiated on the grid
     "topography": read_topography,
 }
 SOURCE_FOLDERS = {
@@ -762,8 +790,55 @@ def _entry(da: xr.DataArray, seconds: float, n_points: int) -> dict:
             "n_points": int(n_points)}
 
 
+def point_spacing_km(lon, lat, sample: int = 20000) -> float:
+    """Typical spacing of source points: 90th percentile of the nearest-neighbour great-circle distance
+    (km) over an evenly strided sample of at most ``sample`` points (the 90th, not the median, so that
+    longitude rows converging at high latitudes do not shrink the spacing of a regular grid)."""
+    from scipy.spatial import cKDTree
+
+    xyz = grid.unit_vectors(lat, lon)
+    if len(xyz) < 2:
+        return 0.0
+    chord, _ = cKDTree(xyz).query(xyz[:: max(1, len(xyz) // sample)], k=2)
+    return float(np.percentile(2.0 * grid.EARTH_RADIUS_KM * np.arcsin(np.clip(chord[:, 1] / 2.0, 0.0, 1.0)), 90))
+
+
+def coverage_mask(lon, lat, res, max_km: float) -> np.ndarray:
+    """(lat, lon) bool: True where a cell centre lies within ``max_km`` (great circle) of a source point."""
+    from scipy.spatial import cKDTree
+
+    glat, glon = grid.grid_coords(res)
+    la2, lo2 = np.meshgrid(glat, glon, indexing="ij")
+    chord, _ = cKDTree(grid.unit_vectors(lat, lon)).query(grid.unit_vectors(la2.ravel(), lo2.ravel()), k=1)
+    dist = 2.0 * grid.EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    return (dist <= max_km).reshape(la2.shape)
+
+
+def _kriged(name, pts: SourcePoints, *, res, krige, krige_kwargs, client, progress, coverage_spacings):
+    """Krige one source onto the grid; cells beyond the source's coverage stay NaN."""
+    lon, lat, value = prepare_points(pts)
+    cell_km = math.radians(res) * grid.EARTH_RADIUS_KM
+    spacing_km = max(math.radians(pts.spacing_deg) * grid.EARTH_RADIUS_KM, point_spacing_km(lon, lat))
+    max_km = coverage_spacings * spacing_km + cell_km
+    mask = coverage_mask(lon, lat, res, max_km)
+    prep = pts.method
+    if not mask.all():
+        prep += (f"; cells farther than {max_km:.0f} km ({coverage_spacings:g} source spacings + one cell) from "
+                 f"every source point left NaN ({(~mask).mean():.0%} of cells)")
+    logger.info("%s: kriging %d points from %s", name, len(value), pts.path)
+    da = krige(lon, lat, value, res=res, client=client, name=name, progress=progress,
+               mask=None if mask.all() else mask, **krige_kwargs)
+    da = _on_grid(da, res, name).astype(np.float32)
+    da = da.where(mask)
+    kriged = da.attrs.pop("method", "ordinary kriging (pykrige), tiled on Dask, local neighbourhood, nugget")
+    extra = {k: v for k, v in da.attrs.items() if k not in ("source", "units", "long_name")}
+    da.attrs = {"source": pts.source, "units": pts.units, "long_name": pts.long_name,
+                "method": f"{prep}; {kriged}", "source_file": pathlib.Path(pts.path).name, **extra}
+    return da, len(value)
+
+
 def build_features(out=None, data_dir=None, res=None, client=None, features=None, storage_options=None,
-                   progress=True, *, volcano_scales_km=None, krige=None,
+                   progress=True, *, volcano_scales_km=None, coverage_spacings=None, krige=None,
                    **kriging_options) -> FeatureReport:
     """Build the feature grid: every feature on the global (lat, lon) grid in one Dataset.
 
@@ -786,11 +861,14 @@ def build_features(out=None, data_dir=None, res=None, client=None, features=None
         Progress bars of the kriging tiles.
     volcano_scales_km : list of float, optional
         e-folding lengths of the volcano indices, km; default ``seisgrid.features.volcano_scales_km``.
+    coverage_spacings : float, optional
+        Cells farther than this many source spacings (plus one cell) from every source point stay NaN
+        instead of being extrapolated; default ``seisgrid.features.coverage_spacings``.
     krige : callable, optional
         Regridding function with the signature of :func:`seisgrid.ghf.kriging.krige_to_grid` (the default).
     **kriging_options
-        Passed to ``krige`` where its signature takes them (``tile_degrees``, ``n_closest``, ``variogram`` …,
-        the ``seisgrid.kriging`` settings).
+        Passed to ``krige`` where its signature takes them (``tile_degrees``, ``n_closest``, ``variogram_model``
+        …, the ``seisgrid.kriging`` settings); None values are left out.
 
     Returns
     -------
@@ -798,15 +876,25 @@ def build_features(out=None, data_dir=None, res=None, client=None, features=None
         JSON-ready dict (``out``, ``res``, ``variables``, ``dropped_features``, ``seconds``); the Dataset is
         ``report.dataset``. Each variable has attributes ``source``, ``units``, ``long_name``, ``method``;
         the Dataset's attributes hold ``dropped_features`` and the report as JSON (``feature_report``).
+
+    Raises
+    ------
+    InputFileError
+        A source file is missing or malformed (the message names it and the reason).
+    ConfigError
+        An unknown feature name or no data folder.
     """
     t_start = time.perf_counter()
     res = grid.resolution() if res is None else float(res)
     scales = [float(s) for s in config.get("features.volcano_scales_km", [500.0, 1000.0, 2000.0],
                                            override=volcano_scales_km)]
+    coverage = float(config.get("features.coverage_spacings", 2.0, override=coverage_spacings))
     selected = _select(features)
     root = ghf_data_dir(data_dir)
     krige = krige or _default_krige()
     krige_kwargs = _krige_kwargs(krige, {k: v for k, v in kriging_options.items() if v is not None})
+    kriging = {"res": res, "krige": krige, "krige_kwargs": krige_kwargs, "client": client, "progress": progress,
+               "coverage_spacings": coverage}
 
     ds = grid.empty_dataset(res)
     ds["land_fraction"] = grid.land_fraction(res)
@@ -815,19 +903,23 @@ def build_features(out=None, data_dir=None, res=None, client=None, features=None
     for name in selected:
         folder = root / SOURCE_FOLDERS[name]
         t0 = time.perf_counter()
-        if name in KRIGED_READERS:
-            pts = KRIGED_READERS[name](folder)
-            lon, lat, value = prepare_points(pts)
-            prep = pts.method
-            logger.info("%s: kriging %d points from %s", name, len(value), pts.path)
-            da = krige(lon, lat, value, res=res, client=client, name=name, progress=progress, **krige_kwargs)
-            da = _on_grid(da, res, name).astype(np.float32)
-            kriged = da.attrs.pop("method", "ordinary kriging (pykrige), tiled on Dask, local neighbourhood, nugget")
-            extra = {k: v for k, v in da.attrs.items() if k not in ("source", "units", "long_name")}
-            da.attrs = {"source": pts.source, "units": pts.units, "long_name": pts.long_name,
-                        "method": f"{prep}; {kriged}", "source_file": pathlib.Path(pts.path).name, **extra}
+        if name == "gravity_mean_curvature":
+            pts = read_gravity_disturbance(folder)
+            disturbance, n = _kriged("gravity_disturbance", pts, **kriging)
+            height_m = float(pts.attrs.get("height_m", 0.0))
+            da = gravity_mean_curvature(disturbance, height_m)
+            da.attrs = {**disturbance.attrs, "units": "km-1", "long_name": "mean curvature of the gravity disturbance",
+                        "method": (f"{disturbance.attrs['method']}; then mean curvature on the grid "
+                                   "H = ((1+fx²)fyy - 2fxfyfxy + (1+fy²)fxx) / (2(1+fx²+fy²)^1.5), derivatives "
+                                   "from least-squares quadratic fits over 1.5 grid spacings on the tangent plane "
+                                   f"of a sphere of radius R + {height_m / 1e3:g} km, x and y in km, the "
+                                   "disturbance in mGal read as km (H > 0 over gravity lows)")}
             ds[name] = da
-            variables.append(_entry(da, time.perf_counter() - t0, len(value)))
+            variables.append(_entry(da, time.perf_counter() - t0, n))
+        elif name in KRIGED_READERS:
+            da, n = _kriged(name, KRIGED_READERS[name](folder), **kriging)
+            ds[name] = da
+            variables.append(_entry(da, time.perf_counter() - t0, n))
         elif name == "tectonic_class":
             pts = read_tectonic_regions(folder)
             da = nearest_class(pts, res)

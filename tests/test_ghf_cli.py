@@ -1,0 +1,55 @@
+"""``seisgrid ghf ...`` from the command line on the real data: heatflow → features (coarse grid) → vif → maps,
+and the pipeline step names; errors name the missing input."""
+
+import json
+
+import xarray as xr
+from helpers import requires_data
+
+from seisgrid.cli import main
+from seisgrid.pipeline import STEPS
+
+
+def _last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@requires_data("ghf")
+def test_ghf_commands_on_real_data(tmp_path, capsys):
+    heatflow, features = tmp_path / "heatflow.zarr", tmp_path / "features.zarr"
+    # The real compilation rejects three malformed Antarctic rows (no coordinates / no value): exit 3.
+    assert main(["ghf", "heatflow", str(heatflow), "--json"]) == 3
+    report = _last_json(capsys)
+    assert 8000 < report["cells"] < 11000 and 55 < report["mean"] < 70 and 15 < report["sd"] < 30
+    assert [s["step"] for s in report["steps"]][0] == "read" and report["rejected"]["total"] == 3
+    assert {"steps", "cells", "mean", "sd", "rejected"} <= set(report)
+
+    assert main(["ghf", "features", str(features), "--resolution", "5", "--cluster", "none",
+                 "--only", "moho_depth,lab_depth,tectonic_class,volcano", "--json"]) == 0
+    built = _last_json(capsys)
+    names = {v["name"] for v in built["variables"]}
+    assert {"moho_depth", "lab_depth", "tectonic_class", "volcano_index_500km"} <= names
+    ds = xr.open_zarr(features)
+    assert ds.sizes == {"lat": 36, "lon": 72}
+    assert "kriging" in ds.moho_depth.attrs["method"] and ds.moho_depth.attrs["units"] == "km"
+    assert set(map(int, set(ds.tectonic_class.values.ravel()))) <= set(range(1, 7))
+
+    # VIF needs both stores on one grid: a 5° feature grid and the 0.5° heat flow are refused by name.
+    assert main(["ghf", "vif", str(features), str(heatflow)]) == 1
+    assert "grid" in capsys.readouterr().err
+
+    assert main(["ghf", "maps", str(features), "--out", str(tmp_path / "maps"), "--variables",
+                 "moho_depth,tectonic_class", "--json"]) == 0
+    figures = _last_json(capsys)["figures"]
+    assert len(figures) == 4 and all((tmp_path / "maps" / f.split("/")[-1]).stat().st_size > 10_000 for f in figures)
+
+
+def test_ghf_errors_name_the_input(tmp_path, capsys):
+    assert main(["ghf", "heatflow", str(tmp_path / "hf.zarr"), "--data", str(tmp_path / "nowhere")]) == 1
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["ghf", "vif", str(tmp_path / "missing.zarr"), str(tmp_path / "also-missing.zarr")]) == 1
+    assert "missing.zarr" in capsys.readouterr().err
+
+
+def test_ghf_steps_are_pipeline_steps():
+    assert {"ghf_heatflow", "ghf_features", "ghf_vif", "ghf_maps"} <= set(STEPS)
