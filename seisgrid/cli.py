@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_ghf_parsers(sub) -> None:
     """``seisgrid ghf STEP``: the heat-flow half (compilation, feature grid, collinearity, maps)."""
-    ghf = sub.add_parser("ghf", help="geothermal heat flow: heatflow, features, vif, maps")
+    ghf = sub.add_parser("ghf", help="geothermal heat flow: heatflow, features, vif, maps, search, train, density, map, compare")
     steps = ghf.add_subparsers(dest="ghf_command", required=True, metavar="GHF_STEP")
     data_help = "folder of the real data (default: $SEISGRID_DATA/ghf, else ../shared/data/ghf)"
 
@@ -204,6 +204,54 @@ def _add_ghf_parsers(sub) -> None:
     p.add_argument("--out", required=True, help="folder for the PNG files")
     p.add_argument("--variables", default=None, help="comma-separated variable names (default: all)")
     _add_config_options(p, "maps")
+    _common(p, cluster=False)
+    _add_ghf_model_parsers(steps)
+
+
+def _add_ghf_model_parsers(steps) -> None:
+    """``seisgrid ghf search / train / density / map / compare``: the model half of the heat-flow study."""
+    grids = ("features", "feature grid store (seisgrid ghf features)"), ("heatflow", "heat-flow grid store (seisgrid ghf heatflow)")
+
+    p = steps.add_parser("search", help="particle swarm over the network's 8 hyperparameters, particles as Dask futures")
+    for name, help_text in grids:
+        p.add_argument(name, help=help_text)
+    p.add_argument("--out", required=True, help="folder for search.json, convergence.png and the swarm checkpoints (resumable)")
+    p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+    _add_config_options(p, "pso", types={"particles": int, "max_epochs": int})
+    _common(p)
+
+    p = steps.add_parser("train", help="5-fold CV (random and spatial blocks) of the network with baselines; the ensemble")
+    for name, help_text in grids:
+        p.add_argument(name, help=help_text)
+    p.add_argument("--out", required=True, help="folder for the ensemble (model_*.pt, ensemble.json) and crossval.json/.md")
+    p.add_argument("--search", default=None, help="search.json of seisgrid ghf search: train its best hyperparameters")
+    p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+    _add_config_options(p, "crossval", types={"max_epochs": int})
+    _common(p)
+
+    p = steps.add_parser("density", help="the training-density experiment in the best-sampled 1300 km circle (DNN vs linear)")
+    for name, help_text in grids:
+        p.add_argument(name, help=help_text)
+    p.add_argument("--out", required=True, help="folder for density.json and density.png")
+    p.add_argument("--search", default=None, help="search.json of seisgrid ghf search: use its best hyperparameters")
+    p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+    _add_config_options(p, "density", types={"max_epochs": int})
+    _common(p)
+
+    p = steps.add_parser("map", help="Antarctic heat-flow map with uncertainties from the ensemble → Zarr, NetCDF, GeoTIFF, PNG")
+    p.add_argument("ensemble", help="ensemble folder (seisgrid ghf train --out)")
+    p.add_argument("features", help="feature grid store (seisgrid ghf features)")
+    p.add_argument("--out", required=True, help="output Zarr store (NetCDF, GeoTIFF and PNG files are written beside it)")
+    p.add_argument("--compare-with", default=None,
+                   help="published map to compare with (default: Lösing & Ebbing 2021 in $SEISGRID_DATA/ghf when present)")
+    _add_config_options(p, "ghf_map")
+    _common(p, cluster=False)
+
+    p = steps.add_parser("compare", help="compare two heat-flow maps (points or grids, any projection with lat/lon)")
+    p.add_argument("ours", help="our map (seisgrid ghf map output) or any map")
+    p.add_argument("other", help="the other map: CSV/text points, NetCDF/Zarr grid (1-D or 2-D lat/lon) or GeoTIFF")
+    p.add_argument("--units", default=None, choices=["mW/m2", "W/m2"], help="units of OTHER (default: detected)")
+    p.add_argument("--png", default=None, help="difference map PNG")
     _common(p, cluster=False)
 
 
@@ -258,6 +306,65 @@ def _run_ghf(args) -> int:
         with dask.config.set(options):  # the plotting functions read their settings from the configuration
             paths = plot_stores(args.stores, args.out, variables=names(args.variables))
         _emit({"figures": paths}, args.json, "\n".join(paths))
+        return EXIT_OK
+    if args.ghf_command == "search":
+        from seisgrid.ghf.pso import search
+
+        options = {k: v for k, v in _options(args, "pso").items() if v is not None}
+        with _client(args) as client:
+            result = search(args.features, args.heatflow, args.out, client=client, variables=names(args.variables),
+                            **options)
+        human = [f"c1={c['c1']} c2={c['c2']} m={c['particles']}: best validation RMSE {c['best_rmse']:.2f} mW/m²"
+                 for c in result["configurations"]]
+        human.append(f"best: {result['best_rmse']:.2f} mW/m² with {result['best']} (study: 19.65–19.94)")
+        human.append(f"convergence: {result['figure']}")
+        _emit(result, args.json, "\n".join(human))
+        return EXIT_OK
+    if args.ghf_command == "train":
+        from seisgrid.ghf.crossval import train_ensemble
+
+        options = {k: v for k, v in _options(args, "crossval").items() if v is not None}
+        with _client(args) as client:
+            result = train_ensemble(args.features, args.heatflow, args.out, search=args.search, client=client,
+                                    variables=names(args.variables), **options)
+        _emit(result, args.json, result.get("markdown") or json.dumps(result["table"], indent=1))
+        return EXIT_OK
+    if args.ghf_command == "density":
+        from seisgrid.ghf.density import run_density
+
+        options = {k: v for k, v in _options(args, "density").items() if v is not None}
+        with _client(args) as client:
+            result = run_density(args.features, args.heatflow, args.out, search=args.search, client=client,
+                                 variables=names(args.variables), **options)
+        roi = result["roi"]
+        human = [f"ROI: {roi['radius_km']:g} km around {roi['centre_lat']:.2f}°N {roi['centre_lon']:.2f}°E, {roi['n_cells']} cells"]
+        human += [f"{r['fraction']:>4.0%} {r['method']:<8} R² {r['r2_mean']:.3f} ± {r['r2_sd']:.3f}  "
+                  f"NRMSE {r['nrmse_mean']:.3f} ± {r['nrmse_sd']:.3f}" for r in result["rows"]]
+        human.append(f"figure: {result['figure']}")
+        _emit(result, args.json, "\n".join(human))
+        return EXIT_OK
+    if args.ghf_command == "map":
+        from seisgrid.ghf.mapping import build_map
+
+        options = {k: v for k, v in _options(args, "ghf_map").items() if v is not None}
+        result = build_map(args.ensemble, args.features, args.out, compare_with=args.compare_with, **options)
+        human = [f"Antarctic map: {result['n_cells']:,} cells, {result['min']:.1f}–{result['max']:.1f} mW/m², "
+                 f"mean {result['mean']:.1f}, mean total uncertainty {result['uncertainty_mean']:.1f} mW/m² "
+                 "(study: 20–110, mean 65.6)"]
+        comparison = result.get("comparison")
+        if comparison:
+            human.append(f"against {comparison.get('other', 'the published map')}: n {comparison['n']}, correlation "
+                         f"{comparison['correlation']:.2f}, RMS difference {comparison['rms_difference']:.1f}, "
+                         f"mean difference {comparison['mean_difference']:+.1f} mW/m²")
+        human += [f"  {name}: {path}" for name, path in result["outputs"].items()]
+        _emit(result, args.json, "\n".join(human))
+        return EXIT_OK
+    if args.ghf_command == "compare":
+        from seisgrid.ghf.mapping import compare
+
+        result = compare(args.ours, args.other, units=args.units, out_png=args.png)
+        _emit(result, args.json, f"n {result['n']}, correlation {result['correlation']:.3f}, RMS difference "
+                                  f"{result['rms_difference']:.2f}, mean difference {result['mean_difference']:+.2f} mW/m²")
         return EXIT_OK
     raise SeisgridError(f"unknown ghf step {args.ghf_command}")
 
