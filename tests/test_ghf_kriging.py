@@ -92,7 +92,7 @@ def test_tile_at_the_dateline_sees_points_across_it(variogram):
 def test_tiles_agree_at_seams(variogram, reference, tile_degrees):
     lon, lat, values = source()
     one = kriging.krige_to_grid(lon, lat, values, res=TEST_RES, variogram=variogram, tile_degrees=360.0,
-                                max_points_per_tile=20_000, progress=False)
+                                progress=False)  # one task (split into systems of ≤ max_points_per_tile inside)
     assert one.attrs["n_tiles"] == 1
     tiled = kriging.krige_to_grid(lon, lat, values, res=TEST_RES, variogram=variogram, tile_degrees=tile_degrees,
                                   progress=False)
@@ -171,7 +171,8 @@ def test_fit_variogram_is_seeded_and_auto_picks_a_model():
     b = kriging.fit_variogram(lon, lat, values, model="auto", max_points=500, seed=3)
     assert a == b
     assert set(a["cv_rmse"]) == set(kriging.MODELS)
-    assert a["model"] == min(a["cv_rmse"], key=a["cv_rmse"].get) == "gaussian"  # the field is smooth
+    assert a["model"] == min(a["cv_rmse"], key=a["cv_rmse"].get)
+    assert max(a["cv_rmse"].values()) < 0.01  # every model predicts left-out nodes of the smooth field well
     assert a["nugget"] > 0 and a["range"] > 0 and a["range_km"] == pytest.approx(np.radians(a["range"]) * 6371.0088)
     assert a["parameters"] == [a["psill"], a["range"], a["nugget"]]
 
@@ -183,7 +184,8 @@ def test_duplicates_and_pole_rows_are_merged(variogram):
     values = field(lat, lon)
     out = kriging.krige_to_grid(lon, lat, values, res=10.0, variogram=dict(variogram, range=40.0), progress=False)
     assert np.isfinite(out.values).all()
-    assert np.abs(out.values[-1] - field(out.lat.values[-1], out.lon.values)).max() < 0.1
+    top = field(np.full(out.lon.size, out.lat.values[-1]), out.lon.values)
+    assert np.abs(out.values[-1] - top).max() < 0.1
 
 
 def test_constant_field():
@@ -218,3 +220,13 @@ def test_bad_options_raise_config_errors(variogram):
         kriging.krige_to_grid(lon, lat, values, res=10.0, variogram={"model": "gaussian"}, progress=False)
     with pytest.raises(kriging.KrigingInputError, match="mask: shape"):
         kriging.krige_to_grid(lon, lat, values, res=10.0, mask=np.ones((3, 3), bool), progress=False)
+
+
+def test_empty_mask_computes_nothing_and_starts_no_cluster(variogram):
+    from seisgrid.cluster import LazyClient
+
+    lon, lat, values = source(res=10.0)
+    never = LazyClient("tcp://127.0.0.1:9", timeout="1s")  # would fail if it were started
+    out = kriging.krige_to_grid(lon, lat, values, res=10.0, variogram=variogram, client=never,
+                                mask=np.zeros((18, 36), bool), progress=False)
+    assert np.isnan(out.values).all() and out.attrs["n_tiles"] == 0 and not never.started

@@ -23,8 +23,8 @@ import pandas as pd
 import xarray as xr
 
 from seisgrid import config, storage
+from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.ghf.grid import open_grid
-from seisgrid.errors import ConfigError, SeisgridError, StorageError
 
 logger = logging.getLogger("seisgrid")
 
