@@ -603,6 +603,14 @@ def _run(args) -> int:
                              f"{', '.join(d['feature'] for d in r['dropped']) or 'none'} (chart {r['png']})")
             elif step["step"] == "ghf_maps":
                 human.append(f"maps: {len(r['figures'])} PNG files, e.g. {r['figures'][0] if r['figures'] else '-'}")
+            elif step["step"] == "ghf_search":
+                human.append(f"PSO search: best validation RMSE {r['best_rmse']:.2f} mW/m² ({r['json']})")
+            elif step["step"] == "ghf_train":
+                human.append(f"ensemble and cross-validation: {r['out']}\n" + (r.get("markdown") or ""))
+            elif step["step"] == "ghf_density":
+                human.append(f"training-density experiment: {r['figure']}")
+            elif step["step"] == "ghf_map":
+                human.append(f"Antarctic map: {r['outputs']} (mean {r['mean']:.1f} mW/m²)")
             elif step["step"] == "evaluate":
                 human.append("evaluation on the held-out windows:\n" + r["table"]
                              + "".join(f"\n  figure: {f}" for f in r["figures"]))

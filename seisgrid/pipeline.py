@@ -22,8 +22,12 @@ import yaml
 from seisgrid.cluster import client_scope
 from seisgrid.errors import ConfigError
 from seisgrid.ghf.collinearity import vif_report
+from seisgrid.ghf.crossval import train_ensemble
+from seisgrid.ghf.density import run_density
 from seisgrid.ghf.features import build_features
 from seisgrid.ghf.heatflow import build_heatflow
+from seisgrid.ghf.mapping import build_map
+from seisgrid.ghf.pso import search
 from seisgrid.seismic.catalog import score
 from seisgrid.seismic.detect import detect
 from seisgrid.seismic.evaluate import evaluate
@@ -52,7 +56,8 @@ def _ghf_maps(stores, out, variables=None):
 STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory, "windows": build_windows,
          "spectrograms": spectrograms, "train": train, "evaluate": evaluate, "detect": detect, "score": score,
          "ghf_heatflow": build_heatflow, "ghf_features": build_features, "ghf_vif": _ghf_vif,
-         "ghf_maps": _ghf_maps}
+         "ghf_maps": _ghf_maps, "ghf_search": search, "ghf_train": train_ensemble, "ghf_density": run_density,
+         "ghf_map": build_map}
 
 
 def _substitute(value, variables: dict):

@@ -53,3 +53,17 @@ def test_ghf_errors_name_the_input(tmp_path, capsys):
 
 def test_ghf_steps_are_pipeline_steps():
     assert {"ghf_heatflow", "ghf_features", "ghf_vif", "ghf_maps"} <= set(STEPS)
+
+
+def test_pipeline_files_name_real_step_arguments():
+    import inspect
+    import pathlib
+
+    from seisgrid.pipeline import load
+
+    for path in sorted(pathlib.Path(__file__).resolve().parent.parent.joinpath("pipelines").glob("*.yaml")):
+        for name, args in load(str(path))["steps"]:
+            parameters = inspect.signature(STEPS[name]).parameters
+            if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+                continue  # the step takes its settings as **options
+            assert set(args) <= set(parameters), f"{path.name}: {name} has no argument(s) {set(args) - set(parameters)}"
