@@ -108,10 +108,10 @@ def land_fraction(res: float | None = None) -> xr.DataArray:
     lat, lon = grid_coords(res)
     res_deg = float(lat[1] - lat[0])
     step = int(round(res_deg / abs(mlat[1] - mlat[0])))
-    land = ~mask  # rows from 90°N down
-    n_lat, n_lon = land.shape[0] // step, land.shape[1] // step
-    frac = land[: n_lat * step, : n_lon * step].reshape(n_lat, step, n_lon, step).mean(axis=(1, 3))
-    frac = frac[::-1]  # ascending latitude like the grid
+    n_lat, n_lon = mask.shape[0] // step, mask.shape[1] // step
+    # Ocean share from the mask itself (rows from 90°N down): inverting the 0.9 GB mask first would copy it.
+    ocean = mask[: n_lat * step, : n_lon * step].reshape(n_lat, step, n_lon, step).mean(axis=(1, 3))
+    frac = (1.0 - ocean)[::-1]  # ascending latitude like the grid
     out = xr.DataArray(frac.astype(np.float32), coords={"lat": lat, "lon": lon}, dims=("lat", "lon"),
                        name="land_fraction")
     out.attrs.update(units="1", source="global-land-mask 1.0.0 (GLOBE 1 km land/ocean mask)",
