@@ -48,7 +48,8 @@ def _ghf_vif(features, heatflow, png=None, threshold=None):
 
 
 def _ghf_maps(stores, out, variables=None):
-    from seisgrid.ghf.maps import plot_stores  # cartopy is imported only when maps are drawn
+    # cartopy is imported only when maps are drawn
+    from seisgrid.ghf.maps import plot_stores
 
     return {"figures": plot_stores(stores, out, variables=variables)}
 

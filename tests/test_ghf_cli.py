@@ -21,7 +21,7 @@ def test_ghf_commands_on_real_data(tmp_path, capsys):
     assert main(["ghf", "heatflow", str(heatflow), "--json"]) == 3
     report = _last_json(capsys)
     assert 8000 < report["cells"] < 11000 and 55 < report["mean"] < 70 and 15 < report["sd"] < 30
-    assert [s["step"] for s in report["steps"]][0] == "read" and report["rejected"]["total"] == 3
+    assert next(s["step"] for s in report["steps"]) == "read" and report["rejected"]["total"] == 3
     assert {"steps", "cells", "mean", "sd", "rejected"} <= set(report)
 
     assert main(["ghf", "features", str(features), "--resolution", "5", "--cluster", "none",

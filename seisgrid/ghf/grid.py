@@ -37,7 +37,7 @@ def grid_coords(res: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         ``180/res`` latitudes from ``-90 + res/2`` and ``360/res`` longitudes from ``-180 + res/2``.
     """
     res = resolution() if res is None else float(res)
-    n_lat = int(round(180.0 / res))
+    n_lat = round(180.0 / res)
     if not np.isclose(n_lat * res, 180.0):
         raise ValueError(f"grid resolution {res}° does not divide 180°")
     lat = -90.0 + res * (np.arange(n_lat) + 0.5)
@@ -63,7 +63,7 @@ def wrap_longitude(lon) -> np.ndarray:
 def cell_index(lat, lon, res: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row (lat) and column (lon) index of the cell holding each point; lon is wrapped, lat = 90 goes to the last row."""
     res = resolution() if res is None else float(res)
-    n_lat = int(round(180.0 / res))
+    n_lat = round(180.0 / res)
     i = np.floor((np.asarray(lat, dtype=float) + 90.0) / res).astype(np.int64)
     j = np.floor((wrap_longitude(lon) + 180.0) / res).astype(np.int64)
     return np.clip(i, 0, n_lat - 1), np.clip(j, 0, 2 * n_lat - 1)
@@ -104,10 +104,10 @@ def is_land(lat, lon) -> np.ndarray:
 
 def land_fraction(res: float | None = None) -> xr.DataArray:
     """Fraction of each grid cell that is land (mean of the 1 km mask's pixels inside it), 0–1."""
-    mask, mlat, mlon = _globe_mask()
+    mask, mlat, _mlon = _globe_mask()
     lat, lon = grid_coords(res)
     res_deg = float(lat[1] - lat[0])
-    step = int(round(res_deg / abs(mlat[1] - mlat[0])))
+    step = round(res_deg / abs(mlat[1] - mlat[0]))
     n_lat, n_lon = mask.shape[0] // step, mask.shape[1] // step
     # Ocean share from the mask itself (rows from 90°N down): inverting the 0.9 GB mask first would copy it.
     ocean = mask[: n_lat * step, : n_lon * step].reshape(n_lat, step, n_lon, step).mean(axis=(1, 3))
