@@ -15,15 +15,15 @@ part as a numeric column, as it did among the study's 15 candidates.
 from __future__ import annotations
 
 import fnmatch
-import io
 import logging
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from seisgrid import config, storage
+from seisgrid import config
 from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.figures import new_figure, save_png
 from seisgrid.ghf.grid import open_grid
 
 logger = logging.getLogger("seisgrid")
@@ -267,11 +267,7 @@ def plot_vif(initial: dict, final: dict, path, threshold: float | None = None, d
     str
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     threshold = threshold_default() if threshold is None else float(threshold)
-    dpi = int(config.get("maps.dpi", 150) if dpi is None else dpi)
     names = list(initial)
     before = np.array([initial[n] for n in names], dtype=float)
     after = np.array([final.get(n, np.nan) for n in names], dtype=float)
@@ -279,8 +275,7 @@ def plot_vif(initial: dict, final: dict, path, threshold: float | None = None, d
     cap = 10 ** np.ceil(np.log10(finite.max()) + 1)  # where infinite VIFs are drawn
     x = np.arange(len(names))
     width = 0.4
-    fig = Figure(figsize=(max(6.0, 0.55 * len(names) + 2.0), 4.5))
-    FigureCanvasAgg(fig)
+    fig = new_figure((max(6.0, 0.55 * len(names) + 2.0), 4.5))
     ax = fig.add_subplot()
     ax.bar(x - width / 2, np.where(np.isinf(before), cap, before), width, label="initial", color="tab:gray")
     ax.bar(x + width / 2, np.where(np.isinf(after), cap, after), width, label="after selection",
@@ -298,10 +293,7 @@ def plot_vif(initial: dict, final: dict, path, threshold: float | None = None, d
     ax.set_title("Feature collinearity (VIF)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    storage.write_bytes(str(path), buffer.getvalue())
-    return str(path)
+    return save_png(fig, path, dpi)
 
 
 def vif_report(features_store, heatflow_store, out_png=None, threshold: float | None = None,

@@ -13,7 +13,6 @@ the ROI), never the ROI validation cells. Each (fraction, repeat) run is one Das
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -22,6 +21,7 @@ import numpy as np
 from seisgrid import config, storage
 from seisgrid.cluster import run_tasks
 from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.figures import new_figure, save_png
 from seisgrid.ghf import crossval as cv
 from seisgrid.ghf.grid import EARTH_RADIUS_KM, unit_vectors
 
@@ -259,14 +259,9 @@ def plot_density(result: dict, path, dpi: int | None = None) -> str:
     str
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    dpi = int(config.get("maps.dpi", 150) if dpi is None else dpi)
     colours = {"bnn": "tab:blue", "linear": "tab:orange"}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure((10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric, label in ((axes[0], "r2", "R²"), (axes[1], "nrmse", "NRMSE")):
         for method in METHODS:
             rows = sorted((r for r in result["rows"] if r["method"] == method), key=lambda r: r["fraction"])
@@ -285,11 +280,7 @@ def plot_density(result: dict, path, dpi: int | None = None) -> str:
     fig.suptitle(f"Training density: {roi['radius_km']:g} km around {roi['centre_lat']:.1f}°N "
                  f"{roi['centre_lon']:.1f}°E ({roi['n_cells']} cells); mean ± sd of {result.get('repeats', '?')} repeats")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    storage.write_bytes(str(path), buffer.getvalue())
-    return str(path)
+    return save_png(fig, path, dpi)
 
 
 def run_density(features_store, heatflow_store, out, *, params=None, search=None, client=None, variables=None,

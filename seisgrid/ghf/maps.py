@@ -15,7 +15,6 @@ and written through :mod:`seisgrid.storage`, so the output folder may be a local
 from __future__ import annotations
 
 import functools
-import io
 import itertools
 import logging
 import os
@@ -26,6 +25,7 @@ import xarray as xr
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.figures import new_figure, save_png
 
 logger = logging.getLogger("seisgrid")
 
@@ -243,21 +243,8 @@ def _grid_values(da: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _save(fig, path, dpi: int | None) -> str:
-    dpi = int(config.get("maps.dpi", 150) if dpi is None else dpi)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
-    storage.write_bytes(str(path), buffer.getvalue())
     logger.debug("map written: %s", path)
-    return str(path)
-
-
-def _new_figure(size):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size)
-    FigureCanvasAgg(fig)
-    return fig
+    return save_png(fig, path, dpi, pad_inches=0.1)
 
 
 def _colorbar(fig, mesh, ax, style, da, orientation):
@@ -316,7 +303,7 @@ def plot_global(da: xr.DataArray, path, title: str | None = None, cmap=None, vmi
 
     lon, lat, values = _grid_values(da)
     style = _style(da, values, cmap, vmin, vmax, categorical)
-    fig = _new_figure((10.0, 6.0))
+    fig = new_figure((10.0, 6.0))
     ax = fig.add_subplot(projection=_global_projection(projection))
     mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(values), transform=ccrs.PlateCarree(),
                          shading="nearest", **style["mesh"])
@@ -364,7 +351,7 @@ def plot_south_polar(da: xr.DataArray, path, title: str | None = None, cmap=None
         raise SeisgridError(f"map of {da.name}: no grid rows south of {lat_max}°")
     lat, values = lat[rows], values[rows]
     style = _style(da, values, cmap, vmin, vmax, categorical)
-    fig = _new_figure((7.0, 7.6))
+    fig = new_figure((7.0, 7.6))
     ax = fig.add_subplot(projection=ccrs.SouthPolarStereo())
     ax.set_extent([-180.0, 180.0, -90.0, lat_max], crs=ccrs.PlateCarree())
     theta = np.linspace(0.0, 2.0 * np.pi, 256)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import io
 import json
 import logging
 import logging.config
@@ -58,6 +57,7 @@ import numpy as np
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.figures import new_figure, save_png
 
 logger = logging.getLogger("seisgrid")
 
@@ -559,7 +559,7 @@ def split_train_validation(n: int, val_fraction: float, seed: int) -> tuple[np.n
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def plot_convergence(configurations: list[dict], out_png: str, dpi: int = 150) -> str:
+def plot_convergence(configurations: list[dict], out_png: str, dpi: int | None = None) -> str:
     """The study's Fig. 4: best validation RMSE against iteration, one line per swarm configuration.
 
     Parameters
@@ -568,19 +568,15 @@ def plot_convergence(configurations: list[dict], out_png: str, dpi: int = 150) -
         Entries of :func:`search`'s report (``c1``, ``c2``, ``particles``, ``history``).
     out_png : str
         PNG path or URL.
-    dpi : int
-        Resolution.
+    dpi : int, optional
+        Default ``seisgrid.maps.dpi``.
 
     Returns
     -------
     str
         ``out_png``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5, 4.2))
-    FigureCanvasAgg(fig)
+    fig = new_figure((6.5, 4.2))
     ax = fig.add_subplot()
     for c in configurations:
         its = [h["iteration"] for h in c["history"]]
@@ -595,10 +591,7 @@ def plot_convergence(configurations: list[dict], out_png: str, dpi: int = 150) -
     ax.set_title("PSO convergence")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    storage.write_bytes(out_png, buffer.getvalue())
-    return out_png
+    return save_png(fig, out_png, dpi)
 
 
 def _swarm_name(c1, c2, m) -> str:
