@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -51,7 +49,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seisgrid import config, storage
+from seisgrid import checkpoint, config
 from seisgrid.errors import ConfigError, SeisgridError
 
 logger = logging.getLogger("seisgrid")
@@ -487,26 +485,12 @@ class FittedBNN:
             ``{"weights": path, "config": path + ".json"}``.
         """
         state = self.state()
-        fs, fpath = storage.filesystem(str(path))
-        fs.makedirs(str(pathlib.PurePosixPath(fpath).parent), exist_ok=True)
-        with fs.open(fpath, "wb") as f:
-            torch.save(state["tensors"], f)
-        with fs.open(fpath + ".json", "w") as f:
-            json.dump(state["config"], f, indent=2)
-        return {"weights": str(path), "config": str(path) + ".json"}
+        return checkpoint.write(path, state["tensors"], state["config"])
 
     @classmethod
     def load(cls, path, device=None) -> FittedBNN:
         """Read what :meth:`save` wrote (tensors with ``torch.load(..., weights_only=True)``)."""
-        fs, fpath = storage.filesystem(str(path))
-        try:
-            with fs.open(fpath + ".json", "r") as f:
-                cfg = json.load(f)
-            with fs.open(fpath, "rb") as f:
-                tensors = torch.load(f, map_location="cpu", weights_only=True)
-        except FileNotFoundError as exc:
-            raise SeisgridError(f"{path}: no BNN checkpoint there (tensors + .json config, written by "
-                                "FittedBNN.save)") from exc
+        cfg, tensors = checkpoint.read(path, "BNN checkpoint", "tensors + .json config, written by FittedBNN.save")
         return cls.from_state({"config": cfg, "tensors": tensors}, device=device)
 
 

@@ -7,12 +7,9 @@ detection only use this module's functions.
 
 from __future__ import annotations
 
-import json
-import pathlib
-
 import torch
 
-from seisgrid import storage
+from seisgrid import checkpoint
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic.models.resnet import resnet18, resnet34, resnet50
 from seisgrid.seismic.models.tiny import tiny
@@ -54,15 +51,7 @@ def save_checkpoint(path: str, model: torch.nn.Module, config: dict) -> dict:
     """
     if "arch" not in config:
         raise SeisgridError("save_checkpoint: config needs 'arch'")
-    fs, fpath = storage.filesystem(str(path))
-    parent = str(pathlib.PurePosixPath(fpath).parent)
-    fs.makedirs(parent, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with fs.open(fpath, "wb") as f:
-        torch.save(state, f)
-    with fs.open(fpath + ".json", "w") as f:
-        json.dump(config, f, indent=2, default=str)
-    return {"weights": str(path), "config": str(path) + ".json"}
+    return checkpoint.write(path, model.state_dict(), config)
 
 
 def load_checkpoint(path: str, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
@@ -70,20 +59,19 @@ def load_checkpoint(path: str, device: str | torch.device | None = None) -> tupl
 
     Weights load with ``torch.load(..., weights_only=True)``: a checkpoint can hold tensors only.
     """
-    fs, fpath = storage.filesystem(str(path))
-    try:
-        with fs.open(fpath + ".json", "r") as f:
-            config = json.load(f)
-        with fs.open(fpath, "rb") as f:
-            state = torch.load(f, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise SeisgridError(f"{path}: no checkpoint there (weights + .json config; train one with "
-                            f"`seisgrid train`)") from exc
+    config, state = checkpoint.read(path, "checkpoint", "weights + .json config; train one with `seisgrid train`")
     model = build(config["arch"], int(config.get("num_classes", 2)), int(config.get("in_channels", 3)))
     model.load_state_dict(state)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     return model.to(device).eval(), config
 
 
-__all__ = ["ARCHITECTURES", "build", "parameter_count", "list_models", "pick_device", "save_checkpoint",
-           "load_checkpoint"]
+__all__ = [
+    "ARCHITECTURES",
+    "build",
+    "list_models",
+    "load_checkpoint",
+    "parameter_count",
+    "pick_device",
+    "save_checkpoint",
+]
