@@ -134,7 +134,8 @@ def client_scope(spec=None, lazy: bool = False, **kwargs):
         client.close()
 
 
-def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task", progress: bool = True) -> list:
+def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task", progress: bool = True,
+              priorities=None, bar=None) -> list:
     """``[fn(item, *args) for item in items]`` as Dask tasks (results in item order) with a tqdm bar.
 
     Parameters
@@ -142,9 +143,14 @@ def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task
     client : distributed.Client, LazyClient or None
         The cluster (a LazyClient starts only when there are items); None runs in this process.
     fn, items, args
-        One task per item; ``args`` are passed to every call.
+        One task per item (one ``client.submit`` each); ``args`` are passed to every call.
     desc, unit, progress
         Progress bar label, unit and whether to show it (stderr).
+    priorities : list of int, optional
+        Dask scheduling priority per item (higher runs first), e.g. longest tasks first so the last
+        task does not run alone; items are also submitted in that order.
+    bar : tqdm.tqdm, optional
+        An open progress bar to advance instead of a new one (it is left open).
 
     Futures still pending when a task fails are cancelled, so a failure does not leave work running.
     """
@@ -153,6 +159,36 @@ def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task
     results = [None] * len(items)
     if not items:
         return results
+    client = resolve_client(client)
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=len(items), desc=desc, unit=unit, file=sys.stderr, disable=not progress)
+    try:
+        if client is None:
+            for i, item in enumerate(items):
+                results[i] = fn(item, *args)
+                bar.update()
+        else:
+            from distributed import as_completed
+
+            order = range(len(items))
+            if priorities is not None:
+                order = sorted(order, key=lambda i: -priorities[i])
+            position = {}
+            for i in order:
+                future = client.submit(fn, items[i], *args, pure=False,
+                                       priority=0 if priorities is None else priorities[i])
+                position[future] = i
+            try:
+                for future in as_completed(list(position)):
+                    results[position[future]] = future.result()
+                    bar.update()
+            finally:
+                client.cancel([f for f in position if not f.done()])
+    finally:
+        if own_bar:
+            bar.close()
+    return results
     client = resolve_client(client)
     bar = tqdm(total=len(items), desc=desc, unit=unit, file=sys.stderr, disable=not progress)
     try:

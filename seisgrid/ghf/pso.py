@@ -51,11 +51,11 @@ import logging.config
 import math
 import sys
 import time
-import uuid
 
 import numpy as np
 
 from seisgrid import config, storage
+from seisgrid.cluster import resolve_client, run_tasks
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.figures import new_figure, save_png
 
@@ -89,7 +89,6 @@ STUDY_CONFIGURATIONS = ((2.0, 2.0, 20), (2.0, 2.0, 50), (2.8, 1.0, 20), (2.8, 1.
 
 CHECKPOINT_VERSION = 1
 
-_ANNOUNCED: set = set()  # dashboard links already printed (once per cluster, not once per swarm)
 
 
 # ------------------------------------------------------------------------------------------- the swarm
@@ -137,13 +136,6 @@ def velocity_update(velocity, position, pbest_pos, best_pos, w, c1, c2, r1, r2) 
         (n, d) new velocities.
     """
     return w * velocity + c1 * r1 * (pbest_pos - position) + c2 * r2 * (best_pos - position)
-
-
-def _evaluate(objective, position, *args):
-    """``(objective(position, *args), seconds)``: the task each particle runs."""
-    t0 = time.perf_counter()
-    cost = float(objective(position, *args))
-    return cost, time.perf_counter() - t0
 
 
 def _bounds(bounds):
@@ -229,7 +221,8 @@ def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: 
         JSON file (path or URL) written after every iteration. When it exists and holds a swarm with the
         same settings, the run continues from it; other settings raise :class:`ConfigError`.
     progress : bool
-        Progress bar over the evaluations (stderr) and, with a cluster, the dashboard link.
+        Progress bar over the evaluations (stderr); the cluster layer prints the dashboard link
+        when it starts or connects to a cluster (:func:`seisgrid.cluster.get_client`).
     objective_args : tuple
         Further arguments of ``objective``; on a cluster each is scattered to every worker once (Futures
         are passed on as they are).
@@ -257,8 +250,6 @@ def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: 
         ``iteration`` (iterations done), ``resumed_from`` (iterations found in the checkpoint),
         ``evaluations`` (this call), ``config`` and ``checkpoint``.
     """
-    from seisgrid.cluster import resolve_client
-
     lower, upper = _bounds(bounds)
     n_particles, iterations = int(n_particles), int(iterations)
     if n_particles < 1:
@@ -306,17 +297,13 @@ def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: 
             # hash=False: a content-hashed key shared with an earlier swarm's (released) copy can be
             # deleted on the workers under this swarm's tasks ("lost dependencies").
             args = tuple(a if isinstance(a, Future) else client.scatter([a], broadcast=True, hash=False)[0] for a in args)
-            if progress and client.dashboard_link not in _ANNOUNCED:
-                _ANNOUNCED.add(client.dashboard_link)
-                print(f"seisgrid: PSO particles run as Dask tasks; dashboard at {client.dashboard_link}",
-                      file=sys.stderr)
         label = desc or f"PSO c1={c1:g} c2={c2:g} m={n_particles}"
         bar = tqdm(total=(iterations - start) * n_particles, desc=label, unit="particle", file=sys.stderr,
                    disable=not progress)
         try:
             for it in range(start, iterations):
                 t0 = time.perf_counter()
-                costs, seconds = _evaluate_swarm(objective, swarm.position, args, client, bar, cost_hint, it)
+                costs, seconds = _evaluate_swarm(objective, swarm.position, args, client, bar, cost_hint)
                 evaluations += n_particles
                 costs = np.where(np.isnan(costs), np.inf, costs)
                 if not np.all(np.isfinite(costs)):
@@ -362,35 +349,19 @@ def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: 
     }
 
 
-def _evaluate_swarm(objective, positions, args, client, bar, cost_hint, iteration):
-    """Costs and evaluation seconds of every particle (in particle order)."""
-    n = len(positions)
-    costs, seconds = np.empty(n), np.empty(n)
-    if client is None:
-        for i in range(n):
-            costs[i], seconds[i] = _evaluate(objective, positions[i], *args)
-            bar.update()
-        return costs, seconds
+def _evaluate_particle(position, objective, *args):
+    """``(objective(position, *args), seconds)``: the task each particle runs."""
+    t0 = time.perf_counter()
+    cost = float(objective(position, *args))
+    return cost, time.perf_counter() - t0
 
-    from distributed import as_completed
 
-    order = list(range(n))
-    if cost_hint is not None:
-        hints = [float(cost_hint(p)) for p in positions]
-        order.sort(key=lambda i: -hints[i])
-    token = uuid.uuid4().hex[:8]
-    futures = {}
-    for rank, i in enumerate(order):
-        future = client.submit(_evaluate, objective, positions[i], *args, key=f"pso-{token}-it{iteration + 1}-p{i}",
-                               pure=False, priority=n - rank)
-        futures[future.key] = (i, future)
-    try:
-        for future in as_completed([f for _, f in futures.values()]):
-            i = futures[future.key][0]
-            costs[i], seconds[i] = future.result()
-            bar.update()
-    finally:
-        client.cancel([f for _, f in futures.values() if not f.done()])
+def _evaluate_swarm(objective, positions, args, client, bar, cost_hint):
+    """Costs and evaluation seconds of every particle (in particle order), longest expected first."""
+    priorities = None if cost_hint is None else [float(cost_hint(p)) for p in positions]
+    results = run_tasks(client, _evaluate_particle, list(positions), (objective, *args), priorities=priorities,
+                        bar=bar)
+    costs, seconds = (np.array(column, dtype=float) for column in zip(*results, strict=True))
     return costs, seconds
 
 
@@ -681,7 +652,7 @@ def search(features_store, heatflow_store, out, *, configurations=None, iteratio
     w_start, w_end : float, optional
         Inertia of the first and last iteration; default ``seisgrid.pso.w_start`` / ``w_end`` (0.9, 0.4).
     progress : bool
-        Progress bars and the dashboard link (stderr).
+        Progress bars (stderr).
 
     Returns
     -------
@@ -693,7 +664,6 @@ def search(features_store, heatflow_store, out, *, configurations=None, iteratio
         particle), ``split``, ``variables``, ``n_train``, ``n_validation``, ``iterations``, ``figure``,
         ``json``, ``out`` and ``reference`` (the study's figures). Also written to ``out/search.json``.
     """
-    from seisgrid.cluster import resolve_client
     from seisgrid.ghf.dataset import load_training_set
 
     configurations = parse_configurations(config.get("pso.configurations", override=configurations)
