@@ -71,8 +71,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def ds(models, features):
-    return mapping.predict_map(models, features, NAMES, lat_max=-60.0, samples=7,
-                               ensemble_predict=mapping.combine_predictions)
+    return mapping.predict_map(models, features, NAMES, lat_max=-60.0, samples=7)
 
 
 def expected_cells(features, lat_max=-60.0):
@@ -119,10 +118,9 @@ def test_predict_map_default_combiner_is_consistent(models, features):
 
 def test_predict_map_errors(models, features):
     with pytest.raises(SeisgridError, match="not in the feature grid"):
-        mapping.predict_map(models, features, ["nope"], ensemble_predict=mapping.combine_predictions)
+        mapping.predict_map(models, features, ["nope"])
     with pytest.raises(SeisgridError, match="no cell south"):
-        mapping.predict_map(models, features, NAMES, min_land_fraction=2.0,
-                            ensemble_predict=mapping.combine_predictions)
+        mapping.predict_map(models, features, NAMES, min_land_fraction=2.0)
     with pytest.raises(SeisgridError, match="lacks 'between'"):
         mapping.predict_map(models, features, NAMES,
                             ensemble_predict=lambda m, X, samples: {"mean": X[:, 0], "aleatoric": X[:, 0],
@@ -394,7 +392,7 @@ def test_difference_grid_averages_onto_cells():
 
 def test_build_map(models, features, tmp_path, monkeypatch):
     monkeypatch.setattr(mapping, "_load_ensemble", lambda d: (models, {"features": NAMES}))
-    other = _cell_points(mapping.predict_map(models, features, NAMES, ensemble_predict=mapping.combine_predictions),
+    other = _cell_points(mapping.predict_map(models, features, NAMES),
                          shift=2.0)
     other.rename(columns={"lat": "Lat", "lon": "Lon", "value": "HF [mW/m2]"}).to_csv(tmp_path / "le.csv", index=False)
     with dask.config.set({"seisgrid.ghf_map.geotiff_resolution_km": 100.0}):

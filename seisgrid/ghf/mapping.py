@@ -89,57 +89,6 @@ def _setting(name: str, value, default):
 # ------------------------------------------------------------------------------------------ prediction
 
 
-def combine_predictions(models, X, samples: int = 50) -> dict:
-    """Ensemble of models with the ``predict(X, samples)`` contract of :class:`seisgrid.ghf.bnn.FittedBNN`.
-
-    Used when :func:`seisgrid.ghf.crossval.ensemble_predict` is not available; same keys and meaning.
-
-    Parameters
-    ----------
-    models : sequence
-        Objects whose ``predict(X, samples=...[, seed=i])`` returns ``mean`` (mW m⁻²) and the variances
-        ``aleatoric``, ``epistemic`` and optionally ``total`` (mW² m⁻⁴), each ``(n,)``; model ``i`` gets
-        ``seed=i`` when its ``predict`` takes one.
-    X : numpy.ndarray
-        ``(n, p)`` features in the models' order.
-    samples : int
-        Monte Carlo samples per model.
-
-    Returns
-    -------
-    dict of numpy.ndarray
-        ``mean`` (mean of the model means), ``aleatoric`` and ``epistemic`` (means over models),
-        ``within`` (mean of the models' ``total``, else aleatoric + epistemic), ``between`` (population variance, ddof 0, of the model means: the
-        mixture variance of equally weighted models) and ``total`` = within + between.
-    """
-    import inspect
-
-    if not len(models):
-        raise SeisgridError("ensemble prediction: no models")
-    outs = []
-    for i, model in enumerate(models):
-        seeded = "seed" in inspect.signature(model.predict).parameters
-        outs.append(model.predict(X, samples=samples, seed=i) if seeded else model.predict(X, samples=samples))
-    means = np.stack([np.asarray(o["mean"], float) for o in outs])
-    aleatoric = np.mean([np.asarray(o["aleatoric"], float) for o in outs], axis=0)
-    epistemic = np.mean([np.asarray(o["epistemic"], float) for o in outs], axis=0)
-    within = np.mean([np.asarray(o["total"], float) if "total" in o else
-                      np.asarray(o["aleatoric"], float) + np.asarray(o["epistemic"], float) for o in outs], axis=0)
-    between = means.var(axis=0)
-    return {"mean": means.mean(axis=0), "aleatoric": aleatoric, "epistemic": epistemic, "within": within,
-            "between": between, "total": within + between}
-
-
-def _default_combiner():
-    try:
-        from seisgrid.ghf.crossval import ensemble_predict
-    except ImportError:
-        logger.warning("seisgrid.ghf.crossval.ensemble_predict not importable; combining models with "
-                       "seisgrid.ghf.mapping.combine_predictions")
-        return combine_predictions
-    return ensemble_predict
-
-
 def _open_features(features_store) -> xr.Dataset:
     if isinstance(features_store, xr.Dataset):
         return features_store
@@ -153,7 +102,8 @@ def predict_map(models, features_store, feature_names, *, lat_max: float | None 
     Parameters
     ----------
     models : sequence
-        Fitted models (the cross-validation ensemble); see :func:`combine_predictions` for the contract.
+        Fitted models (the cross-validation ensemble); see
+        :func:`seisgrid.ghf.crossval.ensemble_predict` for the contract.
     features_store : str or xarray.Dataset
         Feature grid (``seisgrid ghf features``): store path/URL or the Dataset.
     feature_names : list of str
@@ -193,7 +143,9 @@ def predict_map(models, features_store, feature_names, *, lat_max: float | None 
     if not len(table):
         raise SeisgridError(f"no cell south of {lat_max}° has land (≥ {min_land_fraction}) and every feature of "
                             f"{', '.join(names)}; check the feature grid")
-    combine = ensemble_predict or _default_combiner()
+    if ensemble_predict is None:  # imported here: crossval needs torch, map comparison does not
+        from seisgrid.ghf.crossval import ensemble_predict
+    combine = ensemble_predict
     t0 = time.perf_counter()
     pred = combine(models, table.to_numpy(dtype=float), samples=samples)
     logger.info("predicted %d cells with %d models × %d samples in %.1f s", len(table), len(models), samples,
