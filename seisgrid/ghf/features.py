@@ -64,7 +64,6 @@ from __future__ import annotations
 import bz2
 import dataclasses
 import gzip
-import inspect
 import io
 import json
 import logging
@@ -759,19 +758,6 @@ def _select(features) -> list[str]:
     return chosen
 
 
-def _krige_kwargs(krige, options: dict) -> dict:
-    try:
-        params = inspect.signature(krige).parameters
-    except (TypeError, ValueError):
-        return dict(options)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return dict(options)
-    unused = sorted(set(options) - set(params))
-    if unused:
-        logger.debug("kriging options not taken by %s: %s", getattr(krige, "__name__", krige), unused)
-    return {k: v for k, v in options.items() if k in params}
-
-
 def _on_grid(da: xr.DataArray, res, name: str) -> xr.DataArray:
     lat, lon = grid.grid_coords(res)
     da = da.transpose("lat", "lon") if set(da.dims) == {"lat", "lon"} else da
@@ -867,7 +853,7 @@ def build_features(out=None, data_dir=None, res=None, client=None, features=None
     krige : callable, optional
         Regridding function with the signature of :func:`seisgrid.ghf.kriging.krige_to_grid` (the default).
     **kriging_options
-        Passed to ``krige`` where its signature takes them (``tile_degrees``, ``n_closest``, ``variogram_model``
+        Passed to ``krige`` (``tile_degrees``, ``n_closest``, ``variogram_model``
         …, the ``seisgrid.kriging`` settings); None values are left out.
 
     Returns
@@ -892,7 +878,7 @@ def build_features(out=None, data_dir=None, res=None, client=None, features=None
     selected = _select(features)
     root = ghf_data_dir(data_dir)
     krige = krige or _default_krige()
-    krige_kwargs = _krige_kwargs(krige, {k: v for k, v in kriging_options.items() if v is not None})
+    krige_kwargs = {k: v for k, v in kriging_options.items() if v is not None}
     kriging = {"res": res, "krige": krige, "krige_kwargs": krige_kwargs, "client": client, "progress": progress,
                "coverage_spacings": coverage}
 
