@@ -5,6 +5,7 @@ network, in this process and on a cluster, and the written ensemble."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.ghf import crossval as cv
 from seisgrid.ghf.bnn import FittedBNN, Hyperparameters
-from seisgrid.ghf.dataset import TrainingSet
+from seisgrid.ghf.dataset import TrainingSet, load_training_set
 from seisgrid.ghf.grid import empty_dataset
 
 TINY = Hyperparameters(hidden_layers=1, neurons=8, batch_size=32, learning_rate=0.01, max_epochs=15, patience=5)
@@ -237,6 +238,19 @@ def test_train_ensemble_writes_table_models_and_reloads(tmp_path):
 
     with pytest.raises(SeisgridError, match="no ensemble there"):
         cv.load_ensemble(str(tmp_path / "nothing"))
+
+
+def test_load_training_set_warns_once_about_cells_lacking_a_feature(caplog):
+    feats, hf = _grids()
+    has_heatflow = np.argwhere(np.isfinite(hf["heatflow"].values))
+    c = feats["c"].values.copy()
+    c[tuple(has_heatflow[:3].T)] = np.nan
+    feats["c"] = (("lat", "lon"), c)
+    with caplog.at_level(logging.WARNING, logger="seisgrid"):
+        data = load_training_set(feats, hf)  # VIF selection, then the table of the selected features
+    assert len(data) == len(has_heatflow) - 3
+    warnings = [r for r in caplog.records if "lack a feature value" in r.getMessage()]
+    assert len(warnings) == 1 and "c: 3" in warnings[0].getMessage()
 
 
 def test_params_from_search(tmp_path):

@@ -191,7 +191,7 @@ def _check_same_grid(features: xr.Dataset, heatflow: xr.Dataset) -> None:
             )
 
 
-def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables=None) -> pd.DataFrame:
+def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables=None, *, quiet: bool = False) -> pd.DataFrame:
     """Feature values at the training cells: cells with a finite heat flow and every feature finite.
 
     Parameters
@@ -202,6 +202,9 @@ def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables=None) -
         Gridded heat flow on the same grid, with the variable ``heatflow`` (mW m⁻²; NaN where no data).
     variables : list of str, optional
         Features to use; default :func:`candidate_features` of ``features``.
+    quiet : bool
+        Say how many cells lack a feature value at DEBUG instead of WARNING (for a caller that has
+        already warned about the same cells).
 
     Returns
     -------
@@ -242,8 +245,9 @@ def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables=None) -
     n_target = int(has_target.sum())
     if len(table) < n_target:
         worst = {k: v for k, v in missing.items() if v}
-        logger.warning("VIF: %d of %d heat-flow cells lack a feature value and are left out (%s)",
-                       n_target - len(table), n_target, ", ".join(f"{k}: {v}" for k, v in worst.items()))
+        (logger.debug if quiet else logger.warning)(
+            "training cells: %d of %d heat-flow cells lack a feature value and are left out (%s)",
+            n_target - len(table), n_target, ", ".join(f"{k}: {v}" for k, v in worst.items()))
     table.attrs.update(n_heatflow_cells=n_target, missing=missing)
     return table
 

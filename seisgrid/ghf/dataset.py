@@ -94,7 +94,8 @@ def load_training_set(features_store, heatflow_store, variables=None) -> Trainin
     features = open_grid(features_store, "feature grid") if isinstance(features_store, str) else features_store
     heatflow = open_grid(heatflow_store, "heat-flow grid") if isinstance(heatflow_store, str) else heatflow_store
     names = select_variables(features, heatflow, variables)
-    table = training_table(features, heatflow, names)
+    # The VIF selection (no ``variables``) has already warned about cells lacking a candidate feature.
+    table = training_table(features, heatflow, names, quiet=not variables)
     if len(table) < 10:
         raise SeisgridError(f"only {len(table)} training cells (heat flow and every feature of {names}); "
                             "check that both grids cover the same region")
