@@ -217,6 +217,9 @@ def _add_ghf_model_parsers(steps) -> None:
         p.add_argument(name, help=help_text)
     p.add_argument("--out", required=True, help="folder for search.json, convergence.png and the swarm checkpoints (resumable)")
     p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+    p.add_argument("--regional-km", default=None,
+                   help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
+                        "(default: seisgrid.ghf.regional_km, none)")
     _add_config_options(p, "pso", types={"particles": int, "max_epochs": int})
     _common(p)
 
@@ -226,6 +229,9 @@ def _add_ghf_model_parsers(steps) -> None:
     p.add_argument("--out", required=True, help="folder for the ensemble (model_*.pt, ensemble.json) and crossval.json/.md")
     p.add_argument("--search", default=None, help="search.json of seisgrid ghf search: train its best hyperparameters")
     p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+    p.add_argument("--regional-km", default=None,
+                   help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
+                        "(default: seisgrid.ghf.regional_km, none)")
     _add_config_options(p, "crossval", types={"max_epochs": int})
     _common(p)
 
@@ -235,6 +241,9 @@ def _add_ghf_model_parsers(steps) -> None:
     p.add_argument("--out", required=True, help="folder for density.json and density.png")
     p.add_argument("--search", default=None, help="search.json of seisgrid ghf search: use its best hyperparameters")
     p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+    p.add_argument("--regional-km", default=None,
+                   help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
+                        "(default: seisgrid.ghf.regional_km, none)")
     _add_config_options(p, "density", types={"max_epochs": int})
     _common(p)
 
@@ -313,7 +322,7 @@ def _run_ghf(args) -> int:
         options = {k: v for k, v in _options(args, "pso").items() if v is not None}
         with _client(args) as client:
             result = search(args.features, args.heatflow, args.out, client=client, variables=names(args.variables),
-                            **options)
+                            regional_km=args.regional_km, **options)
         human = [f"c1={c['c1']} c2={c['c2']} m={c['particles']}: best validation RMSE {c['best_rmse']:.2f} mW/m²"
                  for c in result["configurations"]]
         human.append(f"best: {result['best_rmse']:.2f} mW/m² with {result['best']} (study: 19.65–19.94)")
@@ -326,7 +335,8 @@ def _run_ghf(args) -> int:
         options = {k: v for k, v in _options(args, "crossval").items() if v is not None}
         with _client(args) as client:
             result = train_ensemble(args.features, args.heatflow, args.out, search=args.search, client=client,
-                                    variables=names(args.variables), **options)
+                                    variables=names(args.variables), regional_km=args.regional_km,
+                                    **options)
         _emit(result, args.json, result.get("markdown") or json.dumps(result["table"], indent=1))
         return EXIT_OK
     if args.ghf_command == "density":
@@ -335,7 +345,8 @@ def _run_ghf(args) -> int:
         options = {k: v for k, v in _options(args, "density").items() if v is not None}
         with _client(args) as client:
             result = run_density(args.features, args.heatflow, args.out, search=args.search, client=client,
-                                 variables=names(args.variables), **options)
+                                 variables=names(args.variables), regional_km=args.regional_km,
+                                    **options)
         roi = result["roi"]
         human = [f"ROI: {roi['radius_km']:g} km around {roi['centre_lat']:.2f}°N {roi['centre_lon']:.2f}°E, {roi['n_cells']} cells"]
         human += [f"{r['fraction']:>4.0%} {r['method']:<8} R² {r['r2_mean']:.3f} ± {r['r2_sd']:.3f}  "

@@ -14,7 +14,7 @@ import pytest
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.ghf import crossval as cv
 from seisgrid.ghf.bnn import FittedBNN, Hyperparameters
-from seisgrid.ghf.dataset import TrainingSet, load_training_set
+from seisgrid.ghf.dataset import TrainingSet, load_training_set, prediction_table
 from seisgrid.ghf.grid import empty_dataset
 
 TINY = Hyperparameters(hidden_layers=1, neurons=8, batch_size=32, learning_rate=0.01, max_epochs=15, patience=5)
@@ -238,6 +238,21 @@ def test_train_ensemble_writes_table_models_and_reloads(tmp_path):
 
     with pytest.raises(SeisgridError, match="no ensemble there"):
         cv.load_ensemble(str(tmp_path / "nothing"))
+
+
+def test_train_ensemble_with_regional_means_predicts_from_the_base_features(tmp_path):
+    feats, hf = _grids()
+    out = tmp_path / "ens"
+    report = cv.train_ensemble(feats, hf, str(out), params=TINY.to_dict(), k=2, block_degrees=30.0,
+                               variables=["a", "b"], regional_km="1500", mc_samples=3, threads=1,
+                               gbt_max_iter=20, progress=False)
+    assert report["features"] == ["a", "b", "a_regional1500km", "b_regional1500km"]
+    models, manifest = cv.load_ensemble(str(out))
+    table, lat, _ = prediction_table(feats, manifest["features"], lat_max=-60.0)
+    assert list(table.columns) == manifest["features"]
+    assert len(table) == int((feats.lat < -60).sum()) * feats.sizes["lon"]
+    pred = cv.ensemble_predict(models, table.to_numpy(np.float32), samples=3)
+    assert np.all(np.isfinite(pred["mean"]))
 
 
 def test_load_training_set_warns_once_about_cells_lacking_a_feature(caplog):

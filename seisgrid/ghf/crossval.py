@@ -653,8 +653,8 @@ def _load_model(url: str):
 
 
 def train_ensemble(features_store, heatflow_store, out, *, params=None, search=None, k: int | None = None,
-                   block_degrees: float | None = None, client=None, variables=None, seed: int | None = None,
-                   mc_samples: int | None = None, validation_fraction: float | None = None,
+                   block_degrees: float | None = None, client=None, variables=None, regional_km=None,
+                   seed: int | None = None, mc_samples: int | None = None, validation_fraction: float | None = None,
                    ensemble_folds: str | None = None, max_epochs: int | None = None,
                    gbt_max_iter: int | None = None, gbt_learning_rate: float | None = None,
                    gbt_max_leaf_nodes: int | None = None, gbt_min_samples_leaf: int | None = None,
@@ -680,6 +680,8 @@ def train_ensemble(features_store, heatflow_store, out, *, params=None, search=N
         Fold networks as Dask tasks.
     variables : list of str, optional
         Features; default the VIF selection.
+    regional_km : list of float or str, optional
+        Radii of regional means, as in :func:`seisgrid.ghf.dataset.load_training_set`.
     gbt_max_iter, gbt_learning_rate, gbt_max_leaf_nodes, gbt_min_samples_leaf, gbt_l2_regularization
         Gradient-boosted-trees baseline settings (``crossval.gbt_*``).
     fit_model, threads, progress
@@ -707,7 +709,7 @@ def train_ensemble(features_store, heatflow_store, out, *, params=None, search=N
         params = _hyperparameters(params, max_epochs)
     gbt = gbt_settings(max_iter=gbt_max_iter, learning_rate=gbt_learning_rate, max_leaf_nodes=gbt_max_leaf_nodes,
                        min_samples_leaf=gbt_min_samples_leaf, l2_regularization=gbt_l2_regularization)
-    data = load_training_set(features_store, heatflow_store, variables)
+    data = load_training_set(features_store, heatflow_store, variables, regional_km)
     runs = {}
     for scheme in SCHEMES:
         runs[scheme] = cross_validate(data, params, folds=scheme, k=k, block_degrees=block_degrees, client=client,

@@ -2,7 +2,8 @@
 
 Both come from the Zarr grids of ``seisgrid ghf features`` and ``seisgrid ghf heatflow``. The features
 default to the VIF selection (:func:`seisgrid.ghf.collinearity.select_features` over the training cells),
-so the model sees what the study's model saw: the candidates that survive VIF ≤ 8.
+so the model sees what the study's model saw: the candidates that survive VIF ≤ 8. Optionally regional
+means of the selected features are appended (:mod:`seisgrid.ghf.regional`, ``seisgrid.ghf.regional_km``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from seisgrid import config
 from seisgrid.errors import SeisgridError
 from seisgrid.ghf.collinearity import (
     HEATFLOW_VARIABLE,
@@ -22,6 +24,7 @@ from seisgrid.ghf.collinearity import (
     training_table,
 )
 from seisgrid.ghf.grid import open_grid
+from seisgrid.ghf.regional import add_regional_means, radii, regional_columns
 
 logger = logging.getLogger("seisgrid")
 
@@ -77,7 +80,7 @@ def select_variables(features, heatflow, variables=None) -> list:
     return list(select_features(table)["final"])
 
 
-def load_training_set(features_store, heatflow_store, variables=None) -> TrainingSet:
+def load_training_set(features_store, heatflow_store, variables=None, regional_km=None) -> TrainingSet:
     """Training cells of a feature grid and a heat-flow grid (stores or open Datasets on one grid).
 
     Parameters
@@ -85,7 +88,11 @@ def load_training_set(features_store, heatflow_store, variables=None) -> Trainin
     features_store, heatflow_store : str or xarray.Dataset
         ``seisgrid ghf features`` / ``heatflow`` outputs (local paths or URLs), or the Datasets.
     variables : list of str, optional
-        Features to use; default: the VIF selection (``seisgrid.vif.threshold``).
+        Features to use; default: the VIF selection (``seisgrid.vif.threshold``). Regional-mean names
+        (``{feature}_regional{R}km``) are computed from their base feature.
+    regional_km : list of float or str, optional
+        Radii (km) of regional means appended for every numeric feature (:mod:`seisgrid.ghf.regional`);
+        default ``seisgrid.ghf.regional_km`` (none).
 
     Returns
     -------
@@ -94,6 +101,9 @@ def load_training_set(features_store, heatflow_store, variables=None) -> Trainin
     features = open_grid(features_store, "feature grid") if isinstance(features_store, str) else features_store
     heatflow = open_grid(heatflow_store, "heat-flow grid") if isinstance(heatflow_store, str) else heatflow_store
     names = select_variables(features, heatflow, variables)
+    scales = radii(config.get("ghf.regional_km", None) if regional_km is None else regional_km)
+    names += [n for n in regional_columns(features, names, scales) if n not in names]
+    features = add_regional_means(features, names)
     # The VIF selection (no ``variables``) has already warned about cells lacking a candidate feature.
     table = training_table(features, heatflow, names, quiet=not variables)
     if len(table) < 10:
@@ -119,7 +129,8 @@ def prediction_table(features_store, variables, lat_max: float = -60.0, min_land
     features_store : str or xarray.Dataset
         The feature grid.
     variables : list of str
-        Features, in the model's order.
+        Features, in the model's order (regional means, ``{feature}_regional{R}km``, are computed from
+        their base feature over the whole grid).
     lat_max : float
         Northern limit, degrees (−60: the study's Antarctic domain).
     min_land_fraction : float
@@ -133,6 +144,7 @@ def prediction_table(features_store, variables, lat_max: float = -60.0, min_land
         Cell centres, degrees.
     """
     features = open_grid(features_store, "feature grid") if isinstance(features_store, str) else features_store
+    features = add_regional_means(features, variables)  # on the whole grid: discs reach across lat_max
     region = features.sel(lat=slice(None, lat_max))
     keep = np.ones((region.sizes["lat"], region.sizes["lon"]), bool)
     if "land_fraction" in region:

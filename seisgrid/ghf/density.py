@@ -284,8 +284,8 @@ def plot_density(result: dict, path, dpi: int | None = None) -> str:
 
 
 def run_density(features_store, heatflow_store, out, *, params=None, search=None, client=None, variables=None,
-                radius_km: float | None = None, box=None, step_deg: float | None = None, fractions=None,
-                repeats: int | None = None, seed: int | None = None, mc_samples: int | None = None,
+                regional_km=None, radius_km: float | None = None, box=None, step_deg: float | None = None,
+                fractions=None, repeats: int | None = None, seed: int | None = None, mc_samples: int | None = None,
                 validation_fraction: float | None = None, max_epochs: int | None = None, fit_model=None,
                 threads=None, progress: bool = True) -> dict:
     """The training-density experiment on two grid stores (``seisgrid ghf density``).
@@ -302,6 +302,8 @@ def run_density(features_store, heatflow_store, out, *, params=None, search=None
         ``search.json`` of ``seisgrid ghf search``.
     client, variables
         Dask client (one task per run); features (default the VIF selection).
+    regional_km : list of float or str, optional
+        Radii of regional means, as in :func:`seisgrid.ghf.dataset.load_training_set`.
     radius_km, box, step_deg, fractions, repeats, seed, mc_samples, validation_fraction, max_epochs
         As in :func:`density_experiment` (``density.*`` settings).
     fit_model, threads, progress
@@ -317,7 +319,7 @@ def run_density(features_store, heatflow_store, out, *, params=None, search=None
 
     if params is None and search is not None:
         params = cv.params_from_search(search)
-    data = load_training_set(features_store, heatflow_store, variables)
+    data = load_training_set(features_store, heatflow_store, variables, regional_km)
     result = density_experiment(data, params, fractions=fractions, repeats=repeats, radius_km=radius_km, box=box,
                                 step_deg=step_deg, client=client, seed=seed, samples=mc_samples,
                                 validation_fraction=validation_fraction, max_epochs=max_epochs,

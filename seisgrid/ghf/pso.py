@@ -614,8 +614,8 @@ def ghf_problem(data, *, val_fraction: float = 0.2, seed: int = 0, max_epochs: i
 
 
 def search(features_store, heatflow_store, out, *, configurations=None, iterations=None, particles=None,
-           client=None, val_fraction=None, seed=None, variables=None, max_epochs=None, w_start=None, w_end=None,
-           progress=True) -> dict:
+           client=None, val_fraction=None, seed=None, variables=None, regional_km=None, max_epochs=None,
+           w_start=None, w_end=None, progress=True) -> dict:
     """PSO search of the network's hyperparameters (``seisgrid ghf search``), the study's four swarms.
 
     Every particle is scored by the validation RMSE of a network trained with its hyperparameters
@@ -646,6 +646,8 @@ def search(features_store, heatflow_store, out, *, configurations=None, iteratio
         Seed of the split, the swarms and the networks' initialisation; default ``seisgrid.pso.seed``.
     variables : list of str, optional
         Features; default the VIF selection.
+    regional_km : list of float or str, optional
+        Radii of regional means, as in :func:`seisgrid.ghf.dataset.load_training_set`.
     max_epochs : int, optional
         Cap on each particle's training epochs; default ``seisgrid.pso.max_epochs`` (null there: the
         network's default).
@@ -676,7 +678,7 @@ def search(features_store, heatflow_store, out, *, configurations=None, iteratio
     w_start = float(config.get("pso.w_start", 0.9, override=w_start))
     w_end = float(config.get("pso.w_end", 0.4, override=w_end))
 
-    data = load_training_set(features_store, heatflow_store, variables)
+    data = load_training_set(features_store, heatflow_store, variables, regional_km)
     problem = ghf_problem(data, val_fraction=val_fraction, seed=seed, max_epochs=max_epochs)
     client = resolve_client(client)
     args = problem["args"]
