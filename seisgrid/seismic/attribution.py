@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -386,16 +385,14 @@ def to_markdown(table) -> str:
 
 def plot(table, path, title: str | None = None) -> str:
     """Bar chart of importance per band (earthquake vs noise windows, bootstrap CI as error bars) → PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from seisgrid.figures import new_figure, save_png
 
     bands = list(dict.fromkeys(table["band"]))
     groups = list(dict.fromkeys(table["group"]))
     colours = {"earthquake": "#c0392b", "noise": "#2c7fb8", "all": "#555555"}
     width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    fig = new_figure((7.5, 4.2))
+    ax = fig.subplots()
     xs = np.arange(len(bands))
     for k, g in enumerate(groups):
         sub = table[table["group"] == g].set_index("band").loc[bands]
@@ -414,12 +411,7 @@ def plot(table, path, title: str | None = None) -> str:
     ax.set_title(title or f"Band importance ({method}, baseline {table.attrs.get('baseline', '?')})")
     ax.legend(frameon=False)
     fig.tight_layout()
-    fs, fpath = storage.filesystem(str(path))
-    fs.makedirs(str(pathlib.PurePosixPath(fpath).parent), exist_ok=True)
-    with fs.open(fpath, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
-    return str(path)
+    return save_png(fig, path, dpi=120)
 
 
 def _json_safe(v):

@@ -136,22 +136,15 @@ def results_table(methods: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_pr_curves(curves: dict, path, operating_points: dict | None = None) -> str:
     """PNG of precision-recall curves: ``curves`` maps a method name to ``(labels, scores)``.
 
     ``operating_points`` (optional) maps names to ``(recall, precision)`` of the chosen threshold.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    from seisgrid.figures import new_figure, save_png
+
+    fig = new_figure((5, 4.5))
+    ax = fig.subplots()
     for name, (labels, s) in curves.items():
         c = pr_curve(labels, s)
         if not c["precision"]:
@@ -168,9 +161,7 @@ def plot_pr_curves(curves: dict, path, operating_points: dict | None = None) -> 
     ax.legend(loc="lower left")
     ax.set_title("Precision-recall on the test windows")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return str(path)
+    return save_png(fig, path, dpi=120)
 
 
 def plot_spectrogram_panel(images, labels, path, n: int = 3, component: int = 0, extent=None,
@@ -180,11 +171,13 @@ def plot_spectrogram_panel(images, labels, path, n: int = 3, component: int = 0,
     ``images`` is (window, component, freq, time) with frequency rows increasing upwards;
     ``extent`` = (t0, t1, f0, f1) labels the axes in s and Hz when known.
     """
-    plt = _pyplot()
+    from seisgrid.figures import new_figure, save_png
+
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels).astype(int)
     rows = [np.flatnonzero(labels == 1)[:n], np.flatnonzero(labels == 0)[:n]]
-    fig, axes = plt.subplots(2, n, figsize=(3 * n, 6), dpi=100, squeeze=False)
+    fig = new_figure((3 * n, 6))
+    axes = fig.subplots(2, n, squeeze=False)
     for r, (idx, name) in enumerate(zip(rows, ("earthquake", "noise"))):
         for k in range(n):
             ax = axes[r][k]
@@ -200,6 +193,4 @@ def plot_spectrogram_panel(images, labels, path, n: int = 3, component: int = 0,
                 ax.set_xticks([])
                 ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return str(path)
+    return save_png(fig, path, dpi=100)

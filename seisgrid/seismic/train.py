@@ -30,7 +30,6 @@ Recipe (defaults in ``seisgrid.train`` of ``seisgrid.yaml``):
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import math
 import sys
@@ -41,7 +40,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from seisgrid import config, storage
+from seisgrid import config
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic import metrics, models
 from seisgrid.seismic.labelled import open_dataset
@@ -418,13 +417,11 @@ def _window_seconds(ds) -> float | None:
 
 def plot_history(history: list[dict], path: str, best_epoch: int | None = None, title: str = "") -> str:
     """PNG of the per-epoch train/val loss (left) and val precision/recall/F1 (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from seisgrid.figures import new_figure, save_png
 
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
+    fig = new_figure((9, 3.6))
+    a1, a2 = fig.subplots(1, 2)
     a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
     if any("val_loss" in h for h in history):
         a1.plot(ep, [h.get("val_loss") for h in history], "o-", label="val")
@@ -447,13 +444,7 @@ def plot_history(history: list[dict], path: str, best_epoch: int | None = None, 
     if title:
         fig.suptitle(title + (f" — best epoch {best_epoch}" if best_epoch else ""), fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    fs, fpath = storage.filesystem(str(path))
-    with fs.open(fpath, "wb") as f:
-        f.write(buf.getvalue())
-    return str(path)
+    return save_png(fig, path, dpi=110)
 
 
 # ------------------------------------------------------------------------------------------------ dask
