@@ -212,38 +212,34 @@ def _add_ghf_model_parsers(steps) -> None:
     """``seisgrid ghf search / train / density / map / compare``: the model half of the heat-flow study."""
     grids = ("features", "feature grid store (seisgrid ghf features)"), ("heatflow", "heat-flow grid store (seisgrid ghf heatflow)")
 
-    p = steps.add_parser("search", help="particle swarm over the network's 8 hyperparameters, particles as Dask futures")
-    for name, help_text in grids:
-        p.add_argument(name, help=help_text)
-    p.add_argument("--out", required=True, help="folder for search.json, convergence.png and the swarm checkpoints (resumable)")
-    p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
-    p.add_argument("--regional-km", default=None,
-                   help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
-                        "(default: seisgrid.ghf.regional_km, none)")
+    def table_command(name, help_text, out_help, search_help=None):
+        """A command reading the two grids into the model's table: grids, --out, [--search], the features."""
+        p = steps.add_parser(name, help=help_text)
+        for grid, grid_help in grids:
+            p.add_argument(grid, help=grid_help)
+        p.add_argument("--out", required=True, help=out_help)
+        if search_help:
+            p.add_argument("--search", default=None, help=search_help)
+        p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
+        p.add_argument("--regional-km", default=None,
+                       help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
+                            "(default: seisgrid.ghf.regional_km, none)")
+        return p
+
+    p = table_command("search", "particle swarm over the network's 8 hyperparameters, particles as Dask futures",
+                      "folder for search.json, convergence.png and the swarm checkpoints (resumable)")
     _add_config_options(p, "pso", types={"particles": int, "max_epochs": int})
     _common(p)
 
-    p = steps.add_parser("train", help="5-fold CV (random and spatial blocks) of the network with baselines; the ensemble")
-    for name, help_text in grids:
-        p.add_argument(name, help=help_text)
-    p.add_argument("--out", required=True, help="folder for the ensemble (model_*.pt, ensemble.json) and crossval.json/.md")
-    p.add_argument("--search", default=None, help="search.json of seisgrid ghf search: train its best hyperparameters")
-    p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
-    p.add_argument("--regional-km", default=None,
-                   help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
-                        "(default: seisgrid.ghf.regional_km, none)")
+    p = table_command("train", "5-fold CV (random and spatial blocks) of the network with baselines; the ensemble",
+                      "folder for the ensemble (model_*.pt, ensemble.json) and crossval.json/.md",
+                      "search.json of seisgrid ghf search: train its best hyperparameters")
     _add_config_options(p, "crossval", types={"max_epochs": int})
     _common(p)
 
-    p = steps.add_parser("density", help="the training-density experiment in the best-sampled 1300 km circle (DNN vs linear)")
-    for name, help_text in grids:
-        p.add_argument(name, help=help_text)
-    p.add_argument("--out", required=True, help="folder for density.json and density.png")
-    p.add_argument("--search", default=None, help="search.json of seisgrid ghf search: use its best hyperparameters")
-    p.add_argument("--variables", default=None, help="comma-separated features (default: the VIF selection)")
-    p.add_argument("--regional-km", default=None,
-                   help="comma-separated radii (km) of regional means added for every feature, e.g. 150,300,600 "
-                        "(default: seisgrid.ghf.regional_km, none)")
+    p = table_command("density", "the training-density experiment in the best-sampled 1300 km circle (DNN vs linear)",
+                      "folder for density.json and density.png",
+                      "search.json of seisgrid ghf search: use its best hyperparameters")
     _add_config_options(p, "density", types={"max_epochs": int})
     _common(p)
 

@@ -1,5 +1,5 @@
 """``seisgrid ghf ...`` from the command line on the real data: heatflow → features (coarse grid) → vif → maps,
-and the pipeline step names; errors name the missing input."""
+and the pipeline step names; errors name the missing input; ``ghf train --regional-km`` on a synthetic grid."""
 
 import json
 
@@ -67,3 +67,26 @@ def test_pipeline_files_name_real_step_arguments():
             if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
                 continue  # the step takes its settings as **options
             assert set(args) <= set(parameters), f"{path.name}: {name} has no argument(s) {set(args) - set(parameters)}"
+
+
+def test_ghf_train_with_regional_means_from_the_command_line(tmp_path, capsys):
+    import numpy as np
+
+    from seisgrid.ghf.grid import empty_dataset
+
+    rng = np.random.default_rng(0)
+    feats, hf = empty_dataset(4.0), empty_dataset(4.0)
+    shape = (feats.sizes["lat"], feats.sizes["lon"])
+    feats["a"] = (("lat", "lon"), rng.normal(size=shape).astype(np.float32))
+    feats["b"] = (("lat", "lon"), rng.normal(size=shape).astype(np.float32))
+    chosen = rng.random(shape) < 0.25
+    hf["heatflow"] = (("lat", "lon"), np.where(chosen, 60 + 10 * feats["a"].values, np.nan).astype(np.float32))
+    feats.to_zarr(tmp_path / "f.zarr")
+    hf.to_zarr(tmp_path / "h.zarr")
+    common = ["ghf", "train", str(tmp_path / "f.zarr"), str(tmp_path / "h.zarr"), "--variables", "a,b",
+              "--cluster", "none", "--k", "2", "--max-epochs", "2", "--mc-samples", "2", "--gbt-max-iter", "5"]
+    assert main([*common, "--out", str(tmp_path / "e"), "--regional-km", "900", "--json"]) == 0
+    assert _last_json(capsys)["features"] == ["a", "b", "a_regional900km", "b_regional900km"]
+
+    assert main([*common, "--out", str(tmp_path / "bad"), "--regional-km", "900,far"]) != 0
+    assert "'far'" in capsys.readouterr().err
