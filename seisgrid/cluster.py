@@ -189,24 +189,3 @@ def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task
         if own_bar:
             bar.close()
     return results
-    client = resolve_client(client)
-    bar = tqdm(total=len(items), desc=desc, unit=unit, file=sys.stderr, disable=not progress)
-    try:
-        if client is None:
-            for i, item in enumerate(items):
-                results[i] = fn(item, *args)
-                bar.update()
-        else:
-            from distributed import as_completed
-
-            futures = client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
-            position = {f.key: i for i, f in enumerate(futures)}
-            try:
-                for future in as_completed(futures):
-                    results[position[future.key]] = future.result()
-                    bar.update()
-            finally:
-                client.cancel([f for f in futures if not f.done()])
-    finally:
-        bar.close()
-    return results
