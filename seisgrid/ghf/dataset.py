@@ -24,7 +24,7 @@ from seisgrid.ghf.collinearity import (
     training_table,
 )
 from seisgrid.ghf.grid import open_grid
-from seisgrid.ghf.regional import add_regional_means, radii, regional_columns
+from seisgrid.ghf.regional import add_regional_means, parse_regional_name, radii, regional_name
 
 logger = logging.getLogger("seisgrid")
 
@@ -101,8 +101,11 @@ def load_training_set(features_store, heatflow_store, variables=None, regional_k
     features = open_grid(features_store, "feature grid") if isinstance(features_store, str) else features_store
     heatflow = open_grid(heatflow_store, "heat-flow grid") if isinstance(heatflow_store, str) else heatflow_store
     names = select_variables(features, heatflow, variables)
-    scales = radii(config.get("ghf.regional_km", None) if regional_km is None else regional_km)
-    names += [n for n in regional_columns(features, names, scales) if n not in names]
+    scales = radii(config.get("ghf.regional_km", [], override=regional_km))
+    numeric = [n for n in names if n in features and parse_regional_name(n) is None]
+    numeric = [n for n in numeric if n not in _categorical(features, numeric)]
+    wanted = [regional_name(n, km) for km in scales for n in numeric]
+    names += [n for n in wanted if n not in names]
     features = add_regional_means(features, names)
     # The VIF selection (no ``variables``) has already warned about cells lacking a candidate feature.
     table = training_table(features, heatflow, names, quiet=not variables)

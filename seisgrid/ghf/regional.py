@@ -161,13 +161,4 @@ def add_regional_means(features: xr.Dataset, names) -> xr.Dataset:
     return features.assign(added) if added else features
 
 
-def regional_columns(features: xr.Dataset, names, radii_km) -> list[str]:
-    """Regional-mean column names for every numeric (not categorical, not regional) feature of ``names`` in
-    ``features``, for every radius in ``radii_km``."""
-    numeric = [n for n in names if n in features and parse_regional_name(n) is None
-               and "flag_values" not in features[n].attrs]
-    return [regional_name(n, km) for km in radii_km for n in numeric]
-
-
-__all__ = ["add_regional_means", "parse_regional_name", "radii", "regional_columns", "regional_mean",
-           "regional_name"]
+__all__ = ["add_regional_means", "parse_regional_name", "radii", "regional_mean", "regional_name"]
