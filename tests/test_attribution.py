@@ -17,7 +17,7 @@ xr = pytest.importorskip("xarray")
 from seisgrid import storage
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import attribution, models
-from seisgrid.seismic.labelled import open_dataset
+from seisgrid.seismic.windowstore import open_dataset
 
 SIZE = 224
 FREQS = 1.0 + np.arange(SIZE) * 44.0 / (SIZE - 1)  # the spectrogram rows: 1–45 Hz, linear

@@ -10,9 +10,10 @@ import pytest
 import xarray as xr
 from helpers import data_path, requires_data
 
-from seisgrid.seismic import labelled
+from seisgrid.errors import ConfigError
 from seisgrid.seismic.labelled import (
     Record,
+    WindowsError,
     assign_region_splits,
     assign_splits,
     build_windows,
@@ -23,12 +24,13 @@ from seisgrid.seismic.labelled import (
     read_stead,
     resample,
 )
+from seisgrid.seismic.labelled.build import _options
 
 FS = 100.0
 
 
 def _opts(**kw):
-    return labelled._options(None, kw)
+    return _options(None, kw)
 
 
 def _signal(n, rate, p_sample, seed, amp=1000.0):
@@ -112,7 +114,7 @@ def test_detect_format(stead_folder, phasenet_folder, seisbench_folder, tmp_path
     assert detect_format(str(phasenet_folder)) == "phasenet"
     assert detect_format(str(seisbench_folder)) == "seisbench"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(labelled.WindowsError, match="unknown format"):
+    with pytest.raises(WindowsError, match="unknown format"):
         detect_format(str(tmp_path / "empty"))
 
 
@@ -327,7 +329,7 @@ def test_build_windows_on_dask(phasenet_folder, tmp_path, dask_client):
 
 
 def test_unknown_option(tmp_path, phasenet_folder):
-    with pytest.raises(labelled.ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match="unknown option"):
         build_windows([str(phasenet_folder)], str(tmp_path / "x.zarr"), window_length=3)
 
 
@@ -386,7 +388,7 @@ def test_store_windows_have_p_where_catalog_says(synthetic_store, tmp_path):
 
 def test_store_needs_catalog(synthetic_store, tmp_path):
     _, store = synthetic_store
-    with pytest.raises(labelled.WindowsError, match="needs a catalog"):
+    with pytest.raises(WindowsError, match="needs a catalog"):
         build_windows([str(store)], str(tmp_path / "x.zarr"), progress=False)
 
 

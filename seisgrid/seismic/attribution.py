@@ -45,7 +45,7 @@ import numpy as np
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
-from seisgrid.seismic.labelled import open_dataset
+from seisgrid.seismic.windowstore import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -496,7 +496,7 @@ def _gpu_resources(client) -> dict:
 def explain(model_path, spectrograms_url, out_dir=None, *, split: str | None = None, subset: str | None = None,
             max_windows: int | None = None, device=None, client=None, bands=None, method: str | None = None,
             baseline: str | None = None, batch_size: int | None = None, ig_steps: int | None = None,
-            bootstrap: int | None = None, seed: int | None = None) -> dict:
+            bootstrap: int | None = None, ci: float | None = None, seed: int | None = None) -> dict:
     """Per-band importance of a trained model over the windows of a spectrogram store → table + PNG.
 
     Parameters
@@ -519,7 +519,7 @@ def explain(model_path, spectrograms_url, out_dir=None, *, split: str | None = N
     client : distributed.Client or LazyClient, optional
         When given, the computation runs as one task on a worker (holding ``resources={"GPU": 1}``
         when the cluster advertises GPUs); otherwise in this process.
-    bands, method, baseline, batch_size, ig_steps, bootstrap, seed : optional
+    bands, method, baseline, batch_size, ig_steps, bootstrap, ci, seed : optional
         See :func:`band_importance` (defaults from ``seisgrid.explain``).
 
     Returns
@@ -535,7 +535,7 @@ def explain(model_path, spectrograms_url, out_dir=None, *, split: str | None = N
     max_windows = _setting("max_windows", max_windows)
     max_windows = int(max_windows) if max_windows else None
     options = {"bands": bands, "method": method, "baseline": baseline, "batch_size": batch_size,
-               "ig_steps": ig_steps, "bootstrap": bootstrap, "seed": seed}
+               "ig_steps": ig_steps, "bootstrap": bootstrap, "ci": ci, "seed": seed}
     if client is not None:
         from seisgrid.cluster import resolve_client
 

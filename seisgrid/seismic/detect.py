@@ -293,7 +293,7 @@ def _segments_in(archive, cid, lo_ns, hi_ns) -> list:
 
 def _read_component(archive, cid, lo_ns, hi_ns, rate: float) -> np.ndarray:
     """Samples of ``cid`` on the grid ``lo_ns + k / rate`` for ``[lo_ns, hi_ns)``: float32, NaN in gaps."""
-    from seisgrid.seismic.labelled import resample
+    from seisgrid.seismic.labelled.windowing import resample
 
     n = round((hi_ns - lo_ns) * rate / NS)
     out = np.full(n, np.nan, dtype=np.float32)
@@ -556,7 +556,45 @@ def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict
     return kind, cfg
 
 
-def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=None, stride_seconds=None,
+def detect_stalta(store_url, out_catalog, *, start=None, end=None, client=None, storage_options=None) -> dict:
+    """The STA/LTA + coincidence baseline over a whole archive, written as a catalog like :func:`detect`'s.
+
+    Recursive STA/LTA per station-day and ObsPy's ``coincidence_trigger`` across stations
+    (:func:`seisgrid.seismic.stalta.detect_archive`, settings ``seisgrid.stalta.archive_*``); every
+    network trigger becomes an unlocated event (:func:`seisgrid.seismic.catalog.from_stalta`).
+
+    Parameters
+    ----------
+    store_url : str
+        Ingested waveform store, path or URL.
+    out_catalog : str
+        Catalog path: ``STEM.xml`` (QuakeML), ``STEM.csv`` and ``STEM.json`` are written.
+    start, end : str, optional
+        Triggers starting in ``[start, end)`` (default: the whole store).
+    client : distributed.Client or LazyClient, optional
+        Cluster for the station-day tasks; None: in this process.
+    storage_options : dict, optional
+        fsspec options of the store (default: from the configuration).
+
+    Returns
+    -------
+    dict
+        ``method`` ("stalta"), ``n_events``, ``catalog`` (paths), ``station_days`` and the trigger run's
+        counts (``tasks``, ...).
+    """
+    from seisgrid.seismic.catalog import from_stalta, write_catalog
+    from seisgrid.seismic.stalta import detect_archive
+
+    triggers, info = detect_archive(store_url, start, end, client=client, storage_options=storage_options,
+                                    return_info=True)
+    events = from_stalta(triggers)
+    # one channel per station and component letter (seisgrid.stalta.components, Z): tasks = station-days
+    info["station_days"] = info["tasks"]
+    paths = write_catalog(events, out_catalog, summary={"method": "stalta", **info}, method="stalta")
+    return {"method": "stalta", "n_events": len(events), "catalog": paths, **info}
+
+
+def detect(store_url, model_path=None, out_catalog=None, *, stations=None, window_seconds=None, stride_seconds=None,
            batch_size=None, threshold=None, min_windows=None, pick_method=None, pick_offset_seconds=None,
            device=None, client=None, progress: bool = True, probabilities_url=None, start=None, end=None,
            min_stations=None, velocity_kms=None, tolerance_seconds=None, max_travel_seconds=None,
@@ -570,7 +608,7 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     store_url : str
         Ingested waveform store (``seisgrid ingest``), path or ``s3://`` URL.
     model_path : str
-        Checkpoint written by ``save_checkpoint`` (weights + ``.json`` config), or a Random Forest
+        Not used with ``method="stalta"``. Checkpoint written by ``save_checkpoint`` (weights + ``.json`` config), or a Random Forest
         saved by ``seisgrid evaluate --out DIR`` (``DIR/forest.joblib`` + ``.json``; joblib is pickle:
         only files you made or trust).
     out_catalog : str
@@ -605,8 +643,9 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
         windows of a station-day evaluated before (same fingerprint) are not computed again.
     min_stations, velocity_kms, tolerance_seconds, max_travel_seconds : optional
         Association (:func:`seisgrid.seismic.associate.associate`).
-    method : {"model", "forest"}, optional
+    method : {"model", "forest", "stalta"}, optional
         What ``model_path`` is (default: recognised from its ``.json``); a mismatch is refused.
+        ``"stalta"``: the STA/LTA baseline (:func:`detect_stalta`; no model, only ``start``/``end``).
     **options
         ``refine_freqmin``, ``refine_freqmax``, ``refine_sta``, ``refine_lta``, ``refine_thr``, and the
         location options ``p_velocity_kms``, ``depth_km``, ``grid_radius_km``, ``grid_step_km``.
@@ -626,6 +665,25 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     from seisgrid.seismic.ingest import read_attrs_under
     from seisgrid.seismic.store import Archive
 
+    if method == "stalta":
+        model_only = {"model_path": model_path, "stations": stations, "window_seconds": window_seconds,
+                      "stride_seconds": stride_seconds, "batch_size": batch_size, "threshold": threshold,
+                      "min_windows": min_windows, "pick_method": pick_method,
+                      "pick_offset_seconds": pick_offset_seconds, "device": device,
+                      "probabilities_url": probabilities_url, "min_stations": min_stations,
+                      "velocity_kms": velocity_kms, "tolerance_seconds": tolerance_seconds,
+                      "max_travel_seconds": max_travel_seconds, **options}
+        given = sorted(k for k, v in model_only.items() if v is not None)
+        if given:
+            raise ConfigError(f"detect --method stalta: {given} apply to the model and forest only; the STA/LTA "
+                              "baseline takes its settings from seisgrid.stalta.archive_*")
+        if not out_catalog:
+            raise ConfigError("detect: out_catalog (--out) is required")
+        return detect_stalta(store_url, out_catalog, start=start, end=end, client=client)
+    if not model_path or not out_catalog:
+        raise ConfigError(f"detect --method {method or 'model'}: needs model_path (--model: a checkpoint of "
+                          "seisgrid train, or DIR/forest.joblib of seisgrid evaluate --out DIR for --method forest) "
+                          "and out_catalog (--out)")
     t0 = time.perf_counter()
     refine_keys = ("refine_freqmin", "refine_freqmax", "refine_sta", "refine_lta", "refine_thr")
     locate_keys = ("p_velocity_kms", "depth_km", "grid_radius_km", "grid_step_km")
@@ -633,8 +691,7 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
     if unknown:
         raise ConfigError(f"detect: unknown options {unknown}")
     if method not in (None, *SCORERS):
-        raise ConfigError(f"detect: method {method!r}: expected one of {list(SCORERS)} (STA/LTA: "
-                          "seisgrid.seismic.stalta.detect_archive)")
+        raise ConfigError(f"detect: method {method!r}: expected one of {[*SCORERS, 'stalta']}")
     model_path = str(model_path)
     method, cfg = scorer_config(model_path, method)
     ms = model_settings(cfg)
@@ -757,5 +814,5 @@ def detect(store_url, model_path, out_catalog, *, stations=None, window_seconds=
                       for r in new]}
 
 
-__all__ = ["SCORERS", "ForestScorer", "ModelScorer", "detect", "detect_station_day", "model_settings",
+__all__ = ["SCORERS", "ForestScorer", "ModelScorer", "detect", "detect_stalta", "detect_station_day", "model_settings",
            "probabilities", "scorer_config", "window_range"]

@@ -26,7 +26,7 @@ from seisgrid.errors import SeisgridError
 from seisgrid.seismic import forest as forest_mod
 from seisgrid.seismic import metrics
 from seisgrid.seismic import stalta as stalta_mod
-from seisgrid.seismic.labelled import open_dataset
+from seisgrid.seismic.windowstore import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -187,7 +187,8 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
             curves[row["display_name"]] = (y_test, proba)
 
     for r in results:
-        points[r["display_name"]] = (r["recall"] or 0.0, r["precision"] or 0.0)
+        # precision is undefined (None) for a method that flags nothing: no operating point, not a dot at 0
+        points[r["display_name"]] = (r["recall"], r["precision"])
     table = metrics.results_table({r["display_name"]: r for r in results})
     figures = []
     if out_dir is not None:
@@ -288,14 +289,58 @@ def _resnet(path, ds, spectrograms_url, labels, test, timing, window_seconds, st
     return row, proba
 
 
+def _station_ids(ds, idx) -> list[str] | None:
+    """``NET.STA`` of the windows ``idx`` (None when the store has no ``station`` variable)."""
+    if "station" not in ds:
+        return None
+    sta = np.asarray(ds["station"].isel(window=idx).values, dtype=object).astype(str)
+    if "network" not in ds:
+        return list(sta)
+    net = np.asarray(ds["network"].isel(window=idx).values, dtype=object).astype(str)
+    return [f"{n}.{s}" if n else s for n, s in zip(net, sta)]
+
+
 def _panel(ds, spectrograms_url, path, rate) -> str:
+    """``spectrograms.png``: the first 3 earthquake and 3 noise windows, component Z, with their axes in s
+    and Hz, station, component and the colour scale's quantity (store images: the normalised log power of
+    :mod:`seisgrid.seismic.spectrogram`; else :func:`~seisgrid.seismic.forest.waveform_images`' log10 PSD)."""
+    import inspect
+
     labels = ds["label"].values
     idx = np.r_[np.flatnonzero(labels == 1)[:3], np.flatnonzero(labels == 0)[:3]]
+    window_seconds = float(ds.attrs.get("window_seconds", ds.sizes["sample"] / rate))
+    options = {"window_seconds": window_seconds}
     if spectrograms_url is not None:
-        images = open_windows(spectrograms_url)["image"].isel(window=idx).values
-        extent = None
+        sds = open_windows(spectrograms_url)
+        src = sds
+        images = sds["image"].isel(window=idx).values
+        n_f, n_t = images.shape[-2:]
+        if "time" in sds.coords and sds.sizes.get("time") == n_t:
+            options["times"] = sds["time"].values
+        if "freq" in sds.coords and sds.sizes.get("freq") == n_f:
+            options["freqs"] = sds["freq"].values
+        elif len(sds.attrs.get("band_hz") or ()) == 2:  # rows linear in frequency over the band
+            options["freqs"] = np.linspace(*(float(f) for f in sds.attrs["band_hz"]), n_f)
+        clip = sds.attrs.get("clip")
+        if clip is not None and "normalisation" in sds.attrs:  # a store of seisgrid.seismic.spectrogram
+            options["value_range"] = (-float(clip), float(clip))
+            options["colorbar_label"] = (f"normalised log power z, clipped to ±{float(clip):g}\n"
+                                         "z = (x − median) / (1.4826·MAD) per image,\n"
+                                         "x = log₁₀ PSD (counts²/Hz)")
+        else:
+            attrs = sds["image"].attrs
+            options["colorbar_label"] = attrs.get("units") or attrs.get("long_name") or "image value"
     else:
+        src = ds
         wave = ds["waveform"].isel(window=idx).values
         images = forest_mod.waveform_images(wave, rate)
-        extent = (0, wave.shape[-1] / rate, 0, rate / 2)
-    return metrics.plot_spectrogram_panel(images, labels[idx], path, n=3, extent=extent)
+        defaults = inspect.signature(forest_mod.waveform_images).parameters  # the STFT it computed
+        nperseg, noverlap = defaults["nperseg"].default, defaults["noverlap"].default
+        options["times"] = (nperseg / 2 + (nperseg - noverlap) * np.arange(images.shape[-1])) / rate
+        options["freqs"] = np.arange(images.shape[-2]) * rate / nperseg
+        options["colorbar_label"] = "log₁₀ PSD (counts²/Hz)"
+    if "component" in src.coords:
+        options["components"] = [str(c) for c in src["component"].values]
+    stations = _station_ids(src, idx) or _station_ids(ds, idx)
+    return metrics.plot_spectrogram_panel(images, labels[idx], path, n=3, stations=stations, window_ids=idx,
+                                          **options)

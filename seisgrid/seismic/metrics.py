@@ -13,13 +13,22 @@ Processing hours per year of data (:func:`hours_per_year`)
     each costing the measured core-seconds per window ``seconds × cores / windows``. On N cores the
     wall time is this figure ÷ N. It is the study's "processing, hours per year of data" stated per
     core, so figures measured on different machines and core counts are comparable.
+
+Figures: :func:`pr_curves_figure`, :func:`spectrogram_panel_figure` and :func:`history_figure` build a
+Matplotlib figure (Agg, no pyplot, see :mod:`seisgrid.figures`); :func:`plot_pr_curves`,
+:func:`plot_spectrogram_panel` and :func:`seisgrid.seismic.train.plot_history` write it as PNG.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 YEAR_SECONDS = 365.25 * 86_400
 
@@ -136,61 +145,341 @@ def results_table(methods: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pr_curves(curves: dict, path, operating_points: dict | None = None) -> str:
-    """PNG of precision-recall curves: ``curves`` maps a method name to ``(labels, scores)``.
+# ------------------------------------------------------------------------------------------ figures
+# Each figure has a builder that returns the Matplotlib Figure (for inspection and tests) and a
+# ``plot_*`` function that draws it and writes the PNG through seisgrid.figures.save_png.
 
-    ``operating_points`` (optional) maps names to ``(recall, precision)`` of the chosen threshold.
+OPERATING_POINT_LABEL = ("operating point: the method's tuned threshold\n"
+                         "(its precision and recall on the test windows)")
+AP_LEGEND_TITLE = "AP = average precision (area under the step curve)"
+BEST_EPOCH_LABEL = "best epoch {epoch} (weights kept)"
+
+
+def _finite_point(point) -> tuple[float, float] | None:
+    """``(recall, precision)`` as floats, or None when missing or not finite."""
+    if point is None:
+        return None
+    try:
+        r, p = (float(v) for v in point)
+    except (TypeError, ValueError):
+        return None
+    return (r, p) if math.isfinite(r) and math.isfinite(p) else None
+
+
+def pr_curves_figure(curves: Mapping[str, tuple], operating_points: Mapping[str, tuple] | None = None) -> Figure:
+    """Figure of precision-recall curves, one per method, with their operating points.
+
+    Parameters
+    ----------
+    curves : mapping of str to (labels, scores)
+        Method name → test labels (1 earthquake, 0 noise) and continuous scores (higher = more
+        earthquake-like). Methods whose labels hold a single class have no curve and are left out.
+    operating_points : mapping of str to (recall, precision), optional
+        Method name → recall and precision of the method's tuned threshold on the same windows; drawn
+        as a dot in the curve's colour and explained in the legend. Missing or non-finite points are
+        not drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes (recall on x, precision on y, both fractions 0–1) and a figure legend below it: one
+        entry per method with its average precision (and its operating point's values), plus one
+        entry explaining the operating-point dot.
     """
-    from seisgrid.figures import new_figure, save_png
+    from matplotlib.lines import Line2D
 
-    fig = new_figure((5, 4.5))
+    from seisgrid.figures import new_figure
+
+    points = dict(operating_points or {})
+    fig = new_figure((6.0, 6.6), layout="constrained")
     ax = fig.subplots()
+    handles, marked, counts = [], False, None
+    size = 11.0  # dots shrink method by method: coinciding operating points stay visible as rings
     for name, (labels, s) in curves.items():
+        if counts is None:
+            y = np.asarray(labels).astype(bool).ravel()
+            counts = (int(y.sum()), int(y.size - y.sum()))
         c = pr_curve(labels, s)
         if not c["precision"]:
             continue
-        line, = ax.step(c["recall"], c["precision"], where="post", label=f"{name} (AP {c['average_precision']:.2f})")
-        if operating_points and name in operating_points:
-            r, p = operating_points[name]
-            ax.plot([r], [p], "o", color=line.get_color())
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
+        text = f"{name}: AP {c['average_precision']:.2f}"
+        point = _finite_point(points.get(name))
+        if point is not None:
+            text += f"; operating point: precision {point[1]:.2f}, recall {point[0]:.2f}"
+        line, = ax.step(c["recall"], c["precision"], where="post", label=text)
+        if point is not None:
+            ax.plot([point[0]], [point[1]], "o", ms=size, mfc=line.get_color(), mec="k", mew=1.0, zorder=3,
+                    clip_on=False)
+            size, marked = max(size - 3.0, 5.0), True
+        handles.append(line)
+    if marked:
+        handles.append(Line2D([], [], ls="none", marker="o", ms=8, mfc="white", mec="k", mew=1.0,
+                              label=OPERATING_POINT_LABEL))
+    if not handles:
+        ax.text(0.5, 0.5, "no method has test windows of both classes", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
+    ax.set_xlabel("recall = TP / (TP + FN)\n(fraction of the test earthquake windows detected)")
+    ax.set_ylabel("precision = TP / (TP + FP)\n(fraction of the detections that are earthquakes)")
     ax.set_xlim(0, 1.01)
     ax.set_ylim(0, 1.01)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    ax.set_title("Precision-recall on the test windows")
-    fig.tight_layout()
-    return save_png(fig, path, dpi=120)
+    title = "Precision–recall on the test windows"
+    if counts is not None:
+        title += f"\n({counts[0]} earthquake and {counts[1]} noise windows)"
+    ax.set_title(title, fontsize=10)
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=1, fontsize=8, title=AP_LEGEND_TITLE,
+                   title_fontsize=8, frameon=False)
+    return fig
 
 
-def plot_spectrogram_panel(images, labels, path, n: int = 3, component: int = 0, extent=None,
-                           titles=None) -> str:
-    """PNG panel: ``n`` earthquake (top row) and ``n`` noise (bottom row) spectrograms of one component.
+def plot_pr_curves(curves: Mapping[str, tuple], path, operating_points: Mapping[str, tuple] | None = None) -> str:
+    """PNG of precision-recall curves (:func:`pr_curves_figure`) written to ``path``.
 
-    ``images`` is (window, component, freq, time) with frequency rows increasing upwards;
-    ``extent`` = (t0, t1, f0, f1) labels the axes in s and Hz when known.
+    Parameters
+    ----------
+    curves : mapping of str to (labels, scores)
+        Method name → test labels and continuous scores.
+    path : str or path-like
+        Local path or URL of the PNG.
+    operating_points : mapping of str to (recall, precision), optional
+        The tuned threshold's recall and precision per method.
+
+    Returns
+    -------
+    str
+        ``path``.
     """
-    from seisgrid.figures import new_figure, save_png
+    from seisgrid.figures import save_png
+
+    return save_png(pr_curves_figure(curves, operating_points), path, dpi=120)
+
+
+def _component_name(components, component: int, n_components: int) -> str:
+    if components is not None:
+        return str(list(components)[component])
+    if n_components == 3:  # the store convention (docs/windows-schema.md): component = Z, N, E
+        return "ZNE"[component]
+    return f"component {component % n_components}"
+
+
+def _pixel_edges(centres, n: int) -> tuple[float, float] | None:
+    """Outer edges of ``n`` pixels centred at evenly spaced ``centres`` (None when they do not match)."""
+    if centres is None:
+        return None
+    c = np.asarray(centres, np.float64).ravel()
+    if c.size != n or not np.all(np.isfinite(c)):
+        return None
+    half = (c[-1] - c[0]) / (2 * (n - 1)) if n > 1 else 0.5
+    return float(c[0] - half), float(c[-1] + half)
+
+
+def _value_range(shown) -> tuple[float, float]:
+    """Shared colour range of the shown images: 1st–99th percentile of their finite values."""
+    values = np.concatenate([np.ravel(v) for v in shown]) if shown else np.zeros(1)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
+    return (lo, hi) if hi > lo else (lo - 1.0, lo + 1.0)
+
+
+def spectrogram_panel_figure(images, labels, n: int = 3, component: int = 0, extent=None, titles=None, *,
+                             stations=None, components=None, times=None, freqs=None,
+                             window_seconds: float | None = None, colorbar_label: str | None = None,
+                             value_range: tuple[float, float] | None = None, window_ids=None) -> Figure:
+    """Figure of ``n`` earthquake (top row) and ``n`` noise (bottom row) spectrograms of one component.
+
+    Parameters
+    ----------
+    images : array_like, shape (window, component, freq, time)
+        Spectrogram images, frequency rows increasing upwards.
+    labels : array_like, shape (window,)
+        1 earthquake, 0 noise; the first ``n`` of each class are shown.
+    n : int
+        Images per row.
+    component : int
+        Index of the component shown.
+    extent : tuple of float, optional
+        ``(t0, t1, f0, f1)``: outer pixel edges in s and Hz (Matplotlib ``imshow`` extent), used for an
+        axis whose pixel centres (``times`` / ``freqs``) are not given.
+    titles : sequence of str, optional
+        One title per window (indexed like ``images``); replaces the default title.
+    stations : sequence of str, optional
+        Station id (``NET.STA``) per window, named in the default titles.
+    components : sequence of str, optional
+        Component names of the images' component axis (default Z, N, E for 3 components).
+    times, freqs : array_like, optional
+        Pixel-centre time (s after the window start) of each column and frequency (Hz) of each row,
+        e.g. the spectrogram store's ``time`` and ``freq`` coordinates.
+    window_seconds : float, optional
+        Window length, s: the time axis then spans 0 … ``window_seconds``.
+    colorbar_label : str, optional
+        Quantity and units of the pixel values, for the shared colour bar.
+    value_range : tuple of float, optional
+        ``(vmin, vmax)`` of the shared colour scale (default: 1st–99th percentile of the shown images).
+    window_ids : sequence of int, optional
+        Window number in the store of each image, named in the default titles (default: the position
+        in ``images``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        2 × ``n`` image axes (titled with label, station and component; axes in s and Hz when known,
+        else in image columns and rows) and one colour bar shared by all images.
+    """
+    from seisgrid.figures import new_figure
 
     images = np.asarray(images, np.float32)
-    labels = np.asarray(labels).astype(int)
+    if images.ndim != 4:
+        raise ValueError(f"images of shape {images.shape}: expected (window, component, freq, time)")
+    labels = np.asarray(labels).astype(int).ravel()
+    if labels.size != images.shape[0]:
+        raise ValueError(f"{labels.size} labels for {images.shape[0]} images")
+    n_components, n_f, n_t = images.shape[1:]
+    if not -n_components <= component < n_components:
+        raise ValueError(f"component {component}: the images have {n_components} components")
+    comp = _component_name(components, component, n_components)
+    x_edges = _pixel_edges(times, n_t) or (None if extent is None else (float(extent[0]), float(extent[1])))
+    y_edges = _pixel_edges(freqs, n_f) or (None if extent is None else (float(extent[2]), float(extent[3])))
+    image_extent = (*(x_edges or (-0.5, n_t - 0.5)), *(y_edges or (-0.5, n_f - 0.5)))
     rows = [np.flatnonzero(labels == 1)[:n], np.flatnonzero(labels == 0)[:n]]
-    fig = new_figure((3 * n, 6))
+    shown = [images[i, component] for i in np.concatenate(rows)]
+    vmin, vmax = value_range if value_range is not None else _value_range(shown)
+
+    fig = new_figure((3.2 * n + 1.6, 7.0), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
+    im = None
     for r, (idx, name) in enumerate(zip(rows, ("earthquake", "noise"))):
         for k in range(n):
             ax = axes[r][k]
             if k >= len(idx):
                 ax.axis("off")
                 continue
-            ax.imshow(images[idx[k], component], origin="lower", aspect="auto", cmap="magma", extent=extent)
-            ax.set_title(f"{name} #{idx[k]}" if titles is None else titles[idx[k]], fontsize=9)
-            if extent is not None:
-                ax.set_xlabel("time (s)")
-                ax.set_ylabel("frequency (Hz)")
+            w = int(idx[k])
+            img = images[w, component]
+            im = ax.imshow(img, origin="lower", aspect="auto", cmap="magma", extent=image_extent,
+                           vmin=vmin, vmax=vmax, interpolation="nearest")
+            if titles is not None:
+                title = str(titles[w])
             else:
-                ax.set_xticks([])
-                ax.set_yticks([])
-    fig.tight_layout()
+                parts = [name] + ([str(stations[w])] if stations is not None else []) + [comp]
+                title = " · ".join(parts) + f"\nwindow {w if window_ids is None else int(window_ids[w])}"
+            ax.set_title(title, fontsize=9)
+            if x_edges is not None:
+                ax.set_xlabel("time after window start (s)", fontsize=8)
+                if window_seconds:
+                    ax.set_xlim(0, float(window_seconds))
+            else:
+                ax.set_xlabel("time (image column)", fontsize=8)
+            if k == 0:
+                ax.set_ylabel("frequency (Hz)" if y_edges is not None else "frequency (image row)", fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.set_facecolor("0.85")  # outside the image: before the first / after the last STFT frame centre
+            if not np.any(img):
+                ax.text(0.5, 0.5, f"{comp} absent\n(all zero)", ha="center", va="center", color="w",
+                        transform=ax.transAxes, fontsize=9)
+    if im is not None:
+        bar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9, pad=0.02)
+        bar.set_label(colorbar_label or "pixel value", fontsize=9)
+        bar.ax.tick_params(labelsize=8)
+    fig.suptitle(f"Spectrograms, component {comp}: earthquake (top) and noise (bottom) windows", fontsize=10)
+    if x_edges is not None and window_seconds and (x_edges[0] > 0 or x_edges[1] < float(window_seconds)):
+        fig.supxlabel(f"grey: {max(x_edges[0], 0):.2g} s at the start and {max(float(window_seconds) - x_edges[1], 0):.2g} s "
+                      "at the end of the window, where no spectrogram column (STFT frame centre) lies", fontsize=8)
+    return fig
+
+
+def plot_spectrogram_panel(images, labels, path, n: int = 3, component: int = 0, extent=None, titles=None,
+                           **options) -> str:
+    """PNG panel of spectrograms (:func:`spectrogram_panel_figure`) written to ``path``.
+
+    Parameters
+    ----------
+    images : array_like, shape (window, component, freq, time)
+        Spectrogram images, frequency rows increasing upwards.
+    labels : array_like, shape (window,)
+        1 earthquake, 0 noise.
+    path : str or path-like
+        Local path or URL of the PNG.
+    n, component, extent, titles
+        As for :func:`spectrogram_panel_figure`.
+    **options
+        Keyword options of :func:`spectrogram_panel_figure` (``stations``, ``components``, ``times``,
+        ``freqs``, ``window_seconds``, ``colorbar_label``, ``value_range``, ``window_ids``).
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    from seisgrid.figures import save_png
+
+    fig = spectrogram_panel_figure(images, labels, n=n, component=component, extent=extent, titles=titles,
+                                   **options)
     return save_png(fig, path, dpi=100)
+
+
+def _series(history: Sequence[Mapping], key: str) -> np.ndarray:
+    return np.array([np.nan if h.get(key) is None else float(h[key]) for h in history], np.float64)
+
+
+def history_figure(history: Sequence[Mapping], best_epoch: int | None = None, title: str = "") -> Figure:
+    """Figure of a training run: loss per epoch (left), validation scores and train accuracy (right).
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy`` and, when there is a
+        validation set, ``val_loss``, ``val_precision``, ``val_recall``, ``val_f1`` (None = undefined).
+    best_epoch : int, optional
+        Epoch whose weights were kept: a dashed line on both axes, ringed points and a legend entry.
+    title : str
+        Figure title (the best epoch is appended).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes and one figure legend below them (outside the axes, so it covers no curve).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    from seisgrid.figures import new_figure
+
+    ep = np.array([int(h["epoch"]) for h in history])
+    fig = new_figure((10, 4.6), layout="constrained")
+    a1, a2 = fig.subplots(1, 2)
+    series = [(a1, "train_loss", "train loss", "C0", "o-"), (a1, "val_loss", "val loss", "C1", "o-"),
+              (a2, "val_precision", "val precision", "C2", "o-"), (a2, "val_recall", "val recall", "C3", "o-"),
+              (a2, "val_f1", "val F1", "C4", "o-"), (a2, "train_accuracy", "train accuracy", "grey", ":")]
+    handles = []
+    best = np.flatnonzero(ep == best_epoch) if best_epoch else np.array([], int)
+    for ax, key, label, colour, style in series:
+        if not any(key in h for h in history):
+            continue
+        y = _series(history, key)
+        line, = ax.plot(ep, y, style, color=colour, ms=4, label=label)
+        handles.append(line)
+        if best.size and np.isfinite(y[best[0]]):
+            ax.plot(ep[best[0]], y[best[0]], "o", ms=10, mfc="none", mec="k", mew=1.2, zorder=3)
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if best_epoch:
+            ax.axvline(best_epoch, color="k", lw=1.0, ls="--", zorder=1)
+    if best_epoch:
+        handles.append(Line2D([], [], color="k", lw=1.0, ls="--", marker="o", ms=10, mfc="none", mec="k",
+                              label=BEST_EPOCH_LABEL.format(epoch=best_epoch)))
+    a1.set_ylabel("cross-entropy loss (nats per window)")
+    a1.set_title("loss")
+    a2.set_ylim(0, 1.02)
+    a2.set_ylabel("score (fraction, 0–1)")
+    a2.set_title("validation scores at threshold 0.5; train accuracy")
+    if title or best_epoch:
+        fig.suptitle(" — ".join(t for t in (title, f"best epoch {best_epoch}" if best_epoch else "") if t),
+                     fontsize=10)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 7 else 4,
+               fontsize=8, frameon=False)
+    return fig

@@ -57,7 +57,7 @@ import numpy as np
 
 from seisgrid import config
 from seisgrid.errors import ConfigError, StorageError
-from seisgrid.seismic.labelled import open_dataset
+from seisgrid.seismic.windowstore import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -536,6 +536,7 @@ def spectrograms(windows_url, out_url, *, method: str | None = None, client=None
     """
 
     from seisgrid import storage
+    from seisgrid.cluster import resolve_client
 
     t0 = time.perf_counter()
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(SpectrogramParams)} - {"fs"})
@@ -555,6 +556,7 @@ def spectrograms(windows_url, out_url, *, method: str | None = None, client=None
     n = int(ds.sizes["window"])
     logger.info("spectrograms: %d windows, method %s, %d tasks → %s", n, method,
                 len(ds["image"].data.chunks[0]), out_url)
+    client = resolve_client(client)  # a LazyClient starts here, after the inputs were checked
     if client is not None:
         future = client.compute(delayed)
         if progress:

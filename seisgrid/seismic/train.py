@@ -43,7 +43,7 @@ from torch import nn
 from seisgrid import config
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic import metrics, models
-from seisgrid.seismic.labelled import open_dataset
+from seisgrid.seismic.windowstore import open_dataset
 
 logger = logging.getLogger("seisgrid")
 
@@ -416,35 +416,27 @@ def _window_seconds(ds) -> float | None:
 
 
 def plot_history(history: list[dict], path: str, best_epoch: int | None = None, title: str = "") -> str:
-    """PNG of the per-epoch train/val loss (left) and val precision/recall/F1 (right)."""
-    from seisgrid.figures import new_figure, save_png
+    """PNG of the per-epoch train/val loss (left) and val precision/recall/F1 (right).
 
-    ep = [h["epoch"] for h in history]
-    fig = new_figure((9, 3.6))
-    a1, a2 = fig.subplots(1, 2)
-    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    if any("val_loss" in h for h in history):
-        a1.plot(ep, [h.get("val_loss") for h in history], "o-", label="val")
-        for key in ("val_precision", "val_recall", "val_f1"):
-            a2.plot(ep, [np.nan if h.get(key) is None else h[key] for h in history], "o-", label=key[4:])
-    a2.plot(ep, [h["train_accuracy"] for h in history], ":", color="grey", label="train accuracy")
-    from matplotlib.ticker import MaxNLocator
+    Parameters
+    ----------
+    history : list of dict
+        The per-epoch rows of :func:`train` (``epoch``, ``train_loss``, ``train_accuracy``, ``val_*``).
+    path : str
+        Local path or URL of the PNG.
+    best_epoch : int, optional
+        Epoch whose weights were kept; marked on both axes and named in the legend.
+    title : str
+        Figure title.
 
-    for ax in (a1, a2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if best_epoch:
-            ax.axvline(best_epoch, color="k", lw=0.8, ls="--")
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    a1.set_ylabel("cross-entropy")
-    a1.set_title("loss")
-    a2.set_ylim(0, 1.02)
-    a2.set_title("validation (threshold 0.5)")
-    if title:
-        fig.suptitle(title + (f" — best epoch {best_epoch}" if best_epoch else ""), fontsize=10)
-    fig.tight_layout()
-    return save_png(fig, path, dpi=110)
+    Returns
+    -------
+    str
+        ``path``. The figure is :func:`seisgrid.seismic.metrics.history_figure` (legend below the axes).
+    """
+    from seisgrid.figures import save_png
+
+    return save_png(metrics.history_figure(history, best_epoch=best_epoch, title=title), path, dpi=110)
 
 
 # ------------------------------------------------------------------------------------------------ dask
