@@ -6,6 +6,8 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import dask.config
 from distributed import Client, LocalCluster
@@ -93,11 +95,12 @@ class LazyClient:
     store — so those never pay for starting a cluster.
     """
 
-    def __init__(self, spec=None, **kwargs):
+    def __init__(self, spec: str | Client | None = None, **kwargs) -> None:
         self.spec, self.kwargs, self._client = spec, kwargs, None
 
     @property
     def started(self) -> bool:
+        """Whether the client was started (or connected)."""
         return self._client is not None
 
     def get(self) -> Client:
@@ -107,6 +110,7 @@ class LazyClient:
         return self._client
 
     def close(self) -> None:
+        """Close the client and the LocalCluster it started (not a Client it was given)."""
         if self._client is not None and not isinstance(self.spec, Client):
             cluster = self._client.cluster
             self._client.close()
@@ -115,17 +119,24 @@ class LazyClient:
         self._client = None
 
 
-def resolve_client(client) -> Client | None:
+def resolve_client(client: Client | LazyClient | None) -> Client | None:
     """A :class:`distributed.Client` from a Client, a :class:`LazyClient` (started now) or None."""
     return client.get() if isinstance(client, LazyClient) else client
 
 
 @contextlib.contextmanager
-def client_scope(spec=None, lazy: bool = False, **kwargs):
-    """Context manager: a client for ``spec`` (a :class:`LazyClient` when ``lazy``), closed with its
-    LocalCluster on exit unless ``spec`` is an existing Client."""
+def client_scope(spec: str | Client | None = None, lazy: bool = False,
+                 **kwargs) -> Iterator[Client | LazyClient | None]:
+    """Context manager: a client for ``spec`` (a :class:`LazyClient` when ``lazy``).
+
+    It is closed with its LocalCluster on exit unless ``spec`` is an existing Client; ``"none"`` yields
+    None (work runs in this process).
+    """
     if isinstance(spec, Client):
         yield spec
+        return
+    if isinstance(spec, str) and spec.strip().lower() == "none":
+        yield None
         return
     client = LazyClient(spec, **kwargs)
     try:
@@ -134,8 +145,9 @@ def client_scope(spec=None, lazy: bool = False, **kwargs):
         client.close()
 
 
-def run_tasks(client, fn, items, args=(), desc: str = "tasks", unit: str = "task", progress: bool = True,
-              priorities=None, bar=None) -> list:
+def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence, args: tuple = (),
+              desc: str = "tasks", unit: str = "task", progress: bool = True,
+              priorities: Sequence[int] | None = None, bar: Any = None) -> list:
     """``[fn(item, *args) for item in items]`` as Dask tasks (results in item order) with a tqdm bar.
 
     Parameters

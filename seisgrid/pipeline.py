@@ -9,100 +9,134 @@ Example (``pipelines/demo.yaml``)::
       - synth: {out: "{output}/archive", stations: 3, days: 1}
       - ingest: {source: "{output}/archive", store: "{output}/waveforms.zarr"}
 
-String arguments are formatted with ``vars`` (overridable with ``--set output=/elsewhere``).
+A step is any step of :mod:`seisgrid.steps` (``seisgrid ghf map`` is ``ghf_map``); its keys are the
+command's argument and option names (``--stride-seconds`` is ``stride_seconds``), so a pipeline step
+reads like the command line. String values are formatted with ``vars`` (overridable with ``--set
+output=/elsewhere``). The whole file is checked — step names, argument names, required arguments —
+before the first step runs; the cluster starts when the first step needs one.
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
 
 import yaml
 
-from seisgrid.cluster import client_scope
 from seisgrid.errors import ConfigError
-from seisgrid.ghf.collinearity import vif_report
-from seisgrid.ghf.crossval import train_ensemble
-from seisgrid.ghf.density import run_density
-from seisgrid.ghf.features import build_features
-from seisgrid.ghf.heatflow import build_heatflow
-from seisgrid.ghf.mapping import build_map
-from seisgrid.ghf.pso import search
-from seisgrid.seismic.catalog import score
-from seisgrid.seismic.detect import detect
-from seisgrid.seismic.evaluate import evaluate
-from seisgrid.seismic.ingest import ingest
-from seisgrid.seismic.labelled import build_windows
-from seisgrid.seismic.spectrogram import spectrograms
-from seisgrid.seismic.store import Archive
-from seisgrid.seismic.synth import synthesize
-from seisgrid.seismic.train import train
-
-
-def _inventory(store):
-    return Archive(store).inventory()
-
-
-def _ghf_vif(features, heatflow, png=None, threshold=None):
-    return vif_report(features, heatflow, out_png=png, threshold=threshold)
-
-
-def _ghf_maps(stores, out, variables=None):
-    # cartopy is imported only when maps are drawn
-    from seisgrid.ghf.maps import plot_stores
-
-    return {"figures": plot_stores(stores, out, variables=variables)}
-
-
-STEPS = {"synth": synthesize, "ingest": ingest, "inventory": _inventory, "windows": build_windows,
-         "spectrograms": spectrograms, "train": train, "evaluate": evaluate, "detect": detect, "score": score,
-         "ghf_heatflow": build_heatflow, "ghf_features": build_features, "ghf_vif": _ghf_vif,
-         "ghf_maps": _ghf_maps, "ghf_search": search, "ghf_train": train_ensemble, "ghf_density": run_density,
-         "ghf_map": build_map}
+from seisgrid.steps import Step, pipeline_steps
 
 
 def _substitute(value, variables: dict):
     """``value`` with ``{var}`` filled in, inside lists too."""
     if isinstance(value, str):
-        return value.format(**variables)
+        try:
+            return value.format(**variables)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"{value!r}: cannot fill in pipeline variables ({exc!r}); defined: "
+                              f"{sorted(variables)}") from exc
     if isinstance(value, list):
         return [_substitute(v, variables) for v in value]
     return value
 
 
-def load(path: str, overrides: dict | None = None) -> dict:
-    """Read a pipeline YAML and substitute its ``vars`` into string arguments."""
+def parse_overrides(items: list[str] | dict | None) -> dict:
+    """``["VAR=VALUE", ...]`` (``--set``) as a dict; a dict is returned as it is."""
+    if isinstance(items, dict) or items is None:
+        return dict(items or {})
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected VAR=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _check_step(path: str, number: int, key: str, step: Step, args: dict) -> None:
+    allowed = step.keys()
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{path}: step {number} {key!r}: unknown argument(s) {unknown}; expected some of "
+                          f"{allowed}")
+    missing = [a.name for a in step.args if (a.positional or a.required) and args.get(a.name) is None]
+    if missing:
+        raise ConfigError(f"{path}: step {number} {key!r}: missing argument(s) {missing}")
+
+
+def load(path: str, overrides: dict | list | None = None) -> dict:
+    """Read and check a pipeline YAML; substitute its ``vars`` into string arguments.
+
+    Parameters
+    ----------
+    path : str
+        Pipeline file.
+    overrides : dict or list of str, optional
+        Variables that replace the file's ``vars`` (``{"output": "/elsewhere"}`` or ``["output=/elsewhere"]``).
+
+    Returns
+    -------
+    dict
+        ``name``, ``cluster``, ``vars`` and ``steps`` (a list of (key, arguments)).
+    """
     try:
         with open(path) as f:
             spec = yaml.safe_load(f)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read pipeline ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(spec, dict) or not isinstance(spec.get("steps"), list):
         raise ConfigError(f"{path}: a pipeline needs a 'steps' list")
-    variables = {**(spec.get("vars") or {}), **(overrides or {})}
+    variables = {**(spec.get("vars") or {}), **parse_overrides(overrides)}
+    table = pipeline_steps()
     steps = []
     for number, step in enumerate(spec["steps"], 1):
         if not isinstance(step, dict) or len(step) != 1:
             raise ConfigError(f"{path}: step {number} must be one mapping 'name: {{arguments}}'")
-        (name, args), = step.items()
-        if name not in STEPS:
-            raise ConfigError(f"{path}: step {number} {name!r} is not one of {', '.join(STEPS)}")
-        args = {k: _substitute(v, variables) for k, v in (args or {}).items()}
-        steps.append((name, args))
+        (key, args), = step.items()
+        if key not in table:
+            raise ConfigError(f"{path}: step {number} {key!r} is not one of {', '.join(table)}")
+        if args is not None and not isinstance(args, dict):
+            raise ConfigError(f"{path}: step {number} {key!r}: arguments must be a mapping, not {args!r}")
+        try:
+            args = {k: _substitute(v, variables) for k, v in (args or {}).items()}
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: step {number} {key!r}: {exc}") from exc
+        _check_step(path, number, key, table[key], args)
+        steps.append((key, args))
     return {"name": spec.get("name", path), "cluster": spec.get("cluster"), "vars": variables, "steps": steps}
 
 
-def run(path: str, cluster=None, overrides: dict | None = None, progress: bool = True) -> dict:
-    """Run every step of the pipeline at ``path`` on one cluster; returns each step's result."""
+def run(path: str, cluster: str | None = None, overrides: dict | list | None = None, progress: bool = True) -> dict:
+    """Run every step of the pipeline at ``path`` on one cluster.
+
+    Parameters
+    ----------
+    path : str
+        Pipeline YAML file.
+    cluster : str or distributed.Client, optional
+        ``local`` or a scheduler address (default: the file's ``cluster``, else ``seisgrid.cluster.default``).
+        The cluster starts when the first step needs one and is shared by all steps.
+    overrides : dict or list of str, optional
+        Variables (``--set VAR=VALUE``).
+    progress : bool
+        Progress bars of the steps.
+
+    Returns
+    -------
+    dict
+        ``pipeline`` (its name), ``vars`` and ``steps``: a list of ``{"step": key, "result": dict}``.
+    """
+    from seisgrid.cluster import client_scope
+
     spec = load(path, overrides)
+    table = pipeline_steps()
     results = []
-    with client_scope(cluster or spec["cluster"]) as client:
-        for name, args in spec["steps"]:
-            print(f"seisgrid run: {name} {args}", file=sys.stderr)
-            parameters = inspect.signature(STEPS[name]).parameters
-            if "client" in parameters:
-                args = {**args, "client": client}
-            if "progress" in parameters:
-                args = {**args, "progress": progress}
-            results.append({"step": name, "result": STEPS[name](**args)})
+    with client_scope(cluster or spec["cluster"], lazy=True) as client:
+        for key, args in spec["steps"]:
+            print(f"seisgrid run: {key} {args}", file=sys.stderr)
+            results.append({"step": key, "result": table[key].call(args, client=client, progress=progress)})
     return {"pipeline": spec["name"], "vars": spec["vars"], "steps": results}
+
+
+__all__ = ["load", "parse_overrides", "run"]

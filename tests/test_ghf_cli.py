@@ -1,5 +1,5 @@
 """``seisgrid ghf ...`` from the command line on the real data: heatflow → features (coarse grid) → vif → maps,
-and the pipeline step names; errors name the missing input; ``ghf train --regional-km`` on a synthetic grid."""
+errors name the missing input; ``ghf train --regional-km`` on a synthetic grid."""
 
 import json
 
@@ -7,7 +7,6 @@ import xarray as xr
 from helpers import requires_data
 
 from seisgrid.cli import main
-from seisgrid.pipeline import STEPS
 
 
 def _last_json(capsys):
@@ -49,24 +48,6 @@ def test_ghf_errors_name_the_input(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
     assert main(["ghf", "vif", str(tmp_path / "missing.zarr"), str(tmp_path / "also-missing.zarr")]) == 1
     assert "missing.zarr" in capsys.readouterr().err
-
-
-def test_ghf_steps_are_pipeline_steps():
-    assert {"ghf_heatflow", "ghf_features", "ghf_vif", "ghf_maps"} <= set(STEPS)
-
-
-def test_pipeline_files_name_real_step_arguments():
-    import inspect
-    import pathlib
-
-    from seisgrid.pipeline import load
-
-    for path in sorted(pathlib.Path(__file__).resolve().parent.parent.joinpath("pipelines").glob("*.yaml")):
-        for name, args in load(str(path))["steps"]:
-            parameters = inspect.signature(STEPS[name]).parameters
-            if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-                continue  # the step takes its settings as **options
-            assert set(args) <= set(parameters), f"{path.name}: {name} has no argument(s) {set(args) - set(parameters)}"
 
 
 def test_ghf_train_with_regional_means_from_the_command_line(tmp_path, capsys):

@@ -1,0 +1,632 @@
+"""The steps of seisgrid: one table that drives the command line, pipelines, dispatch and summaries.
+
+Each :class:`Step` names the API function that does the work (``"module:function"``, imported only when
+the step runs, so ``seisgrid --help`` or ``seisgrid run`` of a heat-flow pipeline never imports torch),
+its arguments (positional or ``--flag`` on the command line, keys of a pipeline step), the configuration
+sections whose keys become options (declared once, with their help, in ``seisgrid.yaml``), how it uses
+a Dask cluster, how its result reads to a person and which exit status it means.
+
+* :mod:`seisgrid.cli` builds ``seisgrid STEP`` (and ``seisgrid ghf STEP``) from :func:`registry`;
+* :mod:`seisgrid.pipeline` runs the same steps from a YAML file (step ``ghf map`` is key ``ghf_map``);
+* other packages add steps through the ``seisgrid.steps`` entry-point group: each entry point loads to
+  a :class:`Step` (or a list of them), as DASCore's format plugins load through ``dascore.fiber_io``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from seisgrid import config
+from seisgrid.errors import ConfigError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
+
+logger = logging.getLogger("seisgrid")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+ENTRY_POINT_GROUP = "seisgrid.steps"
+
+
+def names(text: str | list | None) -> list[str] | None:
+    """Comma-separated names (``"a, b"``) as a list; a list is returned as it is, empty text as None."""
+    if text is None or isinstance(text, (list, tuple)):
+        return None if text is None else list(text)
+    return [n.strip() for n in str(text).split(",") if n.strip()] or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One argument of a step: a positional or ``--flag`` on the command line, a key of a pipeline step.
+
+    Parameters
+    ----------
+    name : str
+        Command-line name (``--stride-seconds`` is ``stride_seconds``) and pipeline key.
+    help : str
+        Help text.
+    param : str, optional
+        Keyword of the API function it feeds (default: ``name``).
+    positional, required : bool
+        A positional argument; a required ``--flag``.
+    nargs, action, metavar, choices
+        As in :meth:`argparse.ArgumentParser.add_argument`.
+    type : callable, optional
+        Converts a command-line string (and a string given in a pipeline) to the API's value.
+    default : object or callable, optional
+        Used when the argument is not given; a callable gets the step's other values (a dict).
+    """
+
+    name: str
+    help: str
+    param: str | None = None
+    positional: bool = False
+    required: bool = False
+    nargs: str | None = None
+    action: str | None = None
+    metavar: str | None = None
+    choices: tuple | None = None
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+
+    @property
+    def keyword(self) -> str:
+        """The API function's keyword for this argument."""
+        return self.param or self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step: its API function, arguments, configuration options, cluster use and summary.
+
+    Parameters
+    ----------
+    name : str
+        ``"ingest"``, or ``"ghf map"`` for a step of a group (``seisgrid ghf map``; pipeline key ``ghf_map``).
+    help : str
+        One line for ``seisgrid --help``.
+    target : str
+        ``"module:function"`` doing the work, imported when the step runs.
+    args : tuple of Arg
+        Its own arguments.
+    config : tuple of str
+        Sections of ``seisgrid.yaml`` whose keys are options too (``--key``; the YAML comment is the help).
+        A given option goes to the function as a keyword when it takes one of that name (or ``**options``);
+        otherwise it is set in :mod:`dask.config` while the function runs, which reads it from there.
+    config_skip : tuple of str
+        Keys of those sections not offered as options.
+    config_types : dict
+        Option types for keys whose default is null.
+    cluster : {"lazy", "scheduler", "none"}
+        ``lazy``: ``--cluster`` (default local), started only when the function has work for it;
+        ``scheduler``: ``--cluster`` optional (default none), used as Dask's scheduler for the reads;
+        ``none``: runs in this process.
+    summary : callable, optional
+        Result → text for a person.
+    exit_status : callable, optional
+        Result → exit status (default 0).
+    wrap : str, optional
+        Key under which the function's result is returned (for functions that return a list, or settings).
+    omit : tuple of str
+        Result keys left out of the printed JSON (large per-item lists).
+    pipeline : bool
+        Whether pipelines may use it.
+    """
+
+    name: str
+    help: str
+    target: str
+    args: tuple[Arg, ...] = ()
+    config: tuple[str, ...] = ()
+    config_skip: tuple[str, ...] = ()
+    config_types: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
+    cluster: str = "lazy"
+    summary: Callable[[dict], str] | None = None
+    exit_status: Callable[[dict], int] | None = None
+    wrap: str | None = None
+    omit: tuple[str, ...] = ()
+    pipeline: bool = True
+
+    @property
+    def key(self) -> str:
+        """The step's key in a pipeline file (``ghf map`` → ``ghf_map``)."""
+        return self.name.replace(" ", "_")
+
+    def function(self) -> Callable:
+        """The API function, imported now."""
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def options(self) -> list[tuple[str, str, object, str]]:
+        """``(section, name, default, help)`` of every configuration option of the step."""
+        out = []
+        for section in self.config:
+            for name, default, help_text in config.option_specs(section):
+                if name in self.config_skip or isinstance(default, dict):  # mappings: YAML or environment only
+                    continue
+                out.append((section, name, default, help_text))
+        return out
+
+    def keys(self) -> list[str]:
+        """Every argument and option name the step accepts (pipeline keys)."""
+        return [a.name for a in self.args] + [name for _, name, _, _ in self.options()]
+
+    def status(self, result: dict) -> int:
+        """Exit status that ``result`` means."""
+        return self.exit_status(result) if self.exit_status else EXIT_OK
+
+    def describe(self, result: dict) -> str:
+        """``result`` as text for a person."""
+        if self.summary is None:
+            return json.dumps(jsonable(result), indent=1, default=str)
+        return self.summary(result)
+
+    def call(self, values: Mapping[str, Any], client: Client | LazyClient | None = None,
+             progress: bool = True) -> dict:
+        """Run the step with ``values`` (argument and option names → values; None: not given).
+
+        Parameters
+        ----------
+        values : mapping
+            Keys from :meth:`keys`; unknown keys are refused.
+        client : distributed.Client or seisgrid.cluster.LazyClient, optional
+            The cluster, passed to functions that take one.
+        progress : bool
+            Progress bars, for functions that show them.
+
+        Returns
+        -------
+        dict
+            The function's result (a non-dict result under :attr:`wrap`).
+        """
+        unknown = sorted(set(values) - set(self.keys()))
+        if unknown:
+            raise ConfigError(f"step {self.key!r}: unknown argument(s) {unknown}; expected some of {self.keys()}")
+        kwargs: dict[str, Any] = {}
+        for arg in self.args:
+            value = values.get(arg.name)
+            if value is None:
+                value = arg.default(values) if callable(arg.default) else arg.default
+            elif arg.type is not None and isinstance(value, str):
+                value = arg.type(value)
+            if value is not None:
+                kwargs[arg.keyword] = value
+        missing = [a.name for a in self.args if (a.positional or a.required) and a.keyword not in kwargs]
+        if missing:
+            raise ConfigError(f"step {self.key!r}: missing argument(s) {missing}")
+        function = self.function()
+        parameters = inspect.signature(function).parameters
+        takes_options = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        settings = {}
+        for section, name, _, _ in self.options():
+            if values.get(name) is not None:
+                if name in parameters or takes_options:
+                    kwargs[name] = values[name]
+                else:
+                    settings[f"seisgrid.{section}.{name}"] = values[name]
+        if "client" in parameters and self.cluster != "none":
+            kwargs["client"] = client
+        if "progress" in parameters:
+            kwargs["progress"] = progress
+        import dask.config
+
+        with dask.config.set(settings):
+            result = function(**kwargs)
+        if self.wrap:
+            return {self.wrap: result}
+        return result if isinstance(result, dict) else {"result": result}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as None: strict JSON (``json.dumps`` would write Infinity/NaN)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------- summaries
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _describe_config(r: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(r, sort_keys=False).rstrip()
+
+
+def _describe_synth(r: dict) -> str:
+    return f"synthetic archive written to {r['out']} ({r['files']} files, {r['events']} events; truth: {r['catalog']})"
+
+
+def _describe_ingest(r: dict) -> str:
+    lines = [f"ingested {r['source']} → {r['store']} in {r['seconds']:.1f} s: {r['files_ok']}/{r['files_found']} "
+             f"files ok ({r['files_skipped']} unchanged), {r['tasks_run']} channel-days written, "
+             f"{r['tasks_skipped']} up to date, {r['samples_written']:,} samples, {r['gaps']} gaps, "
+             f"{r['overlaps']} overlaps ({r['conflicting_samples']} conflicting samples)"]
+    lines += [f"  skipped {f['path']}: {f['reason']}" for f in r.get("files_not_waveform", [])]
+    lines += [f"  FAILED {f['path']}: {f['reason']}" for f in r["files_failed"]]
+    lines += [f"  WARNING {f['path']}: {f['reason']}" for f in r["files_warned"]]
+    return "\n".join(lines)
+
+
+def _ingest_status(r: dict) -> int:
+    return EXIT_REJECTED if r["files_failed"] or r["bytes_unread"] else EXIT_OK
+
+
+def _describe_inventory(inv: dict) -> str:
+    lines = [f"{inv['store']}: {len(inv['channels'])} channels, {inv['samples']:,} samples"]
+    for c in inv["channels"]:
+        lines.append(f"  {c['id']:<18} {c['sampling_rate']:>7g} Hz {c['dtype']:<7} {c['start']} → {c['end']}"
+                     f"  {c['samples']:>12,} samples  {len(c['gaps'])} gaps")
+    return "\n".join(lines)
+
+
+def _describe_export(r: dict) -> str:
+    return f"wrote {r['traces']} traces, {r['samples']:,} samples to {r['path']}"
+
+
+def _describe_windows(r: dict) -> str:
+    lines = [f"{r['windows']} windows written to {r['out']}: {r['labels']}"]
+    lines += [f"  {name}: {r[name]}" for name in ("sources", "splits", "split_region")]
+    if r["skipped"]:
+        reasons = sorted(r["skipped_reasons"].items(), key=lambda kv: -kv[1])
+        shown = "; ".join(f"{n} × {reason}" for reason, n in reasons[:5])
+        lines.append(f"  skipped {len(r['skipped'])} records: {shown}" + (" ..." if len(reasons) > 5 else ""))
+    return "\n".join(lines)
+
+
+def _describe_spectrograms(r: dict) -> str:
+    return (f"{r['windows']} spectrograms ({r['method']} on {r['device']}) written to {r['output']} "
+            f"in {r['seconds']:.1f} s")
+
+
+def _describe_evaluate(r: dict) -> str:
+    return r["table"] + "".join(f"\n  figure: {f}" for f in r.get("figures", []))
+
+
+def _describe_train(r: dict) -> str:
+    return (f"trained {r.get('arch', '')} for {r['epochs_run']} epochs (best {r['best_epoch']}), threshold "
+            f"{r['threshold']:.3f}; checkpoint {r['checkpoint']}, training curves {r.get('figure')}")
+
+
+def _describe_detect(r: dict) -> str:
+    if r.get("method") == "stalta":
+        return f"{r['n_events']} STA/LTA coincidence events in {r['station_days']} station-days; catalog {r['catalog']}"
+    return (f"{r['n_events']} events from {r['picks']} picks in {r['station_days']} station-days ({r['tasks_run']} "
+            f"run, {r['tasks_skipped']} up to date); catalog {r['catalog']}")
+
+
+def _describe_score(r: dict) -> str:
+    per_day = r["false_per_station_day"]
+    lines = [f"precision {_percent(r['precision'])} ({r['matched']} of {r['detected']} detections match a true "
+             f"event within {r['tolerance_seconds']:g} s), recall {_percent(r['recall'])} ({r['matched']} of "
+             f"{r['true']} true events), false detections per station-day "
+             f"{'—' if per_day is None else format(per_day, '.2f')}"]
+    for b in r["recall_by_snr"]:
+        high = "∞" if b["snr_max"] is None else f"{b['snr_max']:g}"
+        lines.append(f"  SNR {b['snr_min']:g}–{high}: recall {_percent(b['recall'])} of {b['n']}")
+    return "\n".join(lines)
+
+
+def _describe_explain(r: dict) -> str:
+    return r["table_markdown"]
+
+
+def _describe_models(r: dict) -> str:
+    return "\n".join(f"{m['arch']:<10} {m['parameters']:>12,} parameters" for m in r["models"])
+
+
+def _describe_heatflow(r: dict) -> str:
+    lines = [f"{'step':<28} {'rows':>8} {'removed':>8}"]
+    lines += [f"{s['step']:<28} {s['rows']:>8,} {s['removed']:>8,}" for s in r["steps"]]
+    lines.append(f"{r['cells']:,} cells of {r['out']}: mean {r['mean']:.1f}, sd {r['sd']:.1f} mW/m² "
+                 "(study: ~10,000 cells, 63.7 ± 25.3)")
+    return "\n".join(lines)
+
+
+def _describe_features(r: dict) -> str:
+    lines = [f"{v['name']:<26} {v['seconds']:>7.1f} s  {v['min']:>10.4g} … {v['max']:<10.4g} {v['units']:<8} "
+             f"{v['method']}" for v in r["variables"]]
+    lines.append(f"feature grid written to {r['out']}")
+    return "\n".join(lines)
+
+
+def _vif_png(values: Mapping) -> str:
+    return str(values["features"]).rstrip("/").removesuffix(".zarr") + ".vif.png"
+
+
+def _describe_vif(r: dict) -> str:
+    lines = [f"VIF over {r['n_cells']:,} training cells", f"{'feature':<26} {'initial':>10} {'final':>10}"]
+    for name, value in r["initial"].items():
+        final = r["final"].get(name)
+        lines.append(f"{name:<26} {value:>10.2f} {'dropped' if final is None else format(final, '.2f'):>10}")
+    lines.append("dropped (in order): " + (", ".join(d["feature"] for d in r["dropped"]) or "none"))
+    lines.append(f"chart: {r['png']}")
+    return "\n".join(lines)
+
+
+def _describe_maps(r: dict) -> str:
+    return "\n".join(r["figures"])
+
+
+def _describe_search(r: dict) -> str:
+    lines = [f"c1={c['c1']} c2={c['c2']} m={c['particles']}: best validation RMSE {c['best_rmse']:.2f} mW/m²"
+             for c in r["configurations"]]
+    lines.append(f"best: {r['best_rmse']:.2f} mW/m² with {r['best']} (study: 19.65–19.94)")
+    lines.append(f"convergence: {r['figure']}")
+    return "\n".join(lines)
+
+
+def _describe_ghf_train(r: dict) -> str:
+    return r.get("markdown") or json.dumps(r["table"], indent=1)
+
+
+def _describe_density(r: dict) -> str:
+    roi = r["roi"]
+    lines = [f"ROI: {roi['radius_km']:g} km around {roi['centre_lat']:.2f}°N {roi['centre_lon']:.2f}°E, "
+             f"{roi['n_cells']} cells"]
+    lines += [f"{x['fraction']:>4.0%} {x['method']:<8} R² {x['r2_mean']:.3f} ± {x['r2_sd']:.3f}  "
+              f"NRMSE {x['nrmse_mean']:.3f} ± {x['nrmse_sd']:.3f}" for x in r["rows"]]
+    lines.append(f"figure: {r['figure']}")
+    return "\n".join(lines)
+
+
+def _describe_comparison(c: dict, other: str = "the published map") -> str:
+    return (f"against {c.get('other', other)}: n {c['n']}, correlation {c['correlation']:.2f}, RMS difference "
+            f"{c['rms_difference']:.1f}, mean difference {c['mean_difference']:+.1f} mW/m²")
+
+
+def _describe_map(r: dict) -> str:
+    lines = [f"Antarctic map: {r['n_cells']:,} cells, {r['min']:.1f}–{r['max']:.1f} mW/m², mean {r['mean']:.1f}, "
+             f"mean total uncertainty {r['uncertainty_mean']:.1f} mW/m² (study: 20–110, mean 65.6)"]
+    if r.get("comparison"):
+        lines.append(_describe_comparison(r["comparison"]))
+    lines += [f"  {name}: {path}" for name, path in r["outputs"].items()]
+    return "\n".join(lines)
+
+
+def _describe_compare(r: dict) -> str:
+    return _describe_comparison(r, other=str(r.get("other", "the other map")))
+
+
+def _describe_run(r: dict) -> str:
+    table = pipeline_steps()
+    lines = [f"pipeline {r['pipeline']} done; outputs:"]
+    lines += [f"[{s['step']}] " + table[s["step"]].describe(s["result"]) for s in r["steps"]]
+    return "\n".join(lines)
+
+
+def _run_status(r: dict) -> int:
+    table = pipeline_steps()
+    return max([EXIT_OK] + [table[s["step"]].status(s["result"]) for s in r["steps"]])
+
+
+# ----------------------------------------------------------------------------------------------- the table
+
+_GRID_ARGS = (Arg("features", "feature grid store (seisgrid ghf features)", param="features_store", positional=True),
+              Arg("heatflow", "heat-flow grid store (seisgrid ghf heatflow)", param="heatflow_store", positional=True))
+_DATA_HELP = "folder of the real data (default: $SEISGRID_DATA/ghf, else ../shared/data/ghf)"
+
+
+def _table_args(out_help: str, search_help: str | None = None) -> tuple[Arg, ...]:
+    """Arguments of the steps that read the two grids into the heat-flow model's table."""
+    search = (Arg("search", search_help),) if search_help else ()
+    return _GRID_ARGS + (Arg("out", out_help, required=True),) + search + (
+        Arg("variables", "comma-separated features (default: the VIF selection)", type=names),
+        Arg("regional_km", "comma-separated radii (km) of regional means added for every feature, e.g. "
+                           "150,300,600 (default: seisgrid.ghf.regional_km, none)"),
+    )
+
+
+BUILTIN_STEPS: tuple[Step, ...] = (
+    Step("config", "print the effective settings (YAML; --json for JSON)", "seisgrid.config:effective",
+         cluster="none", summary=_describe_config, wrap="seisgrid", pipeline=False),
+    Step("synth", "write a synthetic SDS miniSEED archive with a truth catalog", "seisgrid.seismic.synth:synthesize",
+         (Arg("out", "output folder or URL (s3://bucket/prefix)", positional=True),),
+         config=("synth",), summary=_describe_synth),
+    Step("ingest", "miniSEED archive → Zarr waveform store (resumable)", "seisgrid.seismic.ingest:ingest",
+         (Arg("source", "SDS tree, folder, glob or file; local or s3://", positional=True),
+          Arg("store", "Zarr store path or URL", positional=True)),
+         config=("ingest",), summary=_describe_ingest, exit_status=_ingest_status),
+    Step("inventory", "channels, spans, gaps and sample counts of a store", "seisgrid.seismic.store:inventory",
+         (Arg("store", "waveform store path or URL (seisgrid ingest)", positional=True),),
+         cluster="scheduler", summary=_describe_inventory),
+    Step("export", "write miniSEED for any span of one channel of a store", "seisgrid.seismic.store:export",
+         (Arg("store", "waveform store path or URL (seisgrid ingest)", positional=True),
+          Arg("id", "channel id NET.STA.LOC.CHA", param="channel_id", required=True),
+          Arg("start", "ISO time, e.g. 2021-01-01T23:00:00", required=True),
+          Arg("end", "ISO time (exclusive)", required=True),
+          Arg("out", "output .mseed path or URL", positional=True)),
+         cluster="scheduler", summary=_describe_export),
+    Step("windows", "labelled 25 s windows (earthquake/noise) from real sets or a store + catalog",
+         "seisgrid.seismic.labelled:build_windows",
+         (Arg("sources", "real labelled-set folder (STEAD HDF5+CSV, PhaseNet npz, SeisBench; detected) or "
+                         "ingested store", positional=True, nargs="+", metavar="SOURCE"),
+          Arg("out", "output Zarr store path or URL", positional=True),
+          Arg("catalog", "truth catalog CSV (synth's catalog.csv format) for store sources")),
+         config=("windows",), config_types={"catalog_min_snr": float}, summary=_describe_windows),
+    Step("spectrograms", "224×224 log-power spectrograms of a window store (NumPy or torch.stft)",
+         "seisgrid.seismic.spectrogram:spectrograms",
+         (Arg("windows", "labelled-window store (seisgrid windows)", param="windows_url", positional=True),
+          Arg("out", "output Zarr store path or URL", param="out_url", positional=True)),
+         config=("spectrogram",), config_types={"device": str}, summary=_describe_spectrograms),
+    Step("evaluate", "precision/recall/FPR/F1/hours per year of detection methods on the test windows",
+         "seisgrid.seismic.evaluate:evaluate",
+         (Arg("windows", "labelled-window store (seisgrid windows)", param="windows_url", positional=True),
+          Arg("spectrograms", "spectrogram store of the same windows (seisgrid spectrograms)",
+              param="spectrograms_url"),
+          Arg("methods", "comma-separated: stalta, forest, resnet:CHECKPOINT (default: stalta,forest)",
+              type=names, default=["stalta", "forest"]),
+          Arg("split", "split column: split_region (cross-region test; default) or split (by event and station)",
+              choices=("split_region", "split"), default="split_region"),
+          Arg("out", "folder for results.md, pr_curves.png, spectrograms.png and (forest) forest.joblib for "
+                     "detect --method forest", param="out_dir"),
+          Arg("stride_seconds", "window step assumed for hours per year (default: half the window)", type=float)),
+         summary=_describe_evaluate),
+    Step("train", "train a spectrogram classifier (ResNet) as a task on the cluster → checkpoint",
+         "seisgrid.seismic.train:train",
+         (Arg("spectrograms", "spectrogram store (seisgrid spectrograms)", param="spectrograms_url", positional=True),
+          Arg("out", "checkpoint path (writes OUT, OUT.json, OUT.png)", required=True)),
+         config=("train",), config_types={"max_windows": int, "threads": int, "device": str},
+         summary=_describe_train),
+    Step("detect", "slide a detector over every station-day of a store → picks → events → catalog",
+         "seisgrid.seismic.detect:detect",
+         (Arg("store", "ingested waveform store (seisgrid ingest)", param="store_url", positional=True),
+          Arg("model", "--method model: a checkpoint written by seisgrid train; --method forest: DIR/forest.joblib "
+                       "written by seisgrid evaluate --methods forest --out DIR (joblib = pickle: only files you "
+                       "made or trust); not used by --method stalta", param="model_path"),
+          Arg("method", "model (default): the trained classifier; forest: the Random Forest baseline, through the "
+                        "same windows, probabilities store, picks, association and catalog; stalta: the STA/LTA + "
+                        "coincidence baseline (settings seisgrid.stalta.archive_*) on the same archive",
+              choices=("model", "forest", "stalta"), default="model"),
+          Arg("out", "catalog path: writes OUT.xml (QuakeML), OUT.csv and OUT.json", param="out_catalog",
+              required=True),
+          Arg("stations", "stations CSV (network, station, latitude, longitude) to locate events"),
+          Arg("probabilities", "probabilities store (default: OUT.probabilities.zarr)", param="probabilities_url"),
+          Arg("start", "ISO time: windows (stalta: triggers) starting at or after it (default: the store's start); "
+                       "windows already computed for the same settings are not computed again"),
+          Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")),
+         config=("detect",), config_skip=("score_tolerance_seconds",),
+         config_types={"threshold": float, "pick_offset_seconds": float, "device": str}, summary=_describe_detect),
+    Step("score", "match a detected catalog to a truth catalog: precision, recall, false/station-day",
+         "seisgrid.seismic.catalog:score",
+         (Arg("catalog", "detected catalog (QuakeML or CSV from seisgrid detect)", positional=True),
+          Arg("truth", "truth catalog CSV (seisgrid synth's catalog.csv)", positional=True),
+          Arg("tolerance_seconds", "origin (or first-arrival) times match within this, s "
+                                   "(default: detect.score_tolerance_seconds)", type=float),
+          Arg("station_days", "station-days searched (default: from the catalog's .json or the archive's "
+                              "archive.json)", type=float)),
+         cluster="none", summary=_describe_score, omit=("matches",)),
+    Step("explain", "per-frequency-band importance of a trained model (band occlusion / IG)",
+         "seisgrid.seismic.attribution:explain",
+         (Arg("spectrograms", "spectrogram store (seisgrid spectrograms)", param="spectrograms_url", positional=True),
+          Arg("model", "checkpoint written by seisgrid train", param="model_path", required=True),
+          Arg("out", "folder for band_importance.md/.json/.png", param="out_dir")),
+         config=("explain",), config_types={"device": str}, summary=_describe_explain),
+    Step("models", "detection architectures and their parameter counts (2 classes)",
+         "seisgrid.seismic.models:list_models", cluster="none", summary=_describe_models, wrap="models"),
+    Step("ghf heatflow", "IHFC + NGHF + Antarctic heat flow → filtered, quality-weighted 0.5° cells (Zarr)",
+         "seisgrid.ghf.heatflow:build_heatflow",
+         (Arg("out", "output Zarr store path or URL", positional=True),
+          Arg("data", _DATA_HELP, param="data_dir")),
+         config=("heatflow",), cluster="none", summary=_describe_heatflow,
+         exit_status=lambda r: EXIT_REJECTED if r["rejected"]["total"] else EXIT_OK),
+    Step("ghf features", "the 0.5° feature grid (kriged continuous features, tectonic classes, volcano indices) → Zarr",
+         "seisgrid.ghf.features:build_features",
+         (Arg("out", "output Zarr store path or URL", positional=True),
+          Arg("data", _DATA_HELP, param="data_dir"),
+          Arg("only", "comma-separated feature names to build (default: all)", param="features", type=names),
+          Arg("resolution", "grid spacing in degrees (default: ghf.resolution, 0.5)", param="res", type=float)),
+         config=("features", "kriging"), summary=_describe_features),
+    Step("ghf vif", "variance inflation factors over the training cells; drop the highest above the threshold",
+         "seisgrid.ghf.collinearity:vif_report",
+         _GRID_ARGS + (Arg("png", "bar chart path or URL (default: FEATURES without .zarr + .vif.png)",
+                           param="out_png", default=_vif_png),),
+         config=("vif",), cluster="none", summary=_describe_vif),
+    Step("ghf maps", "global and south-polar maps (PNG) of every variable of grid stores",
+         "seisgrid.ghf.maps:plot_stores",
+         (Arg("stores", "grid stores (seisgrid ghf features / heatflow)", positional=True, nargs="+",
+              metavar="STORE"),
+          Arg("out", "folder for the PNG files", param="folder", required=True),
+          Arg("variables", "comma-separated variable names (default: all)", type=names)),
+         config=("maps",), cluster="none", summary=_describe_maps, wrap="figures"),
+    Step("ghf search", "particle swarm over the network's 8 hyperparameters, particles as Dask futures",
+         "seisgrid.ghf.pso:search",
+         _table_args("folder for search.json, convergence.png and the swarm checkpoints (resumable)"),
+         config=("pso",), config_types={"particles": int, "max_epochs": int}, summary=_describe_search),
+    Step("ghf train", "5-fold CV (random and spatial blocks) of the network with baselines; the ensemble",
+         "seisgrid.ghf.crossval:train_ensemble",
+         _table_args("folder for the ensemble (model_*.pt, ensemble.json) and crossval.json/.md",
+                     "search.json of seisgrid ghf search: train its best hyperparameters"),
+         config=("crossval",), config_types={"max_epochs": int}, summary=_describe_ghf_train),
+    Step("ghf density", "the training-density experiment in the best-sampled 1300 km circle (DNN vs linear)",
+         "seisgrid.ghf.density:run_density",
+         _table_args("folder for density.json and density.png",
+                     "search.json of seisgrid ghf search: use its best hyperparameters"),
+         config=("density",), config_types={"max_epochs": int}, summary=_describe_density),
+    Step("ghf map", "Antarctic heat-flow map with uncertainties from the ensemble → Zarr, NetCDF, GeoTIFF, PNG",
+         "seisgrid.ghf.mapping:build_map",
+         (Arg("ensemble", "ensemble folder (seisgrid ghf train --out)", param="ensemble_dir", positional=True),
+          Arg("features", "feature grid store (seisgrid ghf features)", param="features_store", positional=True),
+          Arg("out", "output Zarr store (NetCDF, GeoTIFF and PNG files are written beside it)", required=True),
+          Arg("compare_with", "published map to compare with (default: Lösing & Ebbing 2021 in $SEISGRID_DATA/ghf "
+                              "when present)")),
+         config=("ghf_map",), cluster="none", summary=_describe_map),
+    Step("ghf compare", "compare two heat-flow maps (points or grids, any projection with lat/lon)",
+         "seisgrid.ghf.compare:compare",
+         (Arg("ours", "our map (seisgrid ghf map output) or any map", param="our_map_path", positional=True),
+          Arg("other", "the other map: CSV/text points, NetCDF/Zarr grid (1-D or 2-D lat/lon) or GeoTIFF",
+              param="other_map_path", positional=True),
+          Arg("units", "units of OTHER (default: detected)", choices=("mW/m2", "W/m2")),
+          Arg("png", "difference map PNG", param="out_png")),
+         cluster="none", summary=_describe_compare),
+    Step("run", "run a pipeline YAML of these steps on one cluster (e.g. pipelines/demo.yaml)",
+         "seisgrid.pipeline:run",
+         (Arg("pipeline", "pipeline YAML file", param="path", positional=True),
+          Arg("set", "override a pipeline variable (repeatable)", param="overrides", action="append",
+              metavar="VAR=VALUE"),
+          Arg("cluster", "'local' or a scheduler address (default: the pipeline's cluster, else local)")),
+         cluster="none", summary=_describe_run, exit_status=_run_status, pipeline=False),
+)
+
+_REGISTRY: dict[str, Step] | None = None
+
+
+def _plugin_steps() -> list[Step]:
+    from importlib.metadata import entry_points
+
+    found = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break every command
+            logger.warning("seisgrid: step plugin %s (%s) not loaded: %s", entry.name, entry.value, exc)
+            continue
+        for step in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
+            if not isinstance(step, Step):
+                logger.warning("seisgrid: step plugin %s gives %r, not a seisgrid.steps.Step", entry.name, step)
+                continue
+            found.append(step)
+    return found
+
+
+def registry(refresh: bool = False) -> dict[str, Step]:
+    """Every step by name: the built-in ones, then those of installed plugins (``seisgrid.steps`` entry points).
+
+    A plugin step with the name of a built-in one is refused with a warning.
+    """
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        table = {step.name: step for step in BUILTIN_STEPS}
+        for step in _plugin_steps():
+            if step.name in table:
+                logger.warning("seisgrid: plugin step %r ignored: a step of that name exists", step.name)
+                continue
+            table[step.name] = step
+        _REGISTRY = table
+    return _REGISTRY
+
+
+def pipeline_steps() -> dict[str, Step]:
+    """The steps a pipeline may use, by pipeline key (``ghf map`` → ``ghf_map``)."""
+    return {step.key: step for step in registry().values() if step.pipeline}
+
+
+__all__ = ["Arg", "BUILTIN_STEPS", "ENTRY_POINT_GROUP", "Step", "jsonable", "names", "pipeline_steps", "registry"]
