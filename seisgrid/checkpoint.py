@@ -13,7 +13,7 @@ from seisgrid import storage
 from seisgrid.errors import SeisgridError
 
 
-def write(path, tensors: dict, config: dict) -> dict:
+def write(path: str, tensors: dict, config: dict) -> dict:
     """Write ``tensors`` (moved to the CPU) to ``path`` and ``config`` to ``path + '.json'``.
 
     Returns
@@ -32,7 +32,7 @@ def write(path, tensors: dict, config: dict) -> dict:
     return {"weights": str(path), "config": str(path) + ".json"}
 
 
-def read(path, what: str = "checkpoint", how: str = "tensors + .json config") -> tuple[dict, dict]:
+def read(path: str, what: str = "checkpoint", how: str = "tensors + .json config") -> tuple[dict, dict]:
     """``(config, tensors)`` written by :func:`write`; tensors on the CPU.
 
     Parameters
@@ -42,6 +42,11 @@ def read(path, what: str = "checkpoint", how: str = "tensors + .json config") ->
     what, how : str
         What should be there and how it is made, for the error message when it is not
         (``"{path}: no {what} there ({how})"``).
+
+    Returns
+    -------
+    tuple of dict
+        The JSON config and the tensors by name.
     """
     import torch
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import os
 import pathlib
+from collections.abc import Mapping
+from typing import Any
 
 import dask.config
 import yaml
@@ -37,7 +39,7 @@ def _environment_overrides(environ=None) -> dict:
 _defaults_registered = False
 
 
-def refresh(environ=None) -> None:
+def refresh(environ: Mapping[str, str] | None = None) -> None:
     """(Re)load the ``seisgrid`` settings: package defaults < user YAML / ``DASK_SEISGRID__*`` < ``SEISGRID_*``.
 
     The whole ``seisgrid`` namespace is rebuilt, so a second call with another environment does not keep
@@ -60,7 +62,7 @@ def refresh(environ=None) -> None:
     dask.config.config["seisgrid"] = fresh["seisgrid"]
 
 
-def get(key: str, default=None, override=None):
+def get(key: str, default: object = None, override: object = None) -> Any:
     """Effective value of ``seisgrid.<key>``; ``override`` (a CLI flag or argument) wins when not None."""
     if override is not None:
         return override

@@ -7,11 +7,15 @@ into PNG bytes at a local path or URL.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from seisgrid import config, storage
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def new_figure(size, **kwargs):
+
+def new_figure(size: tuple[float, float], **kwargs) -> Figure:
     """A :class:`matplotlib.figure.Figure` of ``size`` inches (width, height) on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -21,7 +25,7 @@ def new_figure(size, **kwargs):
     return fig
 
 
-def save_png(fig, path, dpi: int | None = None, **savefig) -> str:
+def save_png(fig: Figure, path: str, dpi: int | None = None, **savefig) -> str:
     """Write ``fig`` as PNG to ``path`` (local path or URL); ``dpi`` default ``seisgrid.maps.dpi``; returns ``path``."""
     dpi = int(config.get("maps.dpi", 150) if dpi is None else dpi)
     buffer = io.BytesIO()

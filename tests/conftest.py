@@ -24,7 +24,7 @@ _TESTS = pathlib.Path(__file__).resolve().parent
 if str(_TESTS) not in sys.path:  # `from helpers import ...` works with or without tests/__init__.py
     sys.path.insert(0, str(_TESTS))
 
-from helpers import has_boto3, has_moto, has_s3fs
+from helpers import has_boto3, has_moto, has_s3fs  # noqa: E402 - after the sys.path line above
 
 # Requests to the loopback servers must never go through a proxy.
 for _name in ("NO_PROXY", "no_proxy"):
@@ -107,7 +107,7 @@ def s3_server(tmp_path_factory):
         pytest.skip("moto_server not found (pip install 'moto[server]')")
     log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
     env = {**os.environ, **TEST_CREDENTIALS}
-    for attempt in range(3):  # the free port can be taken between choosing it and binding it
+    for _attempt in range(3):  # the free port can be taken between choosing it and binding it
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(log_path, "ab")  # noqa: SIM115  (kept open for the server's lifetime)
