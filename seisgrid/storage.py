@@ -12,6 +12,7 @@ import os
 import pathlib
 import posixpath
 import uuid
+from typing import TYPE_CHECKING
 
 import fsspec
 import zarr
@@ -20,6 +21,11 @@ from fsspec.core import split_protocol
 from seisgrid import config
 from seisgrid.errors import StorageError
 
+if TYPE_CHECKING:
+    from typing import Any
+
+    from zarr.abc.store import Store
+
 
 def protocol(url: str) -> str:
     """The fsspec protocol of ``url`` (``"file"`` for plain paths)."""
@@ -27,11 +33,12 @@ def protocol(url: str) -> str:
 
 
 def is_local(url: str) -> bool:
+    """Whether ``url`` is a plain path or a ``file://``/``local://`` URL (not an object store)."""
     return protocol(url) in ("file", "local")
 
 
 def storage_options(url: str, overrides: dict | None = None) -> dict:
-    """fsspec options for ``url`` from ``seisgrid.storage.<protocol>``, unset (null) entries dropped."""
+    """The fsspec options for ``url`` from ``seisgrid.storage.<protocol>``, unset (null) entries dropped."""
     options = copy.deepcopy(dict(config.get(f"storage.{protocol(url)}", default={}) or {}))
     options.update(copy.deepcopy(overrides or {}))
     options = {k.replace("-", "_"): v for k, v in options.items() if v is not None}
@@ -70,7 +77,7 @@ def join(url: str, *parts: str) -> str:
     return posixpath.join(url, *parts) if not is_local(url) else str(pathlib.Path(url, *parts))
 
 
-def zarr_store(url: str, options: dict | None = None, read_only: bool = False):
+def zarr_store(url: str, options: dict | None = None, read_only: bool = False) -> Store:
     """A Zarr v3 store for ``url``: LocalStore for paths, FsspecStore (async fsspec) for URLs."""
     url = str(url)
     if is_local(url):
@@ -80,24 +87,128 @@ def zarr_store(url: str, options: dict | None = None, read_only: bool = False):
     return zarr.storage.FsspecStore.from_url(url, storage_options=opts, read_only=read_only)
 
 
-def open_group(url: str, mode: str = "r", options: dict | None = None) -> zarr.Group:
-    """Open (``mode="r"``/``"r+"``) or create (``"a"``/``"w"``) the Zarr v3 group at ``url``."""
+def open_group(url: str, mode: str = "r", options: dict | None = None,
+               use_consolidated: bool | None = None) -> zarr.Group:
+    """Open (``mode="r"``/``"r+"``) or create (``"a"``/``"w"``) the Zarr v3 group at ``url``.
+
+    ``use_consolidated=False`` ignores consolidated metadata (see :func:`consolidate_metadata`) and
+    reads every node's own ``zarr.json``: what writers and exact readers of a store being updated want.
+    """
     try:
         store = zarr_store(url, options, read_only=(mode == "r"))
-        return zarr.open_group(store, mode=mode, zarr_format=3)
+        return zarr.open_group(store, mode=mode, zarr_format=3, use_consolidated=use_consolidated)
     except FileNotFoundError as exc:
         raise StorageError(f"{url}: no Zarr store there ({exc})") from exc
 
 
-def read_json(url: str, options: dict | None = None):
+def exists(url: str, options: dict | None = None) -> bool:
+    """Whether a file or folder (object or prefix) exists at ``url``."""
+    fs, path = filesystem(url, options)
+    return fs.exists(path)
+
+
+def listing(url: str, options: dict | None = None) -> set[str]:
+    """The entries directly under the folder ``url``; empty when there is no such folder.
+
+    Entries are full paths as the file system names them.
+    """
+    fs, path = filesystem(url, options)
+    try:
+        return set(fs.ls(path, detail=False)) if fs.isdir(path) else set()
+    except FileNotFoundError:
+        return set()
+
+
+def remove(url: str, options: dict | None = None, keep: set[str] | None = None) -> None:
+    """Delete the folder ``url`` with everything below it, or only the entries not in ``keep``.
+
+    With ``keep`` (a :func:`listing` taken earlier, possibly empty) delete only the entries that are not
+    in it and leave the folder itself.
+    """
+    fs, path = filesystem(url, options)
+    if not fs.exists(path):
+        return
+    if keep is None:
+        fs.rm(path, recursive=True)
+        return
+    for entry in fs.ls(path, detail=False):
+        if entry not in keep:
+            fs.rm(entry, recursive=True)
+
+
+CONSOLIDATED_KIND = {"kind": "inline", "must_understand": False}
+
+
+def consolidate_metadata(url: str, options: dict | None = None, exclude: tuple[str, ...] = ()) -> bool:
+    """Write Zarr v3 consolidated metadata of the group at ``url`` into its ``zarr.json``.
+
+    The top-level members named in ``exclude`` (and everything below them) are left out.
+
+    Readers that look for consolidated metadata at the root (xarray's ``open_zarr``/``open_datatree``)
+    then open any group without listing the store and without a warning. Unlike
+    ``zarr.consolidate_metadata``, bookkeeping groups (a manifest with one group per file) can be
+    left out, so the root stays small; a reader that opens the root with consolidated metadata does
+    not see them (open with ``use_consolidated=False`` to reach them). The listing is sorted, so the
+    same hierarchy always gives the same bytes; the root is rewritten only when they change.
+    Consolidated metadata is a snapshot: call this again after every change of the hierarchy.
+
+    Returns
+    -------
+    bool
+        Whether ``zarr.json`` was rewritten.
+    """
+    fs, root = filesystem(url, options)
+    root = root.rstrip("/")
+    root_key = f"{root}/zarr.json"
+    current = fs.cat_file(root_key)
+    root_meta = json.loads(current)
+    members: dict[str, dict] = {}
+    groups = [""]
+    while groups:
+        parent = groups.pop()
+        base = f"{root}/{parent}" if parent else root
+        children = sorted(p.rstrip("/") for p in fs.ls(base, detail=False))
+        candidates = []
+        for child in children:
+            name = posixpath.basename(child)
+            if name == "zarr.json" or (not parent and name in exclude):
+                continue
+            candidates.append(f"{child}/zarr.json")
+        blobs = fs.cat(candidates, on_error="omit") if candidates else {}
+        for key in candidates:
+            blob = blobs.get(key)
+            if blob is None:  # a folder that is not a Zarr node (an array's chunk folder "c", ...)
+                continue
+            meta = json.loads(blob)
+            rel = posixpath.relpath(posixpath.dirname(key), root)
+            if meta.get("node_type") == "group":
+                meta.pop("consolidated_metadata", None)
+                meta["consolidated_metadata"] = {**CONSOLIDATED_KIND, "metadata": {}}
+                groups.append(rel)
+            members[rel] = meta
+    root_meta.pop("consolidated_metadata", None)
+    node_type = root_meta.pop("node_type", "group")
+    root_meta["consolidated_metadata"] = {**CONSOLIDATED_KIND, "metadata": dict(sorted(members.items()))}
+    root_meta["node_type"] = node_type
+    blob = json.dumps(root_meta, indent=2).encode()
+    if blob == current:
+        return False
+    write_bytes(join(url, "zarr.json"), blob, options)
+    return True
+
+
+def read_json(url: str, options: dict | None = None) -> Any:
+    """The JSON document in the file at ``url`` (local path or URL), decoded."""
     fs, path = filesystem(url, options)
     with fs.open(path, "rb") as f:
         return json.load(f)
 
 
 def read_csv_rows(url: str, what: str, options: dict | None = None) -> list[dict]:
-    """Rows of a CSV file (local path or URL) as dicts; a missing file raises :class:`StorageError`
-    naming it and ``what`` it should hold."""
+    """Rows of a CSV file (local path or URL) as dicts.
+
+    A missing file raises :class:`StorageError` naming it and ``what`` it should hold.
+    """
     import csv
     import io
 

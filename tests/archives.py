@@ -10,9 +10,11 @@ import numpy as np
 import obspy
 
 RECLEN = 512
+TRACE_START = obspy.UTCDateTime(2020, 1, 1, 0, 0, 0, 5000)  # 5 ms after midnight: off the sample grid
+DAY_FILES_START = obspy.UTCDateTime(2021, 1, 1)
 
 
-def trace(npts=6000, rate=100.0, start=obspy.UTCDateTime(2020, 1, 1, 0, 0, 0, 5000), seed=0,
+def trace(npts=6000, rate=100.0, start=TRACE_START, seed=0,
           id="XX.ABC.00.HHZ") -> obspy.Trace:
     rng = np.random.default_rng(seed)
     net, sta, loc, cha = id.split(".")
@@ -35,7 +37,7 @@ def sds_path(root, tr: obspy.Trace) -> str:
     return path
 
 
-def write_day_files(root, ids=("XX.A..BHZ",), days=2, rate=20.0, start=obspy.UTCDateTime(2021, 1, 1), seed=0):
+def write_day_files(root, ids=("XX.A..BHZ",), days=2, rate=20.0, start=DAY_FILES_START, seed=0):
     """One whole-day SDS file per channel and day; returns {path: trace}."""
     out = {}
     for k, cid in enumerate(ids):

@@ -6,9 +6,10 @@ import warnings
 import numpy as np
 import obspy
 import pytest
+from archives import RECLEN, mseed_bytes
+from obspy.io.mseed import InternalMSEEDError
 from obspy.io.mseed.util import get_record_information
 
-from archives import RECLEN, mseed_bytes
 from seisgrid.seismic.mseed import decode_records, index_records
 
 
@@ -60,7 +61,7 @@ def test_corrupt_payload_is_isolated_to_its_record():
     raw = bytearray(_mseed())
     raw[3 * RECLEN + 100: 3 * RECLEN + 200] = np.random.default_rng(2).integers(0, 256, 100, dtype=np.uint8).tobytes()
     raw = bytes(raw)
-    with pytest.raises(Exception):
+    with pytest.raises(InternalMSEEDError):
         obspy.read(io.BytesIO(raw))  # ObsPy gives up on the whole buffer
     index = index_records(raw)
     traces, failed = decode_records(raw, index)

@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import obspy
-
+import pytest
 from helpers import data_path, requires_data
+
 from seisgrid import open_archive
 from seisgrid.cli import main
 
@@ -39,11 +40,13 @@ def test_bw_uh_records_ingest_losslessly_from_the_cli(tmp_path, capsys):
 
 @requires_data(UH)
 def test_slist_files_read_as_miniseed_are_reported_not_ingested(tmp_path):
-    from seisgrid.seismic.ingest import ingest
+    from seisgrid.seismic.ingest import NoWaveformDataError, ingest
 
-    result = ingest(str(data_path(UH)), str(tmp_path / "x.zarr"), pattern="*.slist.gz", progress=False)
-    assert len(result["files_failed"]) == 8
-    assert all("not miniSEED" in f["reason"] for f in result["files_failed"])
+    with pytest.raises(NoWaveformDataError) as info:  # nothing usable: an error, and no store left behind
+        ingest(str(data_path(UH)), str(tmp_path / "x.zarr"), pattern="*.slist.gz", progress=False)
+    assert len(info.value.summary["files_failed"]) == 8
+    assert all("not miniSEED" in f["reason"] for f in info.value.summary["files_failed"])
+    assert not (tmp_path / "x.zarr").exists()
 
 
 PHASENET = "seismic/phasenet-ncedc"

@@ -47,7 +47,8 @@ def _roundtrip(root: str) -> dict:
     reopened = storage.open_group(url, mode="r")
     data = reopened["SY.STA01/HHZ"][:]
     attrs = dict(reopened["SY.STA01/HHZ"].attrs)
-    ds = xr.open_zarr(storage.zarr_store(storage.join(url, "SY.STA01"), read_only=True), mask_and_scale=False, consolidated=False)
+    ds = xr.open_zarr(storage.zarr_store(storage.join(url, "SY.STA01"), read_only=True), mask_and_scale=False,
+                      consolidated=False)
 
     fs, path = storage.filesystem(root)
     keys = sorted(posixpath.relpath(p, path) for p in fs.find(path))
@@ -174,3 +175,49 @@ def test_workers_see_the_test_bucket(dask_client, s3_bucket):
     dask_client.submit(storage.write_bytes, url, b'{"a": 1}', pure=False).result()
     assert storage.read_json(url) == {"a": 1}
     assert dask_client.submit(storage.read_json, url, pure=False).result() == {"a": 1}
+
+
+def test_consolidated_metadata_leaves_out_bookkeeping_and_is_stable(root):
+    import warnings
+
+    import zarr
+
+    url = storage.join(root, "c.zarr")
+    group = storage.open_group(url, mode="w")
+    group.attrs.update(kind="test")
+    station = group.create_group("SY.ST01", attributes={"station": "ST01"})
+    arr = station.create_array("SY.ST01..HHZ", shape=(6,), chunks=(3,), dtype="float32", fill_value=np.nan,
+                               dimension_names=["sample"])
+    arr[:4] = np.arange(4, dtype="float32")
+    group.create_group("_manifest/files/abc", attributes={"url": "x.mseed"})
+
+    assert storage.consolidate_metadata(url, exclude=("_manifest",)) is True
+    assert storage.consolidate_metadata(url, exclude=("_manifest",)) is False  # same bytes: not rewritten
+    consolidated = zarr.open_group(storage.zarr_store(url, read_only=True), mode="r")
+    assert list(consolidated.group_keys()) == ["SY.ST01"] and consolidated.attrs["kind"] == "test"
+    exact = storage.open_group(url, mode="r", use_consolidated=False)
+    assert sorted(exact.group_keys()) == ["SY.ST01", "_manifest"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(storage.zarr_store(url, read_only=True), group="SY.ST01")
+    assert np.array_equal(ds["SY.ST01..HHZ"].values[:4], np.arange(4)) and np.isnan(ds["SY.ST01..HHZ"].values[4])
+
+    # a change below the root shows only after the next consolidation
+    storage.open_group(url, mode="r+", use_consolidated=False)["SY.ST01/SY.ST01..HHZ"].resize((9,))
+    assert zarr.open_group(storage.zarr_store(url, read_only=True), mode="r")["SY.ST01/SY.ST01..HHZ"].shape == (6,)
+    assert storage.consolidate_metadata(url, exclude=("_manifest",)) is True
+    assert zarr.open_group(storage.zarr_store(url, read_only=True), mode="r")["SY.ST01/SY.ST01..HHZ"].shape == (9,)
+
+
+def test_remove_whole_folder_or_only_new_entries(root):
+    folder = storage.join(root, "made")
+    storage.write_bytes(storage.join(folder, "old.txt"), b"kept")
+    before = storage.listing(folder)
+    storage.write_bytes(storage.join(folder, "new", "zarr.json"), b"{}")
+    storage.write_bytes(storage.join(folder, "zarr.json"), b"{}")
+    storage.remove(folder, keep=before)
+    fs, path = storage.filesystem(folder)
+    assert sorted(posixpath.basename(p) for p in fs.ls(path, detail=False)) == ["old.txt"]
+    storage.remove(folder)
+    assert not storage.exists(folder)
+    assert storage.listing(storage.join(root, "never-made")) == set()

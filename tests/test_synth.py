@@ -14,6 +14,7 @@ import scipy.signal
 from obspy import UTCDateTime
 from obspy.io.mseed.util import get_record_information
 
+from seisgrid.cluster import LazyClient
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import synth
 
@@ -303,7 +304,7 @@ def test_overlaps_listed_and_first_wins(tmp_path):
         main, dups = st[:2], st[2:]  # main data (split by the gap) first, duplicates appended
         assert [str(tr.stats.starttime) for tr in dups] == [o["start"] for o in overlaps]
         assert any(g[6] < 0 for g in st.get_gaps())  # ObsPy sees overlaps
-        for tr, o in zip(dups, overlaps):
+        for tr, o in zip(dups, overlaps, strict=True):
             assert 5 <= o["samples"] / 20 <= 60
             assert tr.stats.npts == o["samples"]
             assert str(tr.stats.endtime + 1 / 20) == o["end"]
@@ -336,12 +337,16 @@ def test_overlaps_listed_and_first_wins(tmp_path):
             holder = [s for _, s, n in main_records if s <= start < s + n / 20]
             assert len(holder) == 1
             end = start + (npts - 1) / 20
-            assert all(not (s > start and s <= end) for _, s, _ in main_records), "duplicate record spans two main records"
+            assert all(not (s > start and s <= end) for _, s, _ in main_records), \
+                "duplicate record spans two main records"
 
 
 def test_too_many_gaps_for_a_short_day(tmp_path):
-    with pytest.raises(synth.SynthError, match="gaps_per_day"):
-        synth.synthesize(tmp_path / "x", **dict(SMALL, days=0.01, gaps_per_day=3))
+    # known before any file is written or a cluster started: a ConfigError, not a failed task
+    client = LazyClient("local")
+    with pytest.raises(ConfigError, match="gaps_per_day"):
+        synth.synthesize(tmp_path / "x", client=client, **dict(SMALL, days=0.01, gaps_per_day=3))
+    assert not client.started and not (tmp_path / "x").exists()
 
 
 # ---------------------------------------------------------------------------------------- midnight
@@ -486,6 +491,13 @@ def test_defaults_from_config(tmp_path):
         ({"days": 0}, "days"),
         ({"days": -1}, "days"),
         ({"stations": 0}, "stations"),
+        ({"stations": -1}, "stations"),
+        ({"stations": 2.5}, "stations"),
+        ({"sampling_rates": [-100.0]}, "sampling_rates"),
+        ({"sampling_rates": ["fast"]}, "sampling_rates"),
+        ({"days": "a week"}, "days"),
+        ({"events_per_day": -3}, "events_per_day"),
+        ({"overlaps_per_day": float("nan")}, "overlaps_per_day"),
         ({"sampling_rates": [0.0]}, "sampling_rates"),
         ({"sampling_rates": [5000.0]}, "sampling_rates"),
         ({"sampling_rates": []}, "sampling_rates"),
@@ -497,9 +509,12 @@ def test_defaults_from_config(tmp_path):
     ],
 )
 def test_bad_parameters(tmp_path, bad, match):
+    # checked before the client is resolved: a LazyClient (what the CLI passes) is never started
+    client = LazyClient("local")
     with pytest.raises(ConfigError, match=match) as info:
-        synth.synthesize(tmp_path / "x", **dict(SMALL, **bad))
+        synth.synthesize(tmp_path / "x", client=client, **dict(SMALL, **bad))
     assert isinstance(info.value, SeisgridError)
+    assert not client.started
     assert not (tmp_path / "x").exists()
 
 

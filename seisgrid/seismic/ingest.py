@@ -33,6 +33,42 @@ Rules
   largest such shift (in samples) is recorded per day as ``max_snap_samples``.
 - **Sampling rate and dtype** are fixed per channel by its first data; records with another rate or a
   dtype that cannot be cast losslessly are reported and not ingested (no silent resampling).
+- **Channel names**: ids are ObsPy's ``NET.STA.LOC.CHA``; when the network and station codes are both
+  empty (ObsPy's id ``...``) they are stored as ``--`` (``--.--.LOC.CHA``) so that the station group is
+  a valid Zarr name; readers give such traces their empty codes back (:mod:`seisgrid.seismic.mseed`).
+
+Which files are waveform data
+-----------------------------
+Every file under the source is listed (hidden files and the store itself, when it lies inside the
+source, excepted); a folder whose files sit at SDS positions (``YEAR/NET/STA/CHA.TYPE/
+NET.STA.LOC.CHA.TYPE.YEAR.DOY``) is recognised as an SDS tree (``source_layout: "sds"``). A file is
+**not waveform data, skipped** — listed in ``files_not_waveform`` with the reason, not failed, and not
+a reason for exit status 3 — only when both hold:
+
+1. its extension names a known sidecar type: ``.csv .json .txt .md .yaml .yml .xml`` (StationXML,
+   QuakeML) ``.log .png``, also gzipped (``catalog.csv.gz``) — :data:`~seisgrid.seismic.archive.SIDECAR_SUFFIXES`;
+2. its content is not waveform data: for miniSEED, its first bytes are not a SEED record header (six
+   digits or blanks, a quality or control-header letter, a blank); for ``--format`` other than MSEED,
+   ObsPy cannot read it in that format.
+
+Anything else that cannot be used stays **failed** with its reason (``files_failed``): an empty or
+truncated ``.mseed``, a file without an extension that holds text, a ``.csv`` that starts with a SEED
+header but is broken, ... So the synthetic archive's ``catalog.csv``, ``stations.csv``,
+``transients.csv`` and ``archive.json`` are skipped, while ObsPy's deliberately broken test files
+(``not.mseed``, ``emptyfile.mseed``, ...) are still reported as failed.
+
+When no file gives waveform data — every file failed or is a sidecar, or nothing could be decoded —
+:func:`ingest` raises :class:`NoWaveformDataError` naming the source and the reasons, and leaves
+nothing behind: a store that this call created is removed; an existing store is kept. When some files
+give data, the others are reported in the summary as before (the CLI exits with status 3).
+
+Consolidated metadata
+---------------------
+At the end of every run (a resumed or a no-op rerun too) the metadata of the station groups and
+channel arrays is consolidated into the root ``zarr.json`` (:func:`seisgrid.storage.consolidate_metadata`;
+the manifest is left out, so the root stays small). xarray then opens the store without a listing
+and without a warning (see :mod:`seisgrid.seismic.store`). The consolidated copy is a snapshot of the
+last finished run; seisgrid itself always reads each node's own ``zarr.json``.
 """
 
 from __future__ import annotations
@@ -44,7 +80,9 @@ import logging
 import math
 import posixpath
 import time
+import zlib
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numcodecs.blosc
 import numpy as np
@@ -53,8 +91,8 @@ import zarr
 
 from seisgrid import config, storage
 from seisgrid.cluster import run_tasks
-from seisgrid.errors import SeisgridError, StorageError
-from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name
+from seisgrid.errors import ConfigError, SeisgridError, StorageError
+from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name, sidecar_suffix, source_layout
 from seisgrid.seismic.layout import (
     DAY_NS,
     FILL_VALUES,
@@ -63,15 +101,27 @@ from seisgrid.seismic.layout import (
     day_label,
     iso_ns,
     sample_position,
+    station_of,
 )
 from seisgrid.seismic.mseed import (
     ASCII_ENCODING,
     ENCODING_DTYPES,
     NS,
+    channel_codes,
     decode_records,
     index_records,
+    starts_like_seed,
+    trace_id,
 )
 from seisgrid.seismic.mseed import read_mseed_bytes as _read_mseed_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import numpy.typing as npt
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -80,7 +130,7 @@ logger = logging.getLogger("seisgrid")
 CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "int64": "int32", "float32": "float32", "float64": "float64"}
 
 
-def lossless_cast(data: np.ndarray, dtype) -> np.ndarray | None:
+def lossless_cast(data: np.ndarray, dtype: npt.DTypeLike) -> np.ndarray | None:
     """``data`` as ``dtype`` when no value changes (int64 text formats fit int32), else None."""
     if np.can_cast(data.dtype, dtype, casting="safe"):
         return data.astype(dtype, copy=False)
@@ -92,6 +142,7 @@ def lossless_cast(data: np.ndarray, dtype) -> np.ndarray | None:
 
 
 def file_key(url: str) -> str:
+    """The manifest key of a source file: 24 hex digits of the SHA-1 of its URL (a valid Zarr name)."""
     return hashlib.sha1(url.encode()).hexdigest()[:24]
 
 
@@ -103,12 +154,15 @@ def _runs(offsets: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [len(offsets)]))
     run_end = offsets[ends - 1] + lengths[ends - 1]
-    return [[int(a), int(b - a)] for a, b in zip(offsets[starts], run_end)]
+    return [[int(a), int(b - a)] for a, b in zip(offsets[starts], run_end, strict=True)]
 
 
 def _days_touched(start_ns, end_ns, rate):
-    """First and last UTC day (since 1970) of spans (scalars or arrays); the start widened by one
-    sample because a channel's days begin up to one sample after midnight (its origin's offset)."""
+    """First and last UTC day (since 1970) of spans (scalars or arrays).
+
+    The start is widened by one sample because a channel's days begin up to one sample after midnight
+    (its origin's offset).
+    """
     start_ns, end_ns, rate = np.asarray(start_ns), np.asarray(end_ns), np.asarray(rate, dtype=float)
     pad = np.where(rate > 0, NS / np.where(rate > 0, rate, 1), 0).astype(np.int64)
     return (start_ns - pad) // DAY_NS, (np.maximum(end_ns, start_ns + 1) - 1) // DAY_NS
@@ -133,6 +187,7 @@ def read_attrs_under(store_url: str, options: dict, prefix: str) -> dict[str, di
 
 
 def write_record(store_url: str, options: dict, path: str, record: dict) -> None:
+    """Write ``record`` as the attributes of a new (or replaced) Zarr group at ``path`` of the store."""
     zarr.create_group(storage.zarr_store(store_url, options), path=path, attributes=record,
                       overwrite=True, zarr_format=3)
 
@@ -145,7 +200,8 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
     -------
     dict
         ``url, size, version, format, channels{id: {sampling_rate, dtype, days{day: {...}}}},
-        problems[{reason, nbytes}], bytes_unread, bytes_skipped, status`` (ok / warned / failed).
+        problems[{reason, nbytes}], bytes_unread, bytes_skipped, status`` (ok / warned / failed /
+        not_waveform: a sidecar file that is not readable as ``fmt``, see the module docstring).
     """
     record = {"url": source.url, "size": source.size, "version": source.version, "format": fmt,
               "channels": {}, "problems": [], "bytes_unread": 0, "bytes_skipped": 0}
@@ -155,20 +211,32 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
         if data[:2] == GZIP_MAGIC:  # ObsPy unzips only files it opens by name; we read bytes
             data = gzip.decompress(data)
             record["gzip"] = True
-        if len(data) == 0:
+        suffix = sidecar_suffix(source.url)
+        if len(data) == 0 and suffix:
+            _not_waveform(record, f"an empty {suffix} file", 0)
+        elif len(data) == 0:
             record["problems"].append({"reason": "empty file (0 bytes)", "nbytes": 0})
         elif fmt.upper() == "MSEED":
             _scan_mseed(data, source.url, record)
         else:
             _scan_other(data, fmt, record)
+            if suffix and not record["channels"] and record["bytes_unread"] == len(data):
+                _not_waveform(record, f"a {suffix} file not readable as {fmt}", len(data))
     except Exception as exc:  # unreadable file: report it, never stop the other files
         record["problems"].append({"reason": f"cannot read: {type(exc).__name__}: {exc}", "nbytes": source.size})
         record["bytes_unread"] = source.size
     record["status"] = (
-        "failed" if not record["channels"] else "warned" if record["problems"] else "ok"
+        "not_waveform" if record.get("not_waveform")
+        else "failed" if not record["channels"] else "warned" if record["problems"] else "ok"
     )
     write_record(store_url, store_options, f"{MANIFEST}/files/{file_key(source.url)}", record)
     return record
+
+
+def _not_waveform(record: dict, what: str, nbytes: int) -> None:
+    """Mark a scanned file as a sidecar that holds no waveform data: skipped, not failed."""
+    record.update(not_waveform=True, bytes_unread=0, bytes_skipped=nbytes, channels={},
+                  problems=[{"reason": f"not waveform data: {what}", "nbytes": nbytes, "skipped": True}])
 
 
 def _scan_mseed(data: bytes, url: str, record: dict) -> None:
@@ -258,7 +326,8 @@ def _scan_other(data: bytes, fmt: str, record: dict) -> None:
             record["problems"].append({"reason": f"{tr.id}: unsupported dtype {tr.data.dtype} or rate", "nbytes": 0})
             continue
         channel = record["channels"].setdefault(
-            tr.id, {"sampling_rate": float(tr.stats.sampling_rate), "dtype": dtype, "days": {}, "first_ns": tr.stats.starttime.ns})
+            trace_id(tr.stats), {"sampling_rate": float(tr.stats.sampling_rate), "dtype": dtype, "days": {},
+                                 "first_ns": tr.stats.starttime.ns})
         start = tr.stats.starttime.ns
         end = start + round(tr.stats.npts / tr.stats.sampling_rate * NS)
         channel["first_ns"] = min(channel["first_ns"], start)
@@ -273,15 +342,16 @@ def _scan_other(data: bytes, fmt: str, record: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ write
 def _decode_source(data: bytes, source: dict, base: int, cid: str, lo_ns: int, hi_ns: int):
-    """Traces of channel ``cid`` touching [lo_ns, hi_ns) in one source's bytes (``data`` starts at file
-    offset ``base``), and failures.
+    """Traces of channel ``cid`` touching [lo_ns, hi_ns) in one source's bytes, and failures.
+
+    ``data`` starts at file offset ``base``.
 
     Fast path: the scan already chose this day's records (``runs``) and counted their samples, so the
     runs are decoded at once; only when that fails or falls short are the records indexed again and
     a corrupt record isolated by bisection.
     """
     if source["format"].upper() != "MSEED":
-        return [tr for tr in _read_other(data, source["format"]) if tr.id == cid], []
+        return [tr for tr in _read_other(data, source["format"]) if trace_id(tr.stats) == cid], []
     view = np.frombuffer(data, dtype=np.uint8)
     blob = b"".join(view[o - base:o - base + n].tobytes() for o, n in source["runs"])
     try:
@@ -298,8 +368,11 @@ def _decode_source(data: bytes, source: dict, base: int, cid: str, lo_ns: int, h
 
 
 def _day_buffer(placed, first: int, spd: int, dtype, fill) -> np.ndarray:
-    """The day's sample buffer: a view of the first trace when it alone covers the whole day (the usual
-    SDS case, no copy), else a buffer holding the fill value where no trace starts to cover it."""
+    """The day's sample buffer, holding the fill value where no trace will cover it.
+
+    A view of the first trace when it alone covers the whole day (the usual SDS case, no copy), else a
+    new buffer filled only where no trace starts to cover it.
+    """
     for start, _, _, tr, _ in placed[:1]:
         if start <= first and start + tr.stats.npts >= first + spd and tr.data.dtype == dtype:
             return tr.data[first - start:first - start + spd]
@@ -424,7 +497,7 @@ def _channel_params(cid: str, first_ns: int, rate: float, dtype: str, origin, ch
         shard = spd
     while shard % chunk:
         chunk -= 1
-    net, sta, loc, cha = cid.split(".")
+    net, sta, loc, cha = channel_codes(cid)  # the codes as the data have them (safe-name rule)
     return {"sampling_rate": rate, "dtype": dtype, "samples_per_day": spd, "origin_day": origin_day,
             "origin_ns": origin_day * DAY_NS + frac, "origin": iso_ns(origin_day * DAY_NS + frac),
             "chunk": chunk, "shard": shard, "network": net, "station": sta, "location": loc, "channel": cha}
@@ -434,8 +507,8 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
     """Create (or check and extend) one array per channel; returns channel params by id, or raises per channel."""
     params, errors = {}, {}
     for cid, info in sorted(plan_channels.items()):
-        net, sta = cid.split(".")[:2]
-        path = f"{net}.{sta}/{cid}"
+        station = station_of(cid)
+        path = f"{station}/{cid}"
         try:
             try:
                 array = root[path]
@@ -443,14 +516,15 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
                 p = {k: attrs[k] for k in ("sampling_rate", "dtype", "samples_per_day", "origin_day", "origin_ns",
                                             "origin", "network", "station", "location", "channel")}
                 p["chunk"], p["shard"] = array.chunks[0], (array.shards or array.chunks)[0]
-                if not math.isclose(p["sampling_rate"], info["sampling_rate"], rel_tol=1e-9) or p["dtype"] != info["dtype"]:
+                if (not math.isclose(p["sampling_rate"], info["sampling_rate"], rel_tol=1e-9)
+                        or p["dtype"] != info["dtype"]):
                     raise SeisgridError(
                         f"{cid}: new files have {info['sampling_rate']} Hz {info['dtype']}, the store has "
                         f"{p['sampling_rate']} Hz {p['dtype']}")
             except KeyError:
                 p = _channel_params(cid, info["first_ns"], info["sampling_rate"], info["dtype"], **settings)
-                group = root.require_group(f"{net}.{sta}")
-                group.attrs.update({"network": net, "station": sta})
+                group = root.require_group(station)
+                group.attrs.update({"network": p["network"], "station": p["station"]})
                 array = group.create_array(
                     cid, shape=(p["samples_per_day"],), dtype=p["dtype"], chunks=(p["chunk"],),
                     shards=(p["shard"],), fill_value=FILL_VALUES[p["dtype"]],
@@ -476,7 +550,7 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
     return params, errors
 
 
-def consolidate(root: zarr.Group, day_records) -> dict:
+def consolidate(root: zarr.Group, day_records: Iterable[dict]) -> dict:
     """Merge each channel's day records into segments, samples and gaps (its array attributes).
 
     Parameters
@@ -498,8 +572,7 @@ def consolidate(root: zarr.Group, day_records) -> dict:
                 merged[-1][1] = max(merged[-1][1], b)
             else:
                 merged.append([a, b])
-        net, sta = cid.split(".")[:2]
-        array = root[f"{net}.{sta}/{cid}"]
+        array = root[f"{station_of(cid)}/{cid}"]
         summary = {"segments": merged, "samples": int(sum(b - a for a, b in merged)), "gaps": max(len(merged) - 1, 0)}
         if any(array.attrs.get(k) != v for k, v in summary.items()):
             array.attrs.update(summary)
@@ -509,7 +582,7 @@ def consolidate(root: zarr.Group, day_records) -> dict:
 
 def _open_store(store: str, options: dict) -> zarr.Group:
     """The waveform store at ``store``, created when missing; refuses stores seisgrid did not make."""
-    root = storage.open_group(store, mode="a", options=options)
+    root = storage.open_group(store, mode="a", options=options, use_consolidated=False)
     kind = root.attrs.get("kind")
     if kind not in (None, STORE_KIND):
         raise StorageError(f"{store}: is a {kind!r} store, not a waveform store")
@@ -532,9 +605,8 @@ def _plan(records: dict, root: zarr.Group, fmt: str):
                 plan_channels[cid] = {"sampling_rate": ch["sampling_rate"], "dtype": ch["dtype"],
                                       "first_ns": ch["first_ns"]}
     for cid, want in plan_channels.items():
-        net, sta = cid.split(".")[:2]
         try:
-            existing = root.get(f"{net}.{sta}/{cid}")
+            existing = root.get(f"{station_of(cid)}/{cid}")
         except Exception:  # an id Zarr cannot hold as a name: _prepare_arrays reports it per file
             existing = None
         want["frac_ns"] = (int(existing.attrs["origin_ns"]) % DAY_NS if existing is not None
@@ -544,7 +616,8 @@ def _plan(records: dict, root: zarr.Group, fmt: str):
     for url in sorted(records):
         for cid, ch in records[url]["channels"].items():
             want = plan_channels[cid]
-            if not math.isclose(ch["sampling_rate"], want["sampling_rate"], rel_tol=1e-9) or ch["dtype"] != want["dtype"]:
+            if (not math.isclose(ch["sampling_rate"], want["sampling_rate"], rel_tol=1e-9)
+                    or ch["dtype"] != want["dtype"]):
                 rejected[url].append(f"{cid}: {ch['sampling_rate']} Hz {ch['dtype']} differs from the channel's "
                                      f"{want['sampling_rate']} Hz {want['dtype']}; not ingested (no resampling)")
                 continue
@@ -561,14 +634,21 @@ def _plan(records: dict, root: zarr.Group, fmt: str):
 
 
 def _report(records: dict, rejected: dict, day_records: list):
-    """Every file with what could not be ingested and why: (files_failed, files_warned, bytes_unread)."""
+    """Every file with what could not be ingested and why.
+
+    Returns ``(files_failed, files_warned, files_not_waveform, bytes_unread)``.
+    """
     lost_in_tasks = defaultdict(dict)
     for rec in day_records:
         for failure in rec["failed"]:  # a record spanning midnight fails in both day tasks: count it once
             lost_in_tasks[failure["url"]][(failure.get("offset"), failure["reason"])] = failure
-    files_failed, files_warned, bytes_unread = [], [], 0
+    files_failed, files_warned, files_not_waveform, bytes_unread = [], [], [], 0
     for url in sorted(records):
         rec = records[url]
+        if rec["status"] == "not_waveform":
+            files_not_waveform.append({"path": url, "reason": "; ".join(p["reason"] for p in rec["problems"]),
+                                       "bytes": rec["size"]})
+            continue
         task_failures = list(lost_in_tasks.get(url, {}).values())
         reasons = [p["reason"] for p in rec["problems"]] + rejected.get(url, []) + [f["reason"] for f in task_failures]
         unread = rec["bytes_unread"] + sum(f["nbytes"] for f in task_failures)
@@ -577,12 +657,185 @@ def _report(records: dict, rejected: dict, day_records: list):
             files_failed.append({"path": url, "reason": "; ".join(reasons), "bytes": unread or rec["size"]})
         elif reasons:
             files_warned.append({"path": url, "reason": "; ".join(reasons), "bytes": unread})
-    return files_failed, files_warned, bytes_unread
+    return files_failed, files_warned, files_not_waveform, bytes_unread
 
 
-def ingest(source, store, *, client=None, pattern=None, format=None, origin=None, chunk_seconds=None,
-           shard_seconds=None, compressor=None, compression_level=None, progress: bool = True) -> dict:
+COMPRESSORS = ("zstd", "lz4", "lz4hc", "blosclz", "zlib")  # numcodecs' Blosc codecs
+HEAD_BYTES = 4096  # bytes read from a sidecar-named file to see whether it starts like a SEED record
+
+
+class NoWaveformDataError(SeisgridError):
+    """No input file gave waveform data, so nothing was ingested.
+
+    ``summary`` is the ingest summary (every file found and why it was not used); the message names the
+    source and the reasons.
+    """
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
+def _waveform_formats() -> list[str]:
+    from obspy.core.util.base import ENTRY_POINTS
+
+    return sorted(ENTRY_POINTS["waveform"])
+
+
+def _integer(name: str, value, minimum: int, maximum: int | None = None, hint: str = "") -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value)
+        if isinstance(value, float) and value != number:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"ingest.{name}={value!r}: expected an integer{hint}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        span = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
+        raise ConfigError(f"ingest.{name}={value!r}: expected an integer {span}{hint}")
+    return number
+
+
+def resolve_options(*, pattern: str | None = None, format: str | None = None, origin: str | None = None,
+                    chunk_seconds: int | None = None, shard_seconds: int | None = None,
+                    compressor: str | None = None, compression_level: int | None = None) -> dict:
+    """The effective ingest options, checked: each argument, else ``seisgrid.ingest.<name>``.
+
+    :func:`ingest` calls this before it touches anything; a command line or a pipeline step can call it
+    before it starts a cluster.
+
+    Returns
+    -------
+    dict
+        ``format`` (upper case), ``pattern``, ``origin`` (``YYYY-MM-DD`` or None), ``chunk_seconds``,
+        ``shard_seconds``, ``compressor``, ``compression_level``.
+
+    Raises
+    ------
+    ConfigError
+        A value is invalid; the message names the option, the value and the accepted values.
+    """
+    fmt = config.get("ingest.format", override=format)
+    fmt = "MSEED" if fmt is None else str(fmt).strip().upper()
+    formats = _waveform_formats()
+    if fmt not in formats and fmt != "AUTO":
+        raise ConfigError(f"ingest.format={fmt!r}: not an ObsPy waveform format; expected MSEED (default), "
+                          f"AUTO (ObsPy guesses) or one of {', '.join(f for f in formats if f != 'MSEED')}")
+    pattern = config.get("ingest.pattern", override=pattern)
+    if pattern is not None and (not isinstance(pattern, str) or not pattern.strip()):
+        raise ConfigError(f"ingest.pattern={pattern!r}: expected a file-name glob such as '*.D.*' (or none)")
+    origin = config.get("ingest.origin", override=origin)
+    if origin is not None and str(origin).strip():
+        try:
+            when = np.datetime64(str(origin).strip().rstrip("Z"))
+            day = when.astype("datetime64[D]")
+        except ValueError:
+            raise ConfigError(f"ingest.origin={origin!r}: not a date; expected an ISO date such as 2021-01-01") \
+                from None
+        if when != day:
+            raise ConfigError(f"ingest.origin={origin!r}: expected a date (sample axes start at midnight UTC), "
+                              f"e.g. {day}")
+        origin = str(day)
+    else:
+        origin = None
+    chunk = _integer("chunk_seconds", config.get("ingest.chunk_seconds", override=chunk_seconds), 1,
+                     hint=" of seconds per chunk, e.g. 3600")
+    shard = _integer("shard_seconds", config.get("ingest.shard_seconds", override=shard_seconds), 1, 86400,
+                     hint=" of seconds per shard that divides a day, e.g. 86400")
+    if 86400 % shard:
+        raise ConfigError(f"ingest.shard_seconds={shard}: must divide a day (86400 s), e.g. 86400, 43200 or 3600")
+    if shard % chunk:
+        raise ConfigError(f"ingest.chunk_seconds={chunk}: must divide shard_seconds={shard} (a shard holds "
+                          "whole chunks), e.g. 3600 with shard_seconds 86400")
+    codec = config.get("ingest.compressor", override=compressor)
+    if str(codec).strip().lower() not in COMPRESSORS:
+        raise ConfigError(f"ingest.compressor={codec!r}: not a Blosc codec; expected one of {', '.join(COMPRESSORS)}")
+    level = _integer("compression_level", config.get("ingest.compression_level", override=compression_level),
+                     0, 9, hint=" (Blosc levels: 0 = none, 9 = smallest)")
+    return {"format": fmt, "pattern": pattern, "origin": origin, "chunk_seconds": chunk, "shard_seconds": shard,
+            "compressor": str(codec).strip().lower(), "compression_level": level}
+
+
+def _head(source: SourceFile, options: dict) -> bytes:
+    """The first bytes of a file, gunzipped when it is gzip."""
+    fs, path = storage.filesystem(source.url, options)
+    raw = fs.cat_file(path, start=0, end=HEAD_BYTES)
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, 64)
+        except zlib.error:
+            return raw
+    return raw
+
+
+def _split_sidecars(files: list[SourceFile], fmt: str, options: dict, layout: str):
+    """(reports of sidecar files that are not waveform data, the other files).
+
+    For miniSEED, a file is a sidecar when its extension says so and its first bytes are not a SEED
+    record header; other formats are decided in the scan.
+    """
+    if fmt != "MSEED":  # other formats: decided by reading the file in its scan task
+        return [], list(files)
+    skipped, keep = [], []
+    for f in files:
+        suffix = sidecar_suffix(f.url)
+        if suffix is None:
+            keep.append(f)
+            continue
+        try:
+            head = _head(f, options)
+        except Exception:  # unreadable: its scan reports why
+            keep.append(f)
+            continue
+        if starts_like_seed(head):
+            keep.append(f)
+            continue
+        where = " beside the SDS tree" if layout == "sds" else ""
+        skipped.append({"path": f.url,
+                        "reason": f"not waveform data: a {suffix} file{where} that does not start like a SEED record",
+                        "bytes": f.size})
+    return skipped, keep
+
+
+def _outside_store(files: list[SourceFile], source: str, store: str, source_options: dict,
+                   store_options: dict) -> list[SourceFile]:
+    """The files that are not part of the store itself (a store written inside its source folder)."""
+    if storage.protocol(source) != storage.protocol(store):
+        return files
+    fs, _ = storage.filesystem(source, source_options)
+    prefix = storage.filesystem(store, store_options)[1].rstrip("/") + "/"
+    return [f for f in files if not fs._strip_protocol(f.url).startswith(prefix)]
+
+
+def _examples(entries: list[dict], n: int = 3) -> str:
+    shown = "; ".join(f"{posixpath.basename(e['path'])}: {e['reason'].removeprefix('not waveform data: ')[:160]}"
+                      for e in entries[:n])
+    return shown + (f"; … {len(entries) - n} more" if len(entries) > n else "")
+
+
+def _no_data(source, result: dict, store_note: str) -> NoWaveformDataError:
+    n = result["files_found"]
+    parts = [f"{n} file{'s' if n != 1 else ''} found"]
+    if result["files_failed"]:
+        parts.append(f"{len(result['files_failed'])} failed ({_examples(result['files_failed'])})")
+    if result["files_not_waveform"]:
+        parts.append(f"{len(result['files_not_waveform'])} not waveform data, skipped "
+                     f"({_examples(result['files_not_waveform'])})")
+    if result["files_warned"]:
+        parts.append(f"{len(result['files_warned'])} with problems ({_examples(result['files_warned'])})")
+    what = "miniSEED" if result["format"] == "MSEED" else f"{result['format']} waveform"
+    return NoWaveformDataError(f"no {what} data in {source}: {', '.join(parts)}; {store_note}", result)
+
+
+def ingest(source: str, store: str, *, client: Client | LazyClient | None = None, pattern: str | None = None,
+           format: str | None = None, origin: str | None = None, chunk_seconds: int | None = None,
+           shard_seconds: int | None = None, compressor: str | None = None, compression_level: int | None = None,
+           progress: bool = True) -> dict:
     """Ingest the waveform files under ``source`` into the Zarr store ``store``.
+
+    Every option is checked (:func:`resolve_options`) and the files are listed before anything is
+    written or a cluster is started.
 
     Parameters
     ----------
@@ -600,46 +853,78 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
     origin : str, optional
         ISO date where new channels' sample axes start (default: 1 January of their first year).
     chunk_seconds, shard_seconds : int, optional
-        Seconds of samples per chunk (default 3600) and per shard (default 86400, one day).
+        Seconds of samples per chunk (default 3600) and per shard (default 86400, one day); the shard
+        divides a day and the chunk divides the shard.
     compressor, compression_level : str, int, optional
-        Blosc codec (``zstd`` default, or ``lz4``) and level (default 1) for new channels.
+        Blosc codec (``zstd`` default, ``lz4``, ``lz4hc``, ``blosclz``, ``zlib``) and level 0-9
+        (default 1) for new channels.
     progress : bool
         Show tqdm progress bars on stderr.
 
     Returns
     -------
     dict
-        Summary: ``files_found, files_ok, files_failed [{path, reason}], files_warned [{path, reason,
-        bytes}], files_scanned, tasks_run, tasks_skipped, channels, samples_written, bytes_unread,
-        gaps, overlaps, overlap_samples, conflicting_samples, seconds, store``.
+        Summary: ``files_found, files_ok, files_skipped`` (unchanged since the last run, not scanned
+        again), ``files_failed [{path, reason, bytes}], files_warned [{path, reason, bytes}],
+        files_not_waveform [{path, reason, bytes}]`` (sidecar files such as ``catalog.csv``: skipped),
+        ``source_layout`` (sds / folder / glob / file), ``files_scanned, tasks_run, tasks_skipped,
+        channels, samples_written, bytes_unread, gaps, overlaps, overlap_samples,
+        conflicting_samples, seconds, store, source``.
+
+    Raises
+    ------
+    ConfigError
+        An option is invalid (nothing was touched).
+    StorageError
+        ``source`` does not exist or holds no files; ``store`` is not a waveform store.
+    NoWaveformDataError
+        No file gave waveform data (every file failed or is not waveform data): nothing is left
+        behind — a store this call created is removed, an existing store is kept. Its ``summary``
+        lists every file with the reason.
     """
     t0 = time.perf_counter()
-    fmt = str(config.get("ingest.format", override=format))
-    pattern = config.get("ingest.pattern", override=pattern)
-    settings = {"origin": config.get("ingest.origin", override=origin),
-                "chunk_seconds": int(config.get("ingest.chunk_seconds", override=chunk_seconds)),
-                "shard_seconds": int(config.get("ingest.shard_seconds", override=shard_seconds))}
-    if 86400 % settings["shard_seconds"]:
-        raise SeisgridError(f"shard_seconds={settings['shard_seconds']}: must divide a day (86400 s)")
+    opts = resolve_options(pattern=pattern, format=format, origin=origin, chunk_seconds=chunk_seconds,
+                           shard_seconds=shard_seconds, compressor=compressor, compression_level=compression_level)
+    fmt = opts["format"]
+    settings = {k: opts[k] for k in ("origin", "chunk_seconds", "shard_seconds")}
+    codec = {"cname": opts["compressor"], "clevel": opts["compression_level"]}
     source_options = storage.storage_options(source)
     store_options = storage.storage_options(store)
-    files = find_files(source, pattern)
+    files = _outside_store(find_files(source, opts["pattern"]), source, store, source_options, store_options)
+    if not files:
+        raise StorageError(f"{source}: no files found outside the store {store}")
+    layout = source_layout(source, files)
+    not_waveform, usable = _split_sidecars(files, fmt, source_options, layout)
 
+    def summary(**fields) -> dict:
+        out = {"store": str(store), "source": str(source), "source_layout": layout, "format": fmt,
+               "files_found": len(files), "files_ok": 0, "files_skipped": 0, "files_failed": [],
+               "files_warned": [], "files_not_waveform": not_waveform, "files_scanned": 0, "tasks_run": 0,
+               "tasks_skipped": 0, "channels": 0, "samples_written": 0, "bytes_unread": 0, "gaps": 0,
+               "overlaps": 0, "overlap_samples": 0, "conflicting_samples": 0}
+        out.update(fields)
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+        return out
+
+    if not usable:
+        raise _no_data(source, summary(), "nothing was written")
+
+    store_existed = storage.exists(storage.join(store, "zarr.json"), store_options)
+    folder_before = storage.listing(store, store_options) if storage.exists(store, store_options) else None
     root = _open_store(store, store_options)
     known = {rec["url"]: rec for rec in read_attrs_under(store, store_options, f"{MANIFEST}/files").values()}
     records, to_scan = {}, []
-    for f in files:
+    for f in usable:
         rec = known.get(f.url)
         if rec and rec["size"] == f.size and rec["version"] == f.version and rec["format"] == fmt:
             records[f.url] = rec
         else:
             to_scan.append(f)
-    for rec in run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan", progress=progress):
+    for rec in run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan",
+                         progress=progress):
         records[rec["url"]] = rec
 
     plan_channels, task_sources, rejected = _plan(records, root, fmt)
-    codec = {"cname": str(config.get("ingest.compressor", override=compressor)),
-             "clevel": int(config.get("ingest.compression_level", override=compression_level))}
     last_day = {}
     for cid, day in task_sources:
         last_day[cid] = max(last_day.get(cid, day), day)
@@ -669,19 +954,30 @@ def ingest(source, store, *, client=None, pattern=None, format=None, origin=None
     summaries = consolidate(root, [rec for key, rec in done.items() if key[0] in channel_params and key not in fresh]
                             + new_records)
 
-    files_failed, files_warned, bytes_unread = _report(records, rejected, day_records + new_records)
-    result = {
-        "store": str(store), "source": str(source), "files_found": len(files),
-        "files_ok": len(files) - len(files_failed) - sum(1 for w in files_warned if w["bytes"]),
-        "files_skipped": len(files) - len(to_scan),
-        "files_failed": files_failed, "files_warned": files_warned, "files_scanned": len(to_scan),
-        "tasks_run": len(tasks), "tasks_skipped": len(day_records), "channels": len(channel_params),
-        "samples_written": int(sum(r["samples"] for r in new_records)), "bytes_unread": int(bytes_unread),
-        "gaps": int(sum(s["gaps"] for s in summaries.values())),
-        "overlaps": int(sum(r["overlaps"] for r in new_records)),
-        "overlap_samples": int(sum(r["overlap_samples"] for r in new_records)),
-        "conflicting_samples": int(sum(r["conflicting_samples"] for r in new_records)),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    files_failed, files_warned, scanned_not_waveform, bytes_unread = _report(records, rejected,
+                                                                             day_records + new_records)
+    files_not_waveform = sorted(not_waveform + scanned_not_waveform, key=lambda f: f["path"])
+    result = summary(
+        files_ok=len(files) - len(files_failed) - len(files_not_waveform) - sum(1 for w in files_warned if w["bytes"]),
+        files_skipped=len(usable) - len(to_scan),
+        files_failed=files_failed, files_warned=files_warned, files_not_waveform=files_not_waveform,
+        files_scanned=len(to_scan), tasks_run=len(tasks), tasks_skipped=len(day_records),
+        channels=len(channel_params), samples_written=int(sum(r["samples"] for r in new_records)),
+        bytes_unread=int(bytes_unread), gaps=int(sum(s["gaps"] for s in summaries.values())),
+        overlaps=int(sum(r["overlaps"] for r in new_records)),
+        overlap_samples=int(sum(r["overlap_samples"] for r in new_records)),
+        conflicting_samples=int(sum(r["conflicting_samples"] for r in new_records)),
+    )
+    if not any(r["samples"] for r in day_records + new_records):
+        if not store_existed:  # this call made it: leave nothing behind
+            storage.remove(store, store_options, keep=folder_before)
+            note = f"nothing was written and {store} was not created"
+        else:
+            storage.consolidate_metadata(store, store_options, exclude=(MANIFEST,))
+            note = f"nothing was written; the existing store {store} was kept"
+        raise _no_data(source, result, note)
+    # xarray (open_zarr, open_datatree) reads the stations and channels from the root without a listing
+    storage.consolidate_metadata(store, store_options, exclude=(MANIFEST,))
+    result["seconds"] = round(time.perf_counter() - t0, 3)
     logger.info("ingested %s files into %s in %.1f s", len(files), store, result["seconds"])
     return result

@@ -10,10 +10,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from seisgrid.seismic.mseed import NS
+from seisgrid.seismic.mseed import EMPTY_CODE, NS, channel_codes, channel_id, store_id
 
-__all__ = ["NS", "DAY_NS", "MANIFEST", "STORE_KIND", "FILL_VALUES", "sample_position", "sample_offset_ns",
-           "day_label", "iso_ns"]
+__all__ = ["NS", "DAY_NS", "MANIFEST", "STORE_KIND", "FILL_VALUES", "EMPTY_CODE", "sample_position",
+           "sample_offset_ns", "day_label", "iso_ns", "channel_id", "channel_codes", "store_id", "station_of"]
 
 DAY_NS = 86400 * NS
 MANIFEST = "_manifest"
@@ -39,3 +39,9 @@ def day_label(epoch_day: int) -> str:
 def iso_ns(t_ns: int) -> str:
     """ISO 8601 UTC time with nanoseconds, e.g. ``2021-01-01T00:00:00.000000000Z``."""
     return str(np.datetime64(int(t_ns), "ns")) + "Z"
+
+
+def station_of(cid: str) -> str:
+    """The station group ``NET.STA`` that holds channel ``cid`` (a store id, see :func:`channel_id`)."""
+    net, sta = cid.split(".")[:2]
+    return f"{net}.{sta}"

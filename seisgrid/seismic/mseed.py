@@ -6,6 +6,14 @@ how many bytes it lost; one corrupt data payload raises for the whole buffer. To
 byte of every file we locate each record ourselves (the 48-byte fixed header and Blockette 1000 are
 simple, fixed binary structures: SEED manual v2.4, ch. 8), then hand ObsPy only well-formed records,
 bisecting when a payload fails to decode. Decoding itself is always ObsPy's.
+
+Channel ids are ObsPy's ``NET.STA.LOC.CHA`` (each code as ObsPy decodes it; control characters such
+as NUL padding dropped, path separators, dots and blanks replaced by ``_``) with one exception, the
+**safe-name rule** (:func:`channel_id`): when the network *and* the station code are both empty — ObsPy
+reads such records as id ``...`` — both are stored as ``--`` (id ``--.--.LOC.CHA``), because the
+station's Zarr group ``NET.STA`` would otherwise be named ``.``, which is not a valid Zarr path. ``--``
+cannot clash with a real code (a dash is not a SEED code character; FDSN services use it for an
+empty code). Readers map it back: traces of such a channel carry empty codes again.
 """
 
 from __future__ import annotations
@@ -14,10 +22,15 @@ import bisect
 import io
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import obspy
 from obspy.io.mseed.headers import ENCODINGS
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from obspy.core.trace import Stats
 
 FIXED_HEADER = 48
 VALID_QUALITY = np.frombuffer(b"DRQM", dtype=np.uint8)
@@ -28,6 +41,7 @@ ASCII_ENCODING = 0
 FALLBACK_ENCODING = 10
 CONTROL_TYPES = np.frombuffer(b"VAST", dtype=np.uint8)  # SEED volume/abbreviation/station/time-span headers
 NS = 1_000_000_000
+EMPTY_CODE = "--"  # stands for empty network and station codes when both are empty (safe-name rule)
 
 
 @dataclass
@@ -48,7 +62,7 @@ class RecordIndex:
     bad_spans: list = field(default_factory=list)  # (offset, nbytes, reason, kind: garbage/truncated/control)
     size: int = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.offset)
 
     @property
@@ -60,12 +74,25 @@ class RecordIndex:
 
     @property
     def bad_bytes(self) -> int:
+        """Number of bytes of the buffer that are not inside a well-formed record (sum of ``bad_spans``)."""
         return int(sum(span[1] for span in self.bad_spans))
 
-    def select(self, mask) -> RecordIndex:
+    def select(self, mask: npt.ArrayLike) -> RecordIndex:
+        """The records where ``mask`` is true, in order.
+
+        Parameters
+        ----------
+        mask : array-like of bool
+            One entry per record.
+
+        Returns
+        -------
+        RecordIndex
+            The chosen records, with no ``bad_spans`` and the same ``size``.
+        """
         mask = np.asarray(mask)
         return RecordIndex(
-            self.offset[mask], self.length[mask], [i for i, m in zip(self.ids, mask) if m],
+            self.offset[mask], self.length[mask], [i for i, m in zip(self.ids, mask, strict=True) if m],
             self.start_ns[mask], self.nsamples[mask], self.sampling_rate[mask], self.encoding[mask],
             [], self.size,
         )
@@ -171,6 +198,52 @@ def _code(raw: bytes) -> str:
     return "".join("_" if c in "/\\. " else c for c in text)
 
 
+def channel_id(net: str, sta: str, loc: str, cha: str) -> str:
+    """The store id of a channel from its codes: ``NET.STA.LOC.CHA``.
+
+    Network and station are stored as ``--`` when both are empty (the safe-name rule of the module
+    docstring).
+    """
+    if not net and not sta:
+        net = sta = EMPTY_CODE
+    return f"{net}.{sta}.{loc}.{cha}"
+
+
+def channel_codes(cid: str) -> tuple[str, str, str, str]:
+    """The (network, station, location, channel) codes of a store id, as the data had them.
+
+    The inverse of :func:`channel_id`: ``--.--`` gives empty network and station codes.
+    """
+    net, sta, loc, cha = cid.split(".")
+    if net == sta == EMPTY_CODE:
+        net = sta = ""
+    return net, sta, loc, cha
+
+
+def store_id(obspy_id: str) -> str:
+    """The store id of a channel that ObsPy names ``obspy_id`` (``...`` → ``--.--..``; others unchanged)."""
+    parts = str(obspy_id).split(".")
+    return channel_id(*parts) if len(parts) == 4 else str(obspy_id)
+
+
+def trace_id(stats: Stats) -> str:
+    """The store id of an ObsPy trace read from any format: each code cleaned as for miniSEED records."""
+    return channel_id(*(_code(str(stats.get(k, "") or "").encode("utf-8", "ignore"))
+                        for k in ("network", "station", "location", "channel")))
+
+
+def starts_like_seed(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) begins like a SEED record.
+
+    That is a 6-character sequence number (digits, blanks or NULs), then a data-quality (D, R, Q, M) or
+    control-header (V, A, S, T) type and a blank or NUL. Text, JSON, images, ... never do.
+    """
+    if len(head) < 8:
+        return False
+    seq_ok = all(48 <= b <= 57 or b in (32, 0) for b in head[:6])
+    return seq_ok and (head[6] in VALID_QUALITY.tobytes() or head[6] in CONTROL_TYPES.tobytes()) and head[7] in (32, 0)
+
+
 def _ids(buf, offsets) -> list[str]:
     # A file holds few distinct channels: decode each distinct 12-byte code block once.
     blocks = buf[offsets[:, None] + np.arange(8, 20)].view("S12").ravel()
@@ -181,7 +254,7 @@ def _ids(buf, offsets) -> list[str]:
         # as ObsPy: each field decoded on its own, non-ASCII bytes dropped; control characters (NUL
         # padding) dropped too, and path separators replaced, because ids name Zarr groups and arrays
         sta, loc, cha, net = (_code(h[a:b]) for a, b in ((0, 5), (5, 7), (7, 10), (10, 12)))
-        names.append(f"{net}.{sta}.{loc}.{cha}")
+        names.append(channel_id(net, sta, loc, cha))
     return [names[i] for i in inverse.ravel().tolist()]
 
 
@@ -250,8 +323,11 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
 
 
 def _length_without_b1000(pos: int, candidates: list, n: int) -> int:
-    """Record length of a header without Blockette 1000: the distance to the next header (or the end
-    of the buffer) when that is a power of two, as libmseed infers it; 0 when it cannot be known."""
+    """Record length of a header without Blockette 1000; 0 when it cannot be known.
+
+    The distance to the next header (or the end of the buffer) when that is a power of two, as libmseed
+    infers it.
+    """
     j = bisect.bisect_right(candidates, pos)
     length = (candidates[j] if j < len(candidates) else n) - pos
     return length if length >= 128 and length & (length - 1) == 0 else 0
@@ -265,7 +341,8 @@ def _make_index(buf, offsets, f, bad, size) -> RecordIndex:
         offset=offsets.astype(np.int64), length=f["reclen"].astype(np.int64), ids=_ids(buf, offsets),
         start_ns=_start_ns(f) if len(offsets) else np.zeros(0, np.int64),
         nsamples=f["nsamples"].astype(np.int64), sampling_rate=_rates(f["factor"], f["multiplier"]),
-        encoding=np.where(f["encoding"] < 0, FALLBACK_ENCODING, f["encoding"]).astype(np.int64), bad_spans=list(bad), size=size,
+        encoding=np.where(f["encoding"] < 0, FALLBACK_ENCODING, f["encoding"]).astype(np.int64),
+        bad_spans=list(bad), size=size,
     )
 
 
@@ -291,7 +368,9 @@ def _gather(view: np.ndarray, spans) -> bytes:
     return b"".join(pieces)
 
 
-def decode_records(buf: bytes | np.ndarray, records: RecordIndex):
+def decode_records(
+    buf: bytes | np.ndarray, records: RecordIndex
+) -> tuple[list[obspy.Trace], list[tuple[int, int, str]]]:
     """Decode the given records of ``buf`` with ObsPy, isolating records whose payload is corrupt.
 
     Returns
@@ -304,7 +383,7 @@ def decode_records(buf: bytes | np.ndarray, records: RecordIndex):
     traces, failed = [], []
 
     def attempt(lo, hi):  # records lo..hi-1
-        blob = _gather(view, zip(records.offset[lo:hi].tolist(), records.length[lo:hi].tolist()))
+        blob = _gather(view, zip(records.offset[lo:hi].tolist(), records.length[lo:hi].tolist(), strict=True))
         expected = int(records.nsamples[lo:hi].sum())
         try:
             stream = read_mseed_bytes(blob)
