@@ -347,8 +347,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small batches and spans, few repeats (~1 min on 2 cores)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--batches", default=None,
-                        help="comma-separated batch sizes (default CPU 16 / quick 8; CUDA 1024,2048,4096 / quick 256,1024)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats, medians reported (default 3; quick 2)")
+                        help="comma-separated batch sizes (default CPU 16 / quick 8; CUDA 1024,2048,4096 / "
+                             "quick 256,1024)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats, medians reported (default 3; quick 2)")
     parser.add_argument("--days", type=float, default=None,
                         help="days of synthetic archive (default CPU 0.02 / quick 0.005; CUDA 4 / quick 0.25)")
     parser.add_argument("--minutes", type=float, default=None,
@@ -356,7 +358,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the models (compile time excluded: it happens in the warm-up)")
     parser.add_argument("--workdir", default=None, help="folder for the archive and store (default: a temp folder)")
-    parser.add_argument("--output", default=None, help="JSON result path (default benchmarks/results/detect[-quick].json)")
+    parser.add_argument("--output", default=None,
+                        help="JSON result path (default benchmarks/results/detect[-quick].json)")
     args = parser.parse_args(argv)
 
     import torch
@@ -409,7 +412,8 @@ def main(argv=None) -> int:
                     continue
                 runs.append(r)
                 log(f"end to end {arch:9s} batch {batch:5d}: {r['windows_per_s']:10.1f} windows/s over {r['windows']} "
-                    f"windows ({r['hours_per_station_year']:.3f} h per station-year; reads alone {r['stages']['read_alone_s']} s, "
+                    f"windows ({r['hours_per_station_year']:.3f} h per station-year; "
+                    f"reads alone {r['stages']['read_alone_s']} s, "
                     f"without the model {r['stages']['pipeline_without_model_windows_per_s']:.1f} windows/s)")
             best = max(runs, key=lambda r: r["windows_per_s"])
             results_e2e[arch] = {"arch": arch, "best_batch": best["batch"], "windows_per_s": best["windows_per_s"],
@@ -434,7 +438,8 @@ def main(argv=None) -> int:
         "value": value,
         "unit": "windows/s",
         "value_meaning": f"ResNet-50 end to end (store read → spectrogram → model → probabilities) on {dev.name()}"
-                         + (" in bf16 + channels_last" if cuda else f" in float32, {torch.get_num_threads()} CPU threads"),
+                         + (" in bf16 + channels_last" if cuda
+                            else f" in float32, {torch.get_num_threads()} CPU threads"),
         "goal": GOAL,
         "goal_meaning": f"≥ {GOAL:,} windows/s end to end with ResNet-50 in bf16 on one H200 (issue 4); "
                         "not meant for a CPU",

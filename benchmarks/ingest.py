@@ -109,7 +109,8 @@ def run_ingest(archive: Path, store: Path, workers: int) -> tuple[float, dict]:
                 "SEISGRID_CLUSTER__LOCAL__DASHBOARD_ADDRESS": ":0",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))})
     t0 = time.perf_counter()
-    proc = subprocess.run(ingest_command(archive, store), env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run(ingest_command(archive, store), env=env, cwd=REPO, capture_output=True, text=True,
+                          check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"ingest failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}")
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="cores used by both sides (default 2)")
     parser.add_argument("--workdir", default=None,
                         help="folder for the archive (reused when already there) and the stores; default a temp dir")
-    parser.add_argument("--output", default=None, help="JSON result path (default benchmarks/results/ingest[-quick].json)")
+    parser.add_argument("--output", default=None,
+                        help="JSON result path (default benchmarks/results/ingest[-quick].json)")
     args = parser.parse_args(argv)
 
     stations = 3 if args.stations is None else args.stations
@@ -238,7 +240,8 @@ def main(argv=None) -> int:
         contended = result["medians"]["cpu_scaling_speedup"] < GOAL_EFFICIENCY * workers
         result["machine_contended"] = contended
         if contended:
-            log(f"WARNING: {workers} processes of plain CPU work ran only {result['medians']['cpu_scaling_speedup']:.2f}× "
+            log(f"WARNING: {workers} processes of plain CPU work ran only "
+                f"{result['medians']['cpu_scaling_speedup']:.2f}× "
                 f"as fast as one: the machine did not give this run {workers} free cores (other load?); "
                 "the parallel efficiency and the ratio are not trustworthy")
         log(f"ObsPy pool:  {base:14,.0f} samples/s ({t_base:.2f} s)")

@@ -199,7 +199,8 @@ def main(argv=None) -> int:
                              "median": round(float(statistics.median(per_particle)), 3),
                              "max": round(float(per_particle.max()), 3), "sum": round(total, 3)},
         "imbalance": imbalance, "per_particle": particles_table,
-        "efficiency_per_repeat": [round(a["wall_s"] / (2.0 * b["wall_s"]), 4) for a, b in zip(raw["1"], raw["2"], strict=True)],
+        "efficiency_per_repeat": [round(a["wall_s"] / (2.0 * b["wall_s"]), 4)
+                                  for a, b in zip(raw["1"], raw["2"], strict=True)],
         "repeats": repeats, "quick": args.quick, "busy": busy,
         "raw": {"runs": raw, "cpu_scaling": checks, "load_average": loads},
         **provenance("pso", flags + " --features F --heatflow H", VERSIONS, {"gpu": gpu}),

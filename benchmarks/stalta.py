@@ -118,7 +118,8 @@ def main(argv=None) -> int:
                 raw["cpu_scaling"].append(cpu_scaling(workers))
                 wall_b, samples_b, trig_b = baseline(files, params, workers)
                 raw["baseline"].append({"wall_s": round(wall_b, 4), "samples": samples_b, "station_triggers": trig_b})
-                log(f"[{r + 1}/{repeats}] ObsPy pool ({workers}): {wall_b:7.2f} s {samples_b / wall_b:14,.0f} samples/s "
+                log(f"[{r + 1}/{repeats}] ObsPy pool ({workers}): {wall_b:7.2f} s "
+                    f"{samples_b / wall_b:14,.0f} samples/s "
                     f"({trig_b} station triggers)")
                 t0 = time.perf_counter()
                 events, info = detect_archive(str(store), client=client, components=COMPONENTS, min_stations=2,
@@ -148,7 +149,8 @@ def main(argv=None) -> int:
                        "files": len(files), "params": params},
             "raw": raw, **provenance("stalta", quick_flag, VERSIONS),
         }
-        log(f"ObsPy: {base:14,.0f} samples/s; seisgrid: {value:14,.0f} samples/s; ratio {ratio:.3f} (goal ≥ {GOAL_RATIO})")
+        log(f"ObsPy: {base:14,.0f} samples/s; seisgrid: {value:14,.0f} samples/s; "
+            f"ratio {ratio:.3f} (goal ≥ {GOAL_RATIO})")
         write_result(result, "stalta", args.quick, args.output)
     return 0
 

@@ -14,10 +14,10 @@ torch = pytest.importorskip("torch")
 pd = pytest.importorskip("pandas")
 xr = pytest.importorskip("xarray")
 
-from seisgrid import storage
-from seisgrid.errors import ConfigError, SeisgridError
-from seisgrid.seismic import attribution, models
-from seisgrid.seismic.windowstore import open_dataset
+from seisgrid import storage  # noqa: E402  (after the importorskips: models imports torch)
+from seisgrid.errors import ConfigError, SeisgridError  # noqa: E402
+from seisgrid.seismic import attribution, models  # noqa: E402
+from seisgrid.seismic.windowstore import open_dataset  # noqa: E402
 
 SIZE = 224
 FREQS = 1.0 + np.arange(SIZE) * 44.0 / (SIZE - 1)  # the spectrogram rows: 1–45 Hz, linear

@@ -57,7 +57,8 @@ def test_locate_recovers_an_origin_on_the_grid():
 
 
 TRUTH = [  # one row per event and station, as synth's catalog.csv (snr per station; the event's is the max)
-    {"event_id": 1, "origin_time": t(0), "p_time": t(5), "snr": 50.0}, {"event_id": 1, "origin_time": t(0), "p_time": t(4), "snr": 20.0},
+    {"event_id": 1, "origin_time": t(0), "p_time": t(5), "snr": 50.0},
+    {"event_id": 1, "origin_time": t(0), "p_time": t(4), "snr": 20.0},
     {"event_id": 2, "origin_time": t(100), "p_time": t(108), "snr": 5.0},
     {"event_id": 3, "origin_time": t(200), "p_time": t(203), "snr": 0.5},
     {"event_id": 4, "origin_time": t(300), "p_time": t(310), "snr": 2.0},

@@ -62,7 +62,7 @@ def test_stalta_detection_on_an_archive_is_scored_against_the_truth(tmp_path, ca
     assert {"precision", "recall", "false_per_station_day", "recall_by_snr"} <= set(score)
     strongest = score["recall_by_snr"][-1]
     assert strongest["n"] >= 1 and strongest["recall"] > 0  # the loudest events trigger a network
-    assert main(["detect", str(store), "--out", str(tmp_path / "x")]) == 1  # no --model: a clear error
+    assert main(["detect", str(store), "--out", str(tmp_path / "x")]) == 2  # no --model: a usage error
     capsys.readouterr()
     assert main(["detect", str(store), "--method", "forest", "--model", str(tmp_path / "none.joblib"),
                  "--out", str(tmp_path / "x"), "--cluster", "none"]) == 1

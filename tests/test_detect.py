@@ -96,6 +96,16 @@ def test_detect_finds_strong_events_writes_catalog_and_resumes(setup):
     assert evaluated.sum() == (0.05 * 86400 - 25) // 10 + 1  # windows that fit in the 72 minutes
     assert ((probs[evaluated] >= 0) & (probs[evaluated] <= 1)).all()
 
+    # with xarray alone: one station's days, found through the root's consolidated metadata, no warning
+    import warnings
+
+    import xarray as xr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        station = xr.open_zarr(first["probabilities"], group="SY.ST01")
+    np.testing.assert_array_equal(station["2021-01-01"].values, probs)
+
     # a rerun runs nothing and writes the same catalog
     xml = pathlib.Path(first["catalog"]["quakeml"]).read_bytes()
     csv_text = pathlib.Path(first["catalog"]["csv"]).read_text()
@@ -126,8 +136,9 @@ def test_model_settings_from_spectrogram_store_attrs():
     assert s["earthquake_index"] == 0
     # the shape train.py writes: the store's attributes under "spectrogram"
     s = model_settings({"arch": "x", "classes": ["noise", "earthquake"], "window_seconds": 25.0, "threshold": 0.3,
-                        "spectrogram": {"sampling_rate": 100.0, "stft_n_fft": 250, "stft_hop": 10, "band_hz": [1.0, 30.0],
-                                        "dynamic_range_db": 80.0, "clip": 5.0, "image_size": [224, 224]}})
+                        "spectrogram": {"sampling_rate": 100.0, "stft_n_fft": 250, "stft_hop": 10,
+                                        "band_hz": [1.0, 30.0], "dynamic_range_db": 80.0, "clip": 5.0,
+                                        "image_size": [224, 224]}})
     p = s["spectrogram"]
     assert (p.n_fft, p.f_max, p.dynamic_range_db, s["threshold"], s["earthquake_index"]) == (250, 30.0, 80.0, 0.3, 1)
     s = model_settings({"arch": "x", "threshold": 0.8, "spectrogram": {"n_fft": 200, "hop": 10}})
@@ -147,7 +158,8 @@ def test_window_intervals():
     lo, hi = obspy.UTCDateTime("2021-01-01T00:00:07").ns, obspy.UTCDateTime("2021-01-01T00:01:00").ns
     assert window_range(day, lo, hi, 5 * 10**9) == (2, 12)
     assert window_range(day, None, obspy.UTCDateTime("2020-12-31").ns, 5 * 10**9) == (0, 0)
-    assert window_range(day, obspy.UTCDateTime("2020-12-31").ns, obspy.UTCDateTime("2021-01-03").ns, 10**10) == (0, 8640)
+    assert window_range(day, obspy.UTCDateTime("2020-12-31").ns, obspy.UTCDateTime("2021-01-03").ns,
+                        10**10) == (0, 8640)
     assert _merge([[5, 8], [0, 2], [2, 3], [7, 9], [4, 4]]) == [[0, 3], [5, 9]]
     assert _subtract(0, 10, [[2, 4], [6, 12]]) == [[0, 2], [4, 6]]
     assert _subtract(3, 5, [[0, 10]]) == [] and _subtract(3, 5, []) == [[3, 5]]
@@ -186,7 +198,7 @@ def test_sub_day_span_then_whole_day_computes_only_the_rest(setup):
     assert whole["windows"] < 3 * (0.05 * 86400 / 10)  # the span's windows were not computed again
     fresh = _run(tmp, model)  # a single whole-day run (first test's store): the same events
     assert whole["n_events"] == fresh["n_events"]
-    for a, b in zip(whole["events"], fresh["events"]):
+    for a, b in zip(whole["events"], fresh["events"], strict=True):
         assert a["stations"] == b["stations"]
         assert abs(obspy.UTCDateTime(a["first_arrival"]) - obspy.UTCDateTime(b["first_arrival"])) < 0.05
     # every event of the span run is an event of the whole day

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_stalta import synthetic_windows
 
+from seisgrid.errors import SeisgridError
 from seisgrid.seismic import forest
 
 
@@ -24,8 +25,9 @@ def test_spectral_features_shape_and_missing_components():
     images[:, 2] = 0
     g = forest.spectral_features(images, bands=8)
     per = 2 * 8 + 3
-    np.testing.assert_allclose(g[:, 2 * per:3 * per], (g[:, :per] + g[:, per:2 * per]) / 2, rtol=1e-5, atol=1e-5)
-    with pytest.raises(Exception):
+    np.testing.assert_allclose(g[:, 2 * per:3 * per], (g[:, :per] + g[:, per:2 * per]) / 2, rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(SeisgridError):
         forest.spectral_features(images[:, :, :4], bands=8)
 
 
@@ -36,7 +38,7 @@ def test_forest_trains_and_predicts():
     assert model.class_weight == "balanced"
     pred = forest.predict(model, Xt, threshold=0.5)
     assert (pred == yt).mean() >= 0.9
-    with pytest.raises(Exception):
+    with pytest.raises(SeisgridError):
         forest.train_forest(X, np.zeros_like(y))
 
 

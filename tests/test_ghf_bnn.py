@@ -1,5 +1,8 @@
-"""Bayesian-output-layer network: KL / NLL / ELBO against closed forms, MC variance decomposition on toy
-problems with known noise, scalers, persistence, determinism."""
+"""Bayesian-output-layer network (seisgrid.ghf.bnn).
+
+KL / NLL / ELBO against closed forms, MC variance decomposition on toy problems with known noise, scalers,
+persistence, determinism.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ def small_fit():
 
 @pytest.fixture(scope="module")
 def sine_fit():
-    """y = sin(x) + ε, x in [-3, 3], ε ~ N(0, σ(x)²) with σ = 0.25 for x < 0 and 0.5 for x > 0.
+    """Toy data y = sin(x) + ε, x in [-3, 3], ε ~ N(0, σ(x)²) with σ = 0.25 for x < 0 and 0.5 for x > 0.
 
     β = 1 / n_train (the exact ELBO per row). Dropout 0: noise of training mode (dropout, batch-norm
     batch statistics) is learnt by the variance head as if it were data noise, which biases the
@@ -138,7 +141,7 @@ def test_total_is_aleatoric_plus_epistemic(small_fit):
 
 
 def test_decomposition_matches_the_samples_by_hand(small_fit):
-    """aleatoric = mean of sampled variances, epistemic = ddof-0 variance of sampled means, in mW m⁻²."""
+    """Aleatoric variance = mean of sampled variances, epistemic = ddof-0 variance of sampled means, in mW m⁻²."""
     fitted, frame, _ = small_fit
     x = torch.as_tensor((frame.to_numpy() - fitted.x_mean) / fitted.x_std, dtype=torch.float32)
     with torch.no_grad():

@@ -1,5 +1,8 @@
-"""``seisgrid ghf ...`` from the command line on the real data: heatflow → features (coarse grid) → vif → maps,
-errors name the missing input; ``ghf train --regional-km`` on a synthetic grid."""
+"""``seisgrid ghf ...`` from the command line.
+
+On the real data: heatflow → features (coarse grid) → vif → maps, errors name the missing input;
+``ghf train --regional-km`` on a synthetic grid.
+"""
 
 import json
 

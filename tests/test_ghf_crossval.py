@@ -1,6 +1,9 @@
-"""Cross-validation (seisgrid.ghf.crossval): folds never leak, metrics against hand values, calibration on
-synthetic Gaussian data, the ensemble's variance decomposition, and cross-validation end to end with a tiny
-network, in this process and on a cluster, and the written ensemble."""
+"""Cross-validation (seisgrid.ghf.crossval).
+
+Folds never leak, metrics against hand values, calibration on synthetic Gaussian data, the ensemble's
+variance decomposition, and cross-validation end to end with a tiny network, in this process and on a
+cluster, and the written ensemble.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +39,9 @@ def test_random_folds_never_leak(n, k):
     sizes = [len(t) for _, t in folds]
     assert max(sizes) - min(sizes) <= 1
     again = cv.random_folds(n, k, seed=3)
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
     other = cv.random_folds(n, k, seed=4)
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other, strict=True))
 
 
 def test_spatial_block_folds_never_leak_and_keep_blocks_whole():

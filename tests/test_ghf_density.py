@@ -1,5 +1,7 @@
-"""Training-density experiment (seisgrid.ghf.density): ROI search against brute force, splits that never
-leak, a tiny experiment, and the written JSON and figure."""
+"""Training-density experiment (seisgrid.ghf.density).
+
+ROI search against brute force, splits that never leak, a tiny experiment, and the written JSON and figure.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ def test_roi_splits_never_leak():
     draws = [s["validation"] for s in splits if s["fraction"] == 0.5]
     assert not np.array_equal(draws[0], draws[1])  # repeats are different draws
     again = density.roi_splits(inside, outside, [0.1, 0.5, 0.9], repeats=3, seed=2)
-    assert all(np.array_equal(a["train"], b["train"]) for a, b in zip(splits, again))
+    assert all(np.array_equal(a["train"], b["train"]) for a, b in zip(splits, again, strict=True))
 
 
 def _synthetic_set(seed=0) -> TrainingSet:
@@ -96,7 +98,7 @@ def test_density_experiment_tiny_on_cluster(dask_client):
     # the same seed gives the same numbers in this process
     serial = density.density_experiment(data, TINY, fractions=(0.2, 0.8), repeats=2, radius_km=500.0,
                                         step_deg=1.0, samples=5, threads=1, progress=False)
-    for a, b in zip(result["rows"], serial["rows"]):
+    for a, b in zip(result["rows"], serial["rows"], strict=True):
         assert a["r2_mean"] == pytest.approx(b["r2_mean"], rel=1e-6)
 
 

@@ -1,6 +1,9 @@
-"""Feature grid (seisgrid.ghf.features): readers on tiny files in the real formats, volcano distances
-against a direct haversine loop, nearest-neighbour tectonic classes, mean curvature against analytic
-surfaces, and build_features end to end (synthetic inputs; real data when present)."""
+"""Feature grid (seisgrid.ghf.features).
+
+Readers on tiny files in the real formats, volcano distances against a direct haversine loop,
+nearest-neighbour tectonic classes, mean curvature against analytic surfaces, and build_features end to
+end (synthetic inputs; real data when present).
+"""
 
 from __future__ import annotations
 
@@ -339,8 +342,8 @@ def test_mean_curvature_on_the_sphere_up_to_the_poles():
 
 def test_gravity_disturbance_reader_subtracts_normal_gravity(tmp_path):
     lo, la = _gridline(5.0)
-    _write_gdf(tmp_path / "EIGEN-6C4-gravity-30m.gdf.bz2", np.column_stack([lo, la, F.normal_gravity(la, 10000.0) + 7.0]),
-               height_m=10000.0)
+    _write_gdf(tmp_path / "EIGEN-6C4-gravity-30m.gdf.bz2",
+               np.column_stack([lo, la, F.normal_gravity(la, 10000.0) + 7.0]), height_m=10000.0)
     pts = F.read_gravity_disturbance(tmp_path)
     np.testing.assert_allclose(pts.value, 7.0, atol=1e-6)
     assert pts.units == "mGal" and pts.attrs["height_m"] == 10000.0

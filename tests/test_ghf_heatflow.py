@@ -1,5 +1,8 @@
-"""Heat-flow compilation (seisgrid.ghf.heatflow): readers on tiny files in the real formats, the IQR rule and
-the weighted gridding against hand-computed values, duplicate and marine removal, rejected rows, the store."""
+"""Heat-flow compilation (seisgrid.ghf.heatflow).
+
+Readers on tiny files in the real formats, the IQR rule and the weighted gridding against hand-computed
+values, duplicate and marine removal, rejected rows, the store.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def write_ihfc(tmp_path, rows, name="IHFC_2024_GHFDB.zip", extra_lines=()):
 
 
 def write_nghf(folder, subsets):
-    """NGHF_ra/_rab/_rabc/_rabcd.xyz.gz (tab separated, gzip); ``subsets`` maps stem → lines "lon\\tlat\\tq"."""
+    r"""NGHF_ra/_rab/_rabc/_rabcd.xyz.gz (tab separated, gzip); ``subsets`` maps stem → lines "lon\tlat\tq"."""
     folder.mkdir(parents=True, exist_ok=True)
     for stem, lines in subsets.items():
         with gzip.open(folder / f"{stem}.xyz.gz", "wt") as f:
@@ -63,7 +66,7 @@ def write_antarctic(tmp_path, lines):
 
 
 def test_points_are_where_we_think():
-    assert list(grid.is_land(*zip(GERMANY, KANSAS, ATLANTIC))) == [True, True, False]
+    assert list(grid.is_land(*zip(GERMANY, KANSAS, ATLANTIC, strict=True))) == [True, True, False]
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -91,7 +94,7 @@ def test_read_ihfc_zip_with_bom_and_rejected_rows(tmp_path):
     assert list(pts["marine"]) == [False, False, True, False, False]
     assert pts["lon"].iloc[-1] == pytest.approx(-178.5)  # wrapped into [-180, 180)
     assert set(pts.columns) >= {"source", "lat", "lon", "q", "quality", "weight", "marine", "row"}
-    reasons = dict(zip(rej["row"], rej["reason"]))
+    reasons = dict(zip(rej["row"], rej["reason"], strict=True))
     assert reasons == {6: "missing heat flow", 7: "non-numeric heat flow", 8: "coordinates out of range",
                        9: "missing coordinates", 10: "malformed line"}
     assert (rej["file"] == "IHFC_2024_GHFDB.zip:IHFC_2024_GHFDB.csv").all()
@@ -126,8 +129,9 @@ def test_read_nghf_classes_from_nested_subsets(tmp_path):
                                                           "NGHF_rabc.xyz.gz", "NGHF_rabcd.xyz.gz"]
     assert list(pts["row"]) == [2, 3, 4, 5, 6, 7]
     assert pts["marine"].isna().all()
-    assert sorted(zip(rej["row"], rej["reason"])) == [(8, "missing coordinates"), (9, "non-numeric heat flow"),
-                                                      (10, "malformed line")]
+    assert sorted(zip(rej["row"], rej["reason"], strict=True)) == [(8, "missing coordinates"),
+                                                                   (9, "non-numeric heat flow"),
+                                                                   (10, "malformed line")]
     assert rej.set_index("row").loc[8, "detail"] == "lat= lon=14.0 53.0 91.0"  # the detail shows why
     assert (rej["file"] == "NGHF_rabcd.xyz.gz").all()
     with pytest.raises(InputFileError, match="NGHF_ra"):
@@ -148,7 +152,7 @@ def test_read_antarctic(tmp_path):
     assert list(pts["quality"]) == ["R2", "R1", "I3", ""]
     assert list(pts["weight"]) == [0.625, 0.25, 1.0, 0.25]
     assert list(pts["marine"].astype(object)) == [False, True, pd.NA, pd.NA]
-    assert list(zip(rej["row"], rej["reason"])) == [(6, "missing coordinates"), (7, "missing heat flow")]
+    assert list(zip(rej["row"], rej["reason"], strict=True)) == [(6, "missing coordinates"), (7, "missing heat flow")]
     assert hf.read_antarctic(path, unassessed_weight=0.1)[0]["weight"].iloc[-1] == 0.1
 
 
@@ -324,8 +328,9 @@ def test_real_nghf_classes():
 def test_real_antarctic_rejects():
     pts, rej = hf.read_antarctic(data_path("ghf/antarctic_ghf_db_burton_johnson2020") / "ANT_GHF_DB_V004.csv")
     assert len(pts) == 445
-    assert sorted(zip(rej["row"], rej["reason"])) == [(172, "missing coordinates"), (173, "missing coordinates"),
-                                                      (433, "missing heat flow")]
+    assert sorted(zip(rej["row"], rej["reason"], strict=True)) == [(172, "missing coordinates"),
+                                                                   (173, "missing coordinates"),
+                                                                   (433, "missing heat flow")]
 
 
 @requires_data("ghf/ihfc_ghfdb_2024")

@@ -1,5 +1,8 @@
-"""Ordinary kriging onto the global grid (seisgrid.ghf.kriging): accuracy on a known smooth field, the
-dateline and the poles, agreement of tiles at their seams, the nugget, Dask vs serial, bad input."""
+"""Ordinary kriging onto the global grid (seisgrid.ghf.kriging).
+
+Accuracy on a known smooth field, the dateline and the poles, agreement of tiles at their seams, the
+nugget, Dask vs serial, bad input.
+"""
 
 from __future__ import annotations
 

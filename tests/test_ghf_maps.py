@@ -80,7 +80,7 @@ def test_coastline_cache_roundtrip_and_folder(tmp_path, lines):
     assert path.parent == tmp_path and path.suffix == ".npz"
     maps._write_cache(path, list(lines))
     back = maps._read_cache(path)
-    assert len(back) == len(lines) and all(np.array_equal(a, b) for a, b in zip(back, lines))
+    assert len(back) == len(lines) and all(np.array_equal(a, b) for a, b in zip(back, lines, strict=True))
     with dask.config.set({"seisgrid.maps.coast_cache": ""}):
         assert maps._cache_file(0.25) is None
     path.write_bytes(b"garbage")

@@ -1,5 +1,8 @@
-"""Particle swarm (seisgrid.ghf.pso): the generic swarm on known functions (in process and as Dask futures),
-checkpoint / resume, the hyperparameter mapping and the heat-flow search end to end on a tiny grid."""
+"""Particle swarm (seisgrid.ghf.pso).
+
+The generic swarm on known functions (in process and as Dask futures), checkpoint / resume, the
+hyperparameter mapping and the heat-flow search end to end on a tiny grid.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def test_import_leaves_root_logging_alone(tmp_path):
         "assert not logging.getLogger('seisgrid').disabled\n"
         "assert not os.path.exists('report.log'), 'pyswarms opened report.log'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "report.log").exists()
 
@@ -95,7 +99,8 @@ def test_rosenbrock_in_process():
 
 
 def test_sphere_on_cluster_equals_in_process(dask_client):
-    kwargs = {"n_particles": 12, "iterations": 20, "c1": 2.0, "c2": 2.0, "seed": 3, "objective_args": (TARGET,), "progress": False}
+    kwargs = {"n_particles": 12, "iterations": 20, "c1": 2.0, "c2": 2.0, "seed": 3, "objective_args": (TARGET,),
+              "progress": False}
     bounds = ([-1] * 3, [1] * 3)
     on_cluster = pso.particle_swarm(sphere, bounds, client=dask_client, **kwargs)
     assert on_cluster["best_cost"] < 1e-3
@@ -149,7 +154,8 @@ def test_resume_after_interruption_gives_the_uninterrupted_state(dask_client, tm
 
 def test_checkpoint_of_another_swarm_is_refused(tmp_path):
     checkpoint = str(tmp_path / "swarm.json")
-    kwargs = {"n_particles": 4, "iterations": 2, "seed": 1, "objective_args": (TARGET,), "progress": False, "checkpoint": checkpoint}
+    kwargs = {"n_particles": 4, "iterations": 2, "seed": 1, "objective_args": (TARGET,), "progress": False,
+              "checkpoint": checkpoint}
     pso.particle_swarm(sphere, ([-1] * 3, [1] * 3), c1=2.0, c2=2.0, **kwargs)
     with pytest.raises(ConfigError, match=r"different swarm.*c1: 2\.0 there, 2\.8 here"):
         pso.particle_swarm(sphere, ([-1] * 3, [1] * 3), c1=2.8, c2=2.0, **kwargs)
@@ -179,7 +185,8 @@ def test_unit_cube_to_hyperparameters():
     assert mid["l2"] == pytest.approx(math.sqrt(1e-5 * 1e-4))
     assert mid["dropout"] == pytest.approx(0.175)
     # each of the 4 layer counts gets a quarter of [0, 1]
-    layers = [pso.to_hyperparameters(np.r_[u, np.zeros(7)])["hidden_layers"] for u in (0.0, 0.24, 0.26, 0.74, 0.76, 1.0)]
+    layers = [pso.to_hyperparameters(np.r_[u, np.zeros(7)])["hidden_layers"]
+              for u in (0.0, 0.24, 0.26, 0.74, 0.76, 1.0)]
     assert layers == [3, 3, 4, 5, 6, 6]
     rng = np.random.default_rng(0)
     for unit in rng.random((50, 8)):

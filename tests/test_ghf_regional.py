@@ -1,5 +1,8 @@
-"""Regional means (seisgrid.ghf.regional): great-circle disc means against brute force, across the
-dateline and the poles, NaN handling, names, and their use in the training and prediction tables."""
+"""Regional means (seisgrid.ghf.regional).
+
+Great-circle disc means against brute force, across the dateline and the poles, NaN handling, names, and
+their use in the training and prediction tables.
+"""
 
 from __future__ import annotations
 

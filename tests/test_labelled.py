@@ -229,7 +229,7 @@ def test_resample_preserves_low_and_suppresses_high():
 def _assert_hygiene(split, events, stations):
     for values in (events, stations):
         owner = {}
-        for v, s in zip(values, split):
+        for v, s in zip(values, split, strict=True):
             if v:
                 assert owner.setdefault(v, s) == s, f"{v} in {owner[v]} and {s}"
 
@@ -300,7 +300,7 @@ def test_build_windows_generated(stead_folder, phasenet_folder, seisbench_folder
     assert summary["sources"]["stead-like"]["earthquake"] == 2
     assert summary["formats"] == {"stead-like": "stead", "phasenet-like": "phasenet", "seisbench-like": "seisbench"}
     assert summary["p_predicted"] == 3
-    stations = [f"{a}.{b}" for a, b in zip(ds.network.values, ds.station.values)]
+    stations = [f"{a}.{b}" for a, b in zip(ds.network.values, ds.station.values, strict=True)]
     _assert_hygiene(ds.split.values[real], ds.event_id.values[real], np.array(stations)[real])
     # augmentation only in train (both splits), made of train windows
     aug = ds.augmented.values

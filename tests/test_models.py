@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from seisgrid.errors import SeisgridError
-from seisgrid.seismic import models
+from seisgrid.errors import SeisgridError  # noqa: E402  (after importorskip: models imports torch)
+from seisgrid.seismic import models  # noqa: E402
 
 # torchvision.models.resnet*(num_classes=2): the same architectures, counted there
 TORCHVISION_COUNTS = {"resnet18": 11_177_538, "resnet34": 21_285_698, "resnet50": 23_512_130}

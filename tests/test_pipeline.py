@@ -31,4 +31,4 @@ def test_pipeline_errors_name_the_file_and_step(tmp_path):
         load(str(bad))
     with pytest.raises(ConfigError, match="cannot read pipeline"):
         load(str(tmp_path / "missing.yaml"))
-    assert main(["run", str(bad)]) == 1
+    assert main(["run", str(bad)]) == 2  # a bad pipeline file is a usage error

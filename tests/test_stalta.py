@@ -120,7 +120,7 @@ def test_bw_uh_coincidence_fixture_reproduced(tmp_path, dask_client):
     assert info["channels"] == ["BW.UH1..SHZ", "BW.UH2..SHZ", "BW.UH3..SHZ", "BW.UH4..EHZ"]
     expected = _fixture_triggers()
     assert len(events) == len(expected) == 3
-    for ev, (t, duration, stations) in zip(events, expected):
+    for ev, (t, duration, stations) in zip(events, expected, strict=True):
         assert abs(obspy.UTCDateTime(ev["time"]) - t) < 0.1
         assert abs(ev["duration"] - duration) < 0.1
         assert set(ev["stations"]) == stations
@@ -174,7 +174,7 @@ def test_detect_archive_across_midnight(tmp_path):
     direct = coincidence_trigger("recstalta", 3, 1.5, st, 3, sta=0.5, lta=10, max_trigger_length=30)
     assert len(direct) == 3
     assert [e["time"] for e in events] == [str(e["time"]) for e in direct]
-    for ev, t0 in zip(events, onsets):
+    for ev, t0 in zip(events, onsets, strict=True):
         assert abs(obspy.UTCDateTime(ev["time"]) - (start + t0)) < 1.0
 
 

@@ -84,7 +84,7 @@ def test_a_pipeline_runs_export_and_score_steps_without_importing_torch(tmp_path
         cluster: none
         vars: {output: out}
         steps:
-          - synth: {out: "{output}/archive", stations: 2, days: 0.02, seed: 3, sampling_rates: [20.0]}
+          - synth: {out: "{output}/archive", stations: 3, days: 0.02, seed: 3, sampling_rates: [100.0]}
           - ingest: {source: "{output}/archive", store: "{output}/w.zarr"}
           - inventory: {store: "{output}/w.zarr"}
           - export: {store: "{output}/w.zarr", id: SY.ST01..HHZ, start: "2021-01-01T00:05",
@@ -104,7 +104,7 @@ def test_a_pipeline_runs_export_and_score_steps_without_importing_torch(tmp_path
     run_result, status = json.loads(lines[-2]), json.loads(lines[-1])
     assert status == {"status": 0, "torch": False}, out.stderr[-2000:]
     steps = {s["step"]: s["result"] for s in run_result["steps"]}
-    assert steps["export"]["samples"] == 20 * 60
+    assert steps["export"]["samples"] == 100 * 60
     assert steps["detect"]["method"] == "stalta" and steps["score"]["true"] >= 0
     assert "[export] wrote" in out.stderr and "[score] precision" in out.stderr
     assert (tmp_path / "x.mseed").exists() and (tmp_path / "stalta.xml").exists()
@@ -120,6 +120,12 @@ def test_a_bad_value_is_a_usage_error_before_any_cluster_starts(tmp_path, capsys
     assert "threshold" in capsys.readouterr().err
     assert main(["detect", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "c")]) == EXIT_USAGE
     assert "--model" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "m.pt"), "--epochs", "0"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "epochs=0" in err and "dashboard" not in err
+    assert main(["evaluate", str(tmp_path / "w.zarr"), "--methods", "stalta,magic"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "magic" in err and "dashboard" not in err
 
 
 def test_score_reads_as_percentages(tmp_path, capsys):

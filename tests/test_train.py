@@ -12,10 +12,10 @@ import xarray as xr
 
 torch = pytest.importorskip("torch")
 
-from seisgrid import storage
-from seisgrid.errors import SeisgridError
-from seisgrid.seismic import models
-from seisgrid.seismic import train as tr
+from seisgrid import storage  # noqa: E402  (after importorskip: models and train import torch)
+from seisgrid.errors import SeisgridError  # noqa: E402
+from seisgrid.seismic import models  # noqa: E402
+from seisgrid.seismic import train as tr  # noqa: E402
 
 SIZE = 48  # the tiny network takes any image size; small images keep the tests fast
 

@@ -15,10 +15,10 @@ KL spread evenly over the batches), and the study's search range 1e-5–1e-3 bra
 for its ~7,400 training cells. (With the KL divided by n_train as well, β ≤ 1e-3 would leave the
 posterior sds where they were initialised and the epistemic variance meaningless: median 0.06 mW² m⁻⁴ on
 the real table, against ~1 with this loss.) ``p`` is N(0, ``prior_variance``) on every output-layer
-weight and bias; the KL is the closed form for Gaussians (:func:`gaussian_kl`). During training the output layer uses the *local*
-reparameterisation trick (pre-activations sampled per row: same per-row distribution as a weight
-sample, lower-variance gradients); prediction draws ``T`` whole weight samples (:meth:`FittedBNN.predict`),
-so every sample is one consistent function.
+weight and bias; the KL is the closed form for Gaussians (:func:`gaussian_kl`). During training the
+output layer uses the *local* reparameterisation trick (pre-activations sampled per row: same per-row
+distribution as a weight sample, lower-variance gradients); prediction draws ``T`` whole weight samples
+(:meth:`FittedBNN.predict`), so every sample is one consistent function.
 
 Prediction: the hidden layers run in eval mode (batch-norm running statistics, dropout off), then
 ``T`` (default ``seisgrid.bnn.mc_samples`` = 50) samples of the output-layer weights give means ``μ_t``
@@ -43,6 +43,7 @@ import dataclasses
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,6 +52,13 @@ from torch.nn import functional as F
 
 from seisgrid import checkpoint, config
 from seisgrid.errors import ConfigError, SeisgridError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping
+
+    import pandas as pd
+    from numpy.typing import ArrayLike
 
 logger = logging.getLogger("seisgrid")
 
@@ -121,7 +129,7 @@ class Hyperparameters:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, d) -> Hyperparameters:
+    def from_dict(cls, d: Mapping[str, float | int | str]) -> Hyperparameters:
         """Hyperparameters from a mapping (missing keys: defaults). Integers are rounded and cast.
 
         Raises
@@ -220,10 +228,12 @@ class BayesianLinear(nn.Module):
 
     @property
     def weight_sd(self) -> torch.Tensor:
+        """Posterior standard deviations of the weights, softplus(ρ), shape (out, in)."""
         return F.softplus(self.weight_rho)
 
     @property
     def bias_sd(self) -> torch.Tensor:
+        """Posterior standard deviations of the biases, softplus(ρ), shape (out,)."""
         return F.softplus(self.bias_rho)
 
     def kl(self) -> torch.Tensor:
@@ -232,6 +242,18 @@ class BayesianLinear(nn.Module):
                 + gaussian_kl(self.bias_mu, self.bias_sd, self.prior_variance))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activations of a batch: sampled per row in training mode, the mean weights' output in eval mode.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (n, in_features) inputs.
+
+        Returns
+        -------
+        torch.Tensor
+            (n, out_features) pre-activations.
+        """
         mean = F.linear(x, self.weight_mu, self.bias_mu)
         if not self.training:
             return mean
@@ -272,6 +294,18 @@ class HeatFlowNet(nn.Module):
         return out[..., 0], F.softplus(out[..., 1]) + VARIANCE_FLOOR
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted mean and variance of the standardised target for a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (n, n_features) standardised features.
+
+        Returns
+        -------
+        mean, variance : torch.Tensor
+            (n,) each, in standardised target units (variance ≥ ``VARIANCE_FLOOR``).
+        """
         return self.split(self.head(self.body(x)))
 
     def decayed_parameters(self) -> tuple[list, list]:
@@ -395,7 +429,8 @@ class FittedBNN:
         return torch.as_tensor((X - self.x_mean) / self.x_std, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
-    def predict(self, X, samples: int | None = None, seed: int = 0, batch_rows: int = 65536) -> dict:
+    def predict(self, X: ArrayLike | pd.DataFrame, samples: int | None = None, seed: int = 0,
+                batch_rows: int = 65536) -> dict:
         """Monte Carlo prediction with ``samples`` draws of the output-layer weights.
 
         Parameters
@@ -438,7 +473,7 @@ class FittedBNN:
         result["total"] = result["aleatoric"] + result["epistemic"]
         return result
 
-    def rmse(self, X, y, samples: int | None = None, seed: int = 0) -> float:
+    def rmse(self, X: ArrayLike | pd.DataFrame, y: ArrayLike, samples: int | None = None, seed: int = 0) -> float:
         """Root-mean-square error of the MC mean prediction, mW m⁻²."""
         mean = self.predict(X, samples=samples, seed=seed)["mean"]
         y = _as_target(y, len(mean))
@@ -464,7 +499,7 @@ class FittedBNN:
         return {"config": cfg, "tensors": tensors}
 
     @classmethod
-    def from_state(cls, state: dict, device=None) -> FittedBNN:
+    def from_state(cls, state: dict, device: str | torch.device | None = None) -> FittedBNN:
         """Rebuild from :meth:`state` output."""
         cfg, tensors = state["config"], state["tensors"]
         if cfg.get("format") != _FORMAT:
@@ -476,7 +511,7 @@ class FittedBNN:
                    cfg["y_std"], history=cfg.get("history"), best_epoch=cfg.get("best_epoch", 0),
                    feature_names=cfg.get("feature_names"), device=device)
 
-    def save(self, path) -> dict:
+    def save(self, path: str | os.PathLike[str]) -> dict:
         """Write ``path`` (tensors, ``torch.save``) and ``path + '.json'`` (config); local path or URL.
 
         Returns
@@ -488,7 +523,7 @@ class FittedBNN:
         return checkpoint.write(path, state["tensors"], state["config"])
 
     @classmethod
-    def load(cls, path, device=None) -> FittedBNN:
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device | None = None) -> FittedBNN:
         """Read what :meth:`save` wrote (tensors with ``torch.load(..., weights_only=True)``)."""
         cfg, tensors = checkpoint.read(path, "BNN checkpoint", "tensors + .json config, written by FittedBNN.save")
         return cls.from_state({"config": cfg, "tensors": tensors}, device=device)
@@ -504,8 +539,10 @@ def _split_validation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def fit_bnn(X_train, y_train, X_val=None, y_val=None, params=None, *, device=None, threads=None,
-            progress=False) -> FittedBNN:
+def fit_bnn(X_train: ArrayLike | pd.DataFrame, y_train: ArrayLike, X_val: ArrayLike | pd.DataFrame | None = None,
+            y_val: ArrayLike | None = None, params: Hyperparameters | Mapping[str, float | int | str] | None = None,
+            *, device: str | torch.device | None = None, threads: int | None = None,
+            progress: bool = False) -> FittedBNN:
     """Train the network: Adam on the ELBO loss, early stopping on the validation loss.
 
     Parameters
@@ -634,7 +671,9 @@ def fit_bnn(X_train, y_train, X_val=None, y_val=None, params=None, *, device=Non
                      feature_names=names, device=dev)
 
 
-def validation_rmse(params, X_train, y_train, X_val, y_val, *, threads=1, device=None) -> float:
+def validation_rmse(params: Hyperparameters | Mapping[str, float | int | str], X_train: ArrayLike | pd.DataFrame,
+                    y_train: ArrayLike, X_val: ArrayLike | pd.DataFrame, y_val: ArrayLike, *,
+                    threads: int | None = 1, device: str | torch.device | None = None) -> float:
     """PSO objective: validation RMSE (mW m⁻², MC mean prediction) of a network trained with ``params``.
 
     Trains on ``(X_train, y_train)`` with early stopping on ``(X_val, y_val)``. ``params`` is a

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,10 @@ from seisgrid import config
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.figures import new_figure, save_png
 from seisgrid.ghf.grid import open_grid
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
 
 logger = logging.getLogger("seisgrid")
 
@@ -74,14 +79,15 @@ def variance_inflation(frame: pd.DataFrame) -> pd.Series:
             f"VIF: {n} rows for {p} features; regressing each feature on the others needs at least "
             f"{p + 2} rows (cells with a heat-flow value and every feature)"
         )
-    bad = [c for c, ok in zip(columns, np.isfinite(x).all(axis=0)) if not ok]
+    bad = [c for c, ok in zip(columns, np.isfinite(x).all(axis=0), strict=True) if not ok]
     if bad:
         raise SeisgridError(
             f"VIF: feature(s) {', '.join(bad)} hold NaN or infinite values; drop those rows first "
             "(training_table keeps only cells where every feature is finite)"
         )
     std = x.std(axis=0)
-    constant = [c for c, s, m in zip(columns, std, np.abs(x).max(axis=0)) if s <= 1e-12 * max(m, 1e-300)]
+    constant = [c for c, s, m in zip(columns, std, np.abs(x).max(axis=0), strict=True)
+                if s <= 1e-12 * max(m, 1e-300)]
     if constant:
         raise SeisgridError(
             f"VIF: feature(s) {', '.join(constant)} are constant over the {n} training cells, so their "
@@ -98,7 +104,7 @@ def variance_inflation(frame: pd.DataFrame) -> pd.Series:
     collinear = loadings[:, null].sum(axis=1) > 1e-8
     vif[collinear] = np.inf
     if collinear.any():
-        names = [c for c, flag in zip(columns, collinear) if flag]
+        names = [c for c, flag in zip(columns, collinear, strict=True) if flag]
         logger.warning("VIF: feature(s) %s are exact linear combinations of the others (VIF = inf)",
                        ", ".join(names))
     return pd.Series(np.maximum(vif, 1.0), index=columns, name="vif")
@@ -148,7 +154,7 @@ def excluded_patterns() -> list[str]:
     return [str(v) for v in value]
 
 
-def candidate_features(ds: xr.Dataset, exclude=None) -> list[str]:
+def candidate_features(ds: xr.Dataset, exclude: Iterable[str] | None = None) -> list[str]:
     """The data variables of ``ds`` that are candidate model features, in dataset order.
 
     Every numeric (float or integer, not boolean) variable on the ``(lat, lon)`` grid whose name matches
@@ -191,7 +197,8 @@ def _check_same_grid(features: xr.Dataset, heatflow: xr.Dataset) -> None:
             )
 
 
-def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables=None, *, quiet: bool = False) -> pd.DataFrame:
+def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables: Iterable[str] | None = None, *,
+                   quiet: bool = False) -> pd.DataFrame:
     """Feature values at the training cells: cells with a finite heat flow and every feature finite.
 
     Parameters
@@ -252,7 +259,8 @@ def training_table(features: xr.Dataset, heatflow: xr.Dataset, variables=None, *
     return table
 
 
-def plot_vif(initial: dict, final: dict, path, threshold: float | None = None, dpi: int | None = None) -> str:
+def plot_vif(initial: dict, final: dict, path: str | os.PathLike[str], threshold: float | None = None,
+             dpi: int | None = None) -> str:
     """Bar chart of the VIFs before and after selection (log scale, threshold line), like the study's Fig. 3.
 
     Parameters
@@ -300,8 +308,9 @@ def plot_vif(initial: dict, final: dict, path, threshold: float | None = None, d
     return save_png(fig, path, dpi)
 
 
-def vif_report(features_store, heatflow_store, out_png=None, threshold: float | None = None,
-               variables=None) -> dict:
+def vif_report(features_store: str | os.PathLike[str], heatflow_store: str | os.PathLike[str],
+               out_png: str | os.PathLike[str] | None = None, threshold: float | None = None,
+               variables: Iterable[str] | None = None) -> dict:
     """VIF selection over the training cells of two grid stores (``seisgrid ghf vif``).
 
     Parameters

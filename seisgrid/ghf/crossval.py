@@ -49,12 +49,28 @@ import dataclasses
 import json
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seisgrid import config, storage
 from seisgrid.cluster import run_tasks
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterable, Sequence
+
+    import pandas as pd
+    import xarray as xr
+    from distributed import Client
+    from numpy.typing import ArrayLike
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    from seisgrid.cluster import LazyClient
+    from seisgrid.ghf.bnn import FittedBNN, Hyperparameters
+    from seisgrid.ghf.dataset import TrainingSet
 
 logger = logging.getLogger("seisgrid")
 
@@ -114,7 +130,7 @@ def random_folds(n: int, k: int = 5, seed: int = 0) -> list:
     return _pairs(fold_of, k)
 
 
-def block_index(lat, lon, block_degrees: float = 5.0) -> np.ndarray:
+def block_index(lat: ArrayLike, lon: ArrayLike, block_degrees: float = 5.0) -> np.ndarray:
     """Integer id of the ``block_degrees`` × ``block_degrees`` (lat × lon) block holding each cell.
 
     Blocks are aligned to −90° latitude and −180° longitude (longitudes are wrapped to [−180, 180)).
@@ -133,7 +149,7 @@ def block_index(lat, lon, block_degrees: float = 5.0) -> np.ndarray:
     return rows * (math.ceil(360.0 / size) + 1) + cols
 
 
-def spatial_block_folds(lat, lon, k: int = 5, block_degrees: float = 5.0, seed: int = 0) -> list:
+def spatial_block_folds(lat: ArrayLike, lon: ArrayLike, k: int = 5, block_degrees: float = 5.0, seed: int = 0) -> list:
     """K folds of whole spatial blocks, balanced by cell count.
 
     Parameters
@@ -172,7 +188,8 @@ def spatial_block_folds(lat, lon, k: int = 5, block_degrees: float = 5.0, seed: 
     return _pairs(fold_of_block[inverse.ravel()], k)
 
 
-def make_folds(scheme: str, lat, lon, k: int = 5, block_degrees: float = 5.0, seed: int = 0) -> list:
+def make_folds(scheme: str, lat: ArrayLike, lon: ArrayLike, k: int = 5, block_degrees: float = 5.0,
+               seed: int = 0) -> list:
     """:func:`random_folds` (``scheme="random"``) or :func:`spatial_block_folds` (``"spatial"``)."""
     if scheme == "random":
         return random_folds(len(np.asarray(lat)), k, seed)
@@ -181,7 +198,7 @@ def make_folds(scheme: str, lat, lon, k: int = 5, block_degrees: float = 5.0, se
     raise ConfigError(f"folds={scheme!r}: expected one of {list(SCHEMES)}")
 
 
-def inner_split(train_idx, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def inner_split(train_idx: ArrayLike, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split of a fold's training positions into (fit, early-stopping validation) parts.
 
     ``round(fraction × n)`` positions (at least one, and at least one left to fit) are validation.
@@ -206,26 +223,26 @@ def _pair(y, y_hat):
     return y, y_hat
 
 
-def r2(y, y_hat) -> float:
+def r2(y: ArrayLike, y_hat: ArrayLike) -> float:
     """Coefficient of determination ``1 − Σ(y − ŷ)² / Σ(y − ȳ)²`` (NaN when y is constant)."""
     y, y_hat = _pair(y, y_hat)
     total = float(np.sum((y - y.mean()) ** 2))
     return 1.0 - float(np.sum((y - y_hat) ** 2)) / total if total > 0 else float("nan")
 
 
-def rmse(y, y_hat) -> float:
+def rmse(y: ArrayLike, y_hat: ArrayLike) -> float:
     """Root-mean-square error, in the units of ``y`` (mW m⁻²)."""
     y, y_hat = _pair(y, y_hat)
     return float(np.sqrt(np.mean((y - y_hat) ** 2)))
 
 
-def nrmse(y, y_hat) -> float:
+def nrmse(y: ArrayLike, y_hat: ArrayLike) -> float:
     """RMSE normalised by the mean prediction, ``RMSE / mean(ŷ)`` (Liu et al. 2026), dimensionless."""
     y, y_hat = _pair(y, y_hat)
     return rmse(y, y_hat) / float(np.mean(y_hat))
 
 
-def interval_coverage(y, mean, variance, levels=LEVELS) -> dict:
+def interval_coverage(y: ArrayLike, mean: ArrayLike, variance: ArrayLike, levels: Iterable[float] = LEVELS) -> dict:
     """Fraction of observations inside the central Gaussian predictive intervals.
 
     Parameters
@@ -269,7 +286,7 @@ def _scores(y, mean, variance=None) -> dict:
 # ------------------------------------------------------------------------------------------ ensemble
 
 
-def ensemble_predict(models, X, samples: int = 50) -> dict:
+def ensemble_predict(models: Iterable[FittedBNN], X: ArrayLike | pd.DataFrame, samples: int = 50) -> dict:
     """Ensemble prediction of fitted networks as an equal-weight mixture.
 
     Parameters
@@ -337,7 +354,9 @@ def _with_seed(params, offset: int):
     return params
 
 
-def fit_network(X_fit, y_fit, X_val, y_val, params, *, fit_model=None, threads=None):
+def fit_network(X_fit: ArrayLike, y_fit: ArrayLike, X_val: ArrayLike, y_val: ArrayLike,
+                params: Hyperparameters | dict | None, *, fit_model: Callable[..., FittedBNN] | None = None,
+                threads: int | None = None) -> FittedBNN:
     """Fit one network: :func:`seisgrid.ghf.bnn.fit_bnn` (default) or ``fit_model`` with the same call."""
     if fit_model is None:
         from seisgrid.ghf.bnn import fit_bnn
@@ -359,8 +378,10 @@ def _restore(packed):
 
 
 def _worker_threads(threads):
-    """``threads``, or inside a Dask task the worker's thread count (torch would otherwise use every core
-    in every worker process)."""
+    """``threads``, or inside a Dask task the worker's thread count.
+
+    Torch would otherwise use every core in every worker process.
+    """
     if threads is not None:
         return int(threads)
     try:
@@ -379,8 +400,10 @@ def _epochs(model):
 
 
 def _fold_task(item, X, y, params, samples, fit_model, threads, baselines, gbt, seed):
-    """One fold (a Dask task): the network, fitted on the fit part with early stopping on the validation
-    part, and the baselines; every model predicts all cells."""
+    """One fold (a Dask task): the network and the baselines; every model predicts all cells.
+
+    The network is fitted on the fit part with early stopping on the validation part.
+    """
     fold, fit_idx, val_idx = item
     threads = _worker_threads(threads)
     model = fit_network(X[fit_idx], y[fit_idx], X[val_idx], y[val_idx], _with_seed(params, fold),
@@ -404,7 +427,8 @@ def gbt_settings(**overrides) -> dict:
     return out
 
 
-def fit_baseline(method: str, X_fit, y_fit, gbt=None, seed: int = 0, threads=None):
+def fit_baseline(method: str, X_fit: ArrayLike, y_fit: ArrayLike, gbt: dict | None = None, seed: int = 0,
+                 threads: int | None = None) -> Pipeline | HistGradientBoostingRegressor:
     """A fitted baseline: ``"linear"`` (standardised OLS) or ``"gbt"`` (HistGradientBoostingRegressor).
 
     ``threads`` limits the BLAS/OpenMP threads of the fit (the trees' OpenMP loops otherwise take every
@@ -447,7 +471,7 @@ def _summarise(y, folds, preds, k) -> tuple:
     """Pooled and per-fold scores of one method from its per-fold predictions of all cells."""
     oof_mean, oof_var = np.empty(len(y)), np.empty(len(y))
     per_fold = []
-    for (_, test), pred in zip(folds, preds):
+    for (_, test), pred in zip(folds, preds, strict=True):
         oof_mean[test], oof_var[test] = pred["mean"][test], pred["total"][test]
         per_fold.append(_scores(y[test], pred["mean"][test], pred["total"][test]))
     pooled = _scores(y, oof_mean, oof_var)
@@ -466,10 +490,12 @@ def _summarise(y, folds, preds, k) -> tuple:
     return pooled, per_fold, oof_mean, oof_var
 
 
-def cross_validate(training_set, params=None, *, folds: str = "random", k: int | None = None,
-                   block_degrees: float | None = None, client=None, seed: int | None = None,
+def cross_validate(training_set: TrainingSet, params: Hyperparameters | dict | None = None, *, folds: str = "random",
+                   k: int | None = None, block_degrees: float | None = None,
+                   client: Client | LazyClient | None = None, seed: int | None = None,
                    baselines: bool = True, samples: int | None = None, validation_fraction: float | None = None,
-                   gbt: dict | None = None, max_epochs: int | None = None, fit_model=None, threads=None,
+                   gbt: dict | None = None, max_epochs: int | None = None,
+                   fit_model: Callable[..., FittedBNN] | None = None, threads: int | None = None,
                    progress: bool = True) -> dict:
     """K-fold cross-validation of the network (and baselines) on one fold scheme.
 
@@ -540,7 +566,7 @@ def cross_validate(training_set, params=None, *, folds: str = "random", k: int |
         methods[method], per_fold[method], oof_mean, oof_var = _summarise(y, fold_pairs, method_preds, k)
         predictions[method] = {"mean": oof_mean, "variance": oof_var}
     fold_rows = []
-    for f, ((train, test), (fit_idx, val_idx), result) in enumerate(zip(fold_pairs, splits, results)):
+    for f, ((_, test), (fit_idx, val_idx), result) in enumerate(zip(fold_pairs, splits, results, strict=True)):
         row = {"fold": f, "n_train": len(fit_idx), "n_early_stopping": len(val_idx), "n_test": len(test),
                "best_epoch": result["best_epoch"], "epochs": result["epochs"]}
         row.update({method: per_fold[method][f] for method in per_fold})
@@ -555,7 +581,7 @@ def cross_validate(training_set, params=None, *, folds: str = "random", k: int |
 # ------------------------------------------------------------------------------------------ ensemble
 
 
-def params_from_search(path) -> dict:
+def params_from_search(path: str | os.PathLike[str]) -> dict:
     """The best hyperparameters of a ``seisgrid ghf search`` result (``search.json``'s ``best``)."""
     try:
         report = storage.read_json(str(path))
@@ -607,7 +633,8 @@ def overstatement(runs: dict) -> dict:
 def markdown_table(rows: list, overstated: dict | None = None) -> str:
     """The cross-validation table (rows of :func:`train_ensemble`'s ``table``) as Markdown."""
     def fmt(value, digits):
-        return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+        return ("–" if value is None or (isinstance(value, float) and not math.isfinite(value))
+                else f"{value:.{digits}f}")
 
     lines = [("| method | folds | R² | RMSE (mW m⁻²) | NRMSE | fold sd of R² | fold sd of RMSE | cross-fold sd "
               "(mW m⁻²) | in 68 % interval | in 95 % interval |"),
@@ -652,14 +679,17 @@ def _load_model(url: str):
         raise StorageError(f"{url}: ensemble model missing or unreadable ({exc}); rerun seisgrid ghf train") from exc
 
 
-def train_ensemble(features_store, heatflow_store, out, *, params=None, search=None, k: int | None = None,
-                   block_degrees: float | None = None, client=None, variables=None, regional_km=None,
+def train_ensemble(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, out: str | os.PathLike[str],
+                   *, params: Hyperparameters | dict | None = None, search: str | os.PathLike[str] | None = None,
+                   k: int | None = None, block_degrees: float | None = None,
+                   client: Client | LazyClient | None = None, variables: Sequence[str] | None = None,
+                   regional_km: Sequence[float] | str | None = None,
                    seed: int | None = None, mc_samples: int | None = None, validation_fraction: float | None = None,
                    ensemble_folds: str | None = None, max_epochs: int | None = None,
                    gbt_max_iter: int | None = None, gbt_learning_rate: float | None = None,
                    gbt_max_leaf_nodes: int | None = None, gbt_min_samples_leaf: int | None = None,
-                   gbt_l2_regularization: float | None = None, fit_model=None, threads=None,
-                   progress: bool = True) -> dict:
+                   gbt_l2_regularization: float | None = None, fit_model: Callable[..., FittedBNN] | None = None,
+                   threads: int | None = None, progress: bool = True) -> dict:
     """Cross-validate with random and spatial-block folds and write the ensemble (``seisgrid ghf train``).
 
     Parameters
@@ -719,7 +749,7 @@ def train_ensemble(features_store, heatflow_store, out, *, params=None, search=N
     chosen = runs[ensemble_folds]
     model_names = [f"model_{i}.pt" for i in range(len(chosen["models"]))]
     model_paths = [storage.join(out, name) for name in model_names]
-    for model, path in zip(chosen["models"], model_paths):
+    for model, path in zip(chosen["models"], model_paths, strict=True):
         model.save(path)  # FittedBNN.save: local path or URL
     rows = _table_rows(runs)
     overstated = overstatement(runs)
@@ -755,7 +785,7 @@ def train_ensemble(features_store, heatflow_store, out, *, params=None, search=N
     return json.loads(_json_bytes(report))
 
 
-def load_ensemble(out) -> tuple[list, dict]:
+def load_ensemble(out: str | os.PathLike[str]) -> tuple[list, dict]:
     """The ensemble written by :func:`train_ensemble`: ``(models, manifest)`` (``ensemble.json`` as a dict)."""
     manifest_path = storage.join(str(out).rstrip("/"), "ensemble.json")
     try:

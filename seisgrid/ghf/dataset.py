@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,11 @@ from seisgrid.ghf.collinearity import (
 )
 from seisgrid.ghf.grid import open_grid
 from seisgrid.ghf.regional import add_regional_means, parse_regional_name, radii, regional_name
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 logger = logging.getLogger("seisgrid")
 
@@ -61,7 +67,7 @@ class TrainingSet:
     def __len__(self) -> int:
         return len(self.target)
 
-    def subset(self, index) -> TrainingSet:
+    def subset(self, index: ArrayLike) -> TrainingSet:
         """The rows ``index`` (integer positions or a boolean mask) as a new TrainingSet."""
         index = np.asarray(index)
         return dataclasses.replace(self, features=self.features.iloc[index], target=self.target[index],
@@ -72,7 +78,7 @@ def _categorical(ds, names) -> list:
     return [n for n in names if "flag_values" in ds[n].attrs]
 
 
-def select_variables(features, heatflow, variables=None) -> list:
+def select_variables(features: xr.Dataset, heatflow: xr.Dataset, variables: Sequence[str] | None = None) -> list:
     """Feature names for the model: ``variables`` as given, or the VIF selection over the training cells."""
     if variables:
         return [str(v) for v in variables]
@@ -80,7 +86,9 @@ def select_variables(features, heatflow, variables=None) -> list:
     return list(select_features(table)["final"])
 
 
-def load_training_set(features_store, heatflow_store, variables=None, regional_km=None) -> TrainingSet:
+def load_training_set(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset,
+                      variables: Sequence[str] | None = None,
+                      regional_km: Sequence[float] | str | None = None) -> TrainingSet:
     """Training cells of a feature grid and a heat-flow grid (stores or open Datasets on one grid).
 
     Parameters
@@ -124,7 +132,8 @@ def load_training_set(features_store, heatflow_store, variables=None, regional_k
                        names=names, categorical=_categorical(features, names))
 
 
-def prediction_table(features_store, variables, lat_max: float = -60.0, min_land_fraction: float = 0.5):
+def prediction_table(features_store: str | xr.Dataset, variables: Sequence[str], lat_max: float = -60.0,
+                     min_land_fraction: float = 0.5) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Feature values of the cells to predict: land (and grounded ice) south of ``lat_max``.
 
     Parameters
@@ -155,7 +164,8 @@ def prediction_table(features_store, variables, lat_max: float = -60.0, min_land
     columns = {}
     for name in variables:
         if name not in region:
-            raise SeisgridError(f"feature {name} is not in the feature grid (it has {', '.join(map(str, region.data_vars))})")
+            raise SeisgridError(f"feature {name} is not in the feature grid "
+                                f"(it has {', '.join(map(str, region.data_vars))})")
         values = region[name].transpose("lat", "lon").values.astype(float)
         keep &= np.isfinite(values)
         columns[name] = values

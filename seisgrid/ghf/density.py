@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,18 @@ from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.figures import new_figure, save_png
 from seisgrid.ghf import crossval as cv
 from seisgrid.ghf.grid import EARTH_RADIUS_KM, unit_vectors
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterable, Sequence
+
+    import xarray as xr
+    from distributed import Client
+    from numpy.typing import ArrayLike
+
+    from seisgrid.cluster import LazyClient
+    from seisgrid.ghf.bnn import FittedBNN, Hyperparameters
+    from seisgrid.ghf.dataset import TrainingSet
 
 logger = logging.getLogger("seisgrid")
 
@@ -46,7 +59,8 @@ def _box(box) -> tuple[float, float, float, float]:
     return values
 
 
-def find_roi(lat, lon, radius_km: float = 1300.0, box=DEFAULT_BOX, step_deg: float = 0.5) -> tuple:
+def find_roi(lat: ArrayLike, lon: ArrayLike, radius_km: float = 1300.0, box: Sequence[float] = DEFAULT_BOX,
+             step_deg: float = 0.5) -> tuple:
     """The centre, on a grid over ``box``, of the circle of ``radius_km`` holding the most cells.
 
     Parameters
@@ -90,13 +104,14 @@ def find_roi(lat, lon, radius_km: float = 1300.0, box=DEFAULT_BOX, step_deg: flo
     return float(grid_lat.ravel()[best]), float(grid_lon.ravel()[best]), int(counts[best])
 
 
-def roi_mask(lat, lon, centre_lat: float, centre_lon: float, radius_km: float) -> np.ndarray:
+def roi_mask(lat: ArrayLike, lon: ArrayLike, centre_lat: float, centre_lon: float, radius_km: float) -> np.ndarray:
     """True for cells within ``radius_km`` (great circle) of the centre (same test as :func:`find_roi`)."""
     threshold = np.cos(float(radius_km) / EARTH_RADIUS_KM) - 1e-12
     return unit_vectors(lat, lon) @ unit_vectors(centre_lat, centre_lon) >= threshold
 
 
-def roi_splits(inside, outside, fractions, repeats: int, seed: int = 0) -> list:
+def roi_splits(inside: ArrayLike, outside: ArrayLike, fractions: Iterable[float], repeats: int,
+               seed: int = 0) -> list:
     """Training and validation cells of every (fraction, repeat) run.
 
     Parameters
@@ -149,10 +164,13 @@ def _run_task(item, X, y, params, samples, validation_fraction, fit_model, threa
     return out
 
 
-def density_experiment(training_set, params=None, *, fractions=None, repeats: int | None = None,
-                       radius_km: float | None = None, box=None, step_deg: float | None = None, client=None,
+def density_experiment(training_set: TrainingSet, params: Hyperparameters | dict | None = None, *,
+                       fractions: Sequence[float] | None = None, repeats: int | None = None,
+                       radius_km: float | None = None, box: Sequence[float] | None = None,
+                       step_deg: float | None = None, client: Client | LazyClient | None = None,
                        seed: int | None = None, samples: int | None = None, validation_fraction: float | None = None,
-                       max_epochs: int | None = None, fit_model=None, threads=None, progress: bool = True) -> dict:
+                       max_epochs: int | None = None, fit_model: Callable[..., FittedBNN] | None = None,
+                       threads: int | None = None, progress: bool = True) -> dict:
     """Keep a fraction of the ROI's cells in training and score the network and linear regression on the rest.
 
     Parameters
@@ -222,7 +240,7 @@ def density_experiment(training_set, params=None, *, fractions=None, repeats: in
     results = run_tasks(client, _run_task, items,
                         args=(X, y, params, samples, validation_fraction, fit_model, threads),
                         desc="density runs", unit="run", progress=progress)
-    runs = [{**m, **res} for m, res in zip(meta, results)]
+    runs = [{**m, **res} for m, res in zip(meta, results, strict=True)]
     rows = []
     for fraction in fractions:
         mine = [run for run in runs if run["fraction"] == fraction]
@@ -242,7 +260,7 @@ def density_experiment(training_set, params=None, *, fractions=None, repeats: in
             "n_cells": len(y)}
 
 
-def plot_density(result: dict, path, dpi: int | None = None) -> str:
+def plot_density(result: dict, path: str | os.PathLike[str], dpi: int | None = None) -> str:
     """R² and NRMSE against training density (mean ± sd bands), network vs linear regression (cf. Fig. 5).
 
     Parameters
@@ -278,16 +296,21 @@ def plot_density(result: dict, path, dpi: int | None = None) -> str:
     axes[0].legend(loc="lower right")
     roi = result["roi"]
     fig.suptitle(f"Training density: {roi['radius_km']:g} km around {roi['centre_lat']:.1f}°N "
-                 f"{roi['centre_lon']:.1f}°E ({roi['n_cells']} cells); mean ± sd of {result.get('repeats', '?')} repeats")
+                 f"{roi['centre_lon']:.1f}°E ({roi['n_cells']} cells); "
+                 f"mean ± sd of {result.get('repeats', '?')} repeats")
     fig.tight_layout()
     return save_png(fig, path, dpi)
 
 
-def run_density(features_store, heatflow_store, out, *, params=None, search=None, client=None, variables=None,
-                regional_km=None, radius_km: float | None = None, box=None, step_deg: float | None = None,
-                fractions=None, repeats: int | None = None, seed: int | None = None, mc_samples: int | None = None,
-                validation_fraction: float | None = None, max_epochs: int | None = None, fit_model=None,
-                threads=None, progress: bool = True) -> dict:
+def run_density(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, out: str | os.PathLike[str], *,
+                params: Hyperparameters | dict | None = None, search: str | os.PathLike[str] | None = None,
+                client: Client | LazyClient | None = None, variables: Sequence[str] | None = None,
+                regional_km: Sequence[float] | str | None = None, radius_km: float | None = None,
+                box: Sequence[float] | None = None, step_deg: float | None = None,
+                fractions: Sequence[float] | None = None, repeats: int | None = None, seed: int | None = None,
+                mc_samples: int | None = None, validation_fraction: float | None = None,
+                max_epochs: int | None = None, fit_model: Callable[..., FittedBNN] | None = None,
+                threads: int | None = None, progress: bool = True) -> dict:
     """The training-density experiment on two grid stores (``seisgrid ghf density``).
 
     Parameters

@@ -37,10 +37,10 @@ Choices, and why:
   normal gravity at the same height (:func:`normal_gravity`) is the gravity disturbance δg (mGal). Its
   mean curvature (:func:`mean_curvature_sphere`) comes from local quadratic fits on the tangent plane
   (x, y in km; a neighbourhood of fixed size in km, so the poles need no special case), treating δg in
-  mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows (troughs), H < 0 over highs. The smooth disturbance is kriged to the grid and the curvature is taken
-  there, at the grid's spacing. Kriging the curvature itself was tried: it decorrelates within one node
-  spacing (fitted range ≈ 14 km < 55 km), so kriging only averaged 16 neighbours and smoothed away the
-  short-wavelength signal the feature is for.
+  mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows (troughs), H < 0 over highs. The smooth
+  disturbance is kriged to the grid and the curvature is taken there, at the grid's spacing. Kriging the
+  curvature itself was tried: it decorrelates within one node spacing (fitted range ≈ 14 km < 55 km), so
+  kriging only averaged 16 neighbours and smoothed away the short-wavelength signal the feature is for.
 * **No extrapolation**: kriged cells farther than ``features.coverage_spacings`` source spacings (plus
   one cell) from every source point stay NaN. Only the Curie depth is affected: its points are on land
   (98 %), so ocean cells far from coasts are NaN rather than invented.
@@ -72,6 +72,7 @@ import math
 import pathlib
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,15 @@ import xarray as xr
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, InputFileError
 from seisgrid.ghf import grid
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterable, Sequence
+
+    from distributed import Client
+    from numpy.typing import ArrayLike
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -94,7 +104,8 @@ SEMUM_CITATION = ("SEMum: Lekic, V. & Romanowicz, B. (2011), GJI 185, 799-831, d
 SPANI_CITATION = ("SPani: Tesoniero, A., Auer, L., Boschi, L. & Cammarano, F. (2015), JGR 120, 7789-7813, "
                   "doi:10.1002/2015JB012026 (IRIS EMC netCDF)")
 CTD_CITATION = ("Gard, M. & Hasterok, D. (2021), A global Curie depth model utilising the equivalent source "
-                "magnetic dipole method, PEPI, doi:10.1016/j.pepi.2021.106672 (1° grid via Al-Aghbary et al. 2022, AFQ)")
+                "magnetic dipole method, PEPI, doi:10.1016/j.pepi.2021.106672 (1° grid via Al-Aghbary et al. "
+                "2022, AFQ)")
 EIGEN_BG_CITATION = ("EIGEN-6C4 (Förste et al. 2014) Bouguer anomaly, ICGEM calculation service (Ince et al. 2019, "
                      "doi:10.5194/essd-11-647-2019), 1° grid via Al-Aghbary et al. 2022 (AFQ)")
 EIGEN_G_CITATION = ("EIGEN-6C4 (Förste et al. 2014) gravity_ell at 10 km ellipsoidal height, d/o 2190, 0.5°, "
@@ -179,10 +190,12 @@ class SourcePoints:
 
 
 class FeatureReport(dict):
-    """What :func:`build_features` did (JSON-ready): ``out``, ``res``, ``variables`` (one dict per output
-    variable: name, source, units, long_name, method, seconds, min, max, n_points), ``dropped_features``
-    and ``seconds``. The built Dataset is the attribute :attr:`dataset` (not a key, so the report stays
-    JSON-serialisable)."""
+    """What :func:`build_features` did (JSON-ready); the built Dataset is the attribute :attr:`dataset`.
+
+    Keys: ``out``, ``res``, ``variables`` (one dict per output variable: name, source, units, long_name,
+    method, seconds, min, max, n_points), ``dropped_features`` and ``seconds``. The Dataset is not a key,
+    so the report stays JSON-serialisable.
+    """
 
     dataset: xr.Dataset
 
@@ -190,7 +203,7 @@ class FeatureReport(dict):
 # --------------------------------------------------------------------------------------------- files
 
 
-def ghf_data_dir(data_dir=None) -> pathlib.Path:
+def ghf_data_dir(data_dir: str | os.PathLike[str] | None = None) -> pathlib.Path:
     """The folder holding the GHF source folders (``crust1_laske2013`` …).
 
     ``data_dir`` may be that folder or its parent (the ``SEISGRID_DATA`` root, which has ``ghf/``);
@@ -237,8 +250,10 @@ def _is_number(token: str) -> bool:
 
 
 def _parse_table(path, lines: list[str], first_line: int, ncols: int) -> np.ndarray:
-    """Rows of at least ``ncols`` whitespace-separated numbers → (n, ncols) float array; a bad line raises
-    :class:`InputFileError` with its line number."""
+    """Rows of at least ``ncols`` whitespace-separated numbers → (n, ncols) float array.
+
+    A bad line raises :class:`InputFileError` with its line number.
+    """
     body = "\n".join(lines)
     try:
         table = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, dtype=float, engine="c",
@@ -256,9 +271,8 @@ def _parse_table(path, lines: list[str], first_line: int, ncols: int) -> np.ndar
     raise InputFileError(path, f"no data rows of {ncols} numbers")
 
 
-def read_xyz(path, ncols: int = 3) -> np.ndarray:
-    """A whitespace-separated ``lon lat value`` table (plain, .gz, .bz2 or .xz), with or without one
-    header line.
+def read_xyz(path: str | os.PathLike[str], ncols: int = 3) -> np.ndarray:
+    """A whitespace-separated ``lon lat value`` table (plain, .gz, .bz2 or .xz), with or without one header line.
 
     Returns
     -------
@@ -279,7 +293,7 @@ def read_xyz(path, ncols: int = 3) -> np.ndarray:
     return _parse_table(path, lines[start:], start + 1, ncols)
 
 
-def read_gdf(path) -> tuple[np.ndarray, dict]:
+def read_gdf(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict]:
     """An ICGEM ``.gdf`` grid (``long_lat_value``; plain, .gz, .bz2 or .xz).
 
     Returns
@@ -324,7 +338,7 @@ def _crust1_boundaries(folder) -> tuple[np.ndarray, np.ndarray, pathlib.Path]:
     return bd3, bd9, folder
 
 
-def read_crustal_thickness(folder=None) -> SourcePoints:
+def read_crustal_thickness(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """CRUST1.0 crustal thickness: solid crust including sediments, excluding water and ice (bd3 − bd9), km.
 
     Parameters
@@ -340,7 +354,7 @@ def read_crustal_thickness(folder=None) -> SourcePoints:
                    spacing_deg=1.0, method="bd3 - bd9 (bottom of ice minus Moho) at 1° cell centres")
 
 
-def read_moho_depth(folder=None) -> SourcePoints:
+def read_moho_depth(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """CRUST1.0 Moho depth below sea level (−bd9), km, positive down."""
     folder = _source_dir(folder, "crust1_laske2013")
     path = _require(folder / "xyz-bd9.gz", "CRUST1.0 Moho boundary (getCN1xyz output)")
@@ -350,7 +364,7 @@ def read_moho_depth(folder=None) -> SourcePoints:
                    source=CRUST1_CITATION, path=path, spacing_deg=1.0, method="-bd9 at 1° cell centres")
 
 
-def read_lab_depth(folder=None) -> SourcePoints:
+def read_lab_depth(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """LITHO1.0 lithosphere–asthenosphere boundary depth (layer 1, LID-BOTTOM), km.
 
     Chosen over the AFQ LAB (module docstring): ~1° published global model on the CRUST1.0 crust.
@@ -373,7 +387,8 @@ def read_lab_depth(folder=None) -> SourcePoints:
                    method="LITHO1.0 layer 1 (LID-BOTTOM) depth at 40,962 icosahedral nodes")
 
 
-def read_tomography(path, depth_km: float = TOMOGRAPHY_DEPTH_KM, *, mask_and_scale: bool = True) -> np.ndarray:
+def read_tomography(path: str | os.PathLike[str], depth_km: float = TOMOGRAPHY_DEPTH_KM, *,
+                    mask_and_scale: bool = True) -> np.ndarray:
     """Variable ``v`` of an IRIS EMC netCDF model at ``depth_km`` as (n, 3) lon (−180…180), lat, value.
 
     ``mask_and_scale=False`` is needed for SGLOBE-rani, whose ``scale_factor``/``add_offset`` are strings.
@@ -399,7 +414,7 @@ def read_tomography(path, depth_km: float = TOMOGRAPHY_DEPTH_KM, *, mask_and_sca
     return np.column_stack([lon2.ravel(), lat2.ravel(), v.ravel()])
 
 
-def read_vs_150km(folder=None) -> SourcePoints:
+def read_vs_150km(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """SEMum isotropic shear velocity at 150 km (2°, lon 0…358 wrapped to −180…180), km/s."""
     folder = _source_dir(folder, "tomography_iris_emc")
     path = folder / "SEMum_vs.nc"
@@ -407,7 +422,7 @@ def read_vs_150km(folder=None) -> SourcePoints:
                    source=SEMUM_CITATION, path=path, spacing_deg=2.0, method="SEMum isotropic Vs, 150 km level")
 
 
-def read_vp_150km(folder=None) -> SourcePoints:
+def read_vp_150km(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """SPani P velocity at 150 km (5°), km/s."""
     folder = _source_dir(folder, "tomography_iris_emc")
     path = folder / "SPani_vp.nc"
@@ -415,7 +430,7 @@ def read_vp_150km(folder=None) -> SourcePoints:
                    source=SPANI_CITATION, path=path, spacing_deg=5.0, method="SPani Vp, 150 km level")
 
 
-def read_curie_depth(folder=None) -> SourcePoints:
+def read_curie_depth(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """Curie temperature depth (Gard & Hasterok 2021, AFQ ``CTD.xyz.gz``, 1°), km; a few values are < 0."""
     folder = _source_dir(folder, "afq_alaghbary2022_features")
     path = _require(folder / "global_xyz" / "CTD.xyz.gz", "Curie depth table (lon lat ctd)")
@@ -423,15 +438,16 @@ def read_curie_depth(folder=None) -> SourcePoints:
                    source=CTD_CITATION, path=path, spacing_deg=1.0, method="1° cell centres")
 
 
-def read_bouguer_anomaly(folder=None) -> SourcePoints:
+def read_bouguer_anomaly(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """EIGEN-6C4 Bouguer gravity anomaly (AFQ ``EIGEN-6C4_gravity_anomaly_bg.xyz.gz``, 1° nodes), mGal."""
     folder = _source_dir(folder, "afq_alaghbary2022_features")
-    path = _require(folder / "global_xyz" / "EIGEN-6C4_gravity_anomaly_bg.xyz.gz", "Bouguer anomaly table (lon lat mgal)")
+    path = _require(folder / "global_xyz" / "EIGEN-6C4_gravity_anomaly_bg.xyz.gz",
+                    "Bouguer anomaly table (lon lat mgal)")
     return _points("bouguer_anomaly", read_xyz(path), long_name="Bouguer gravity anomaly", units="mGal",
                    source=EIGEN_BG_CITATION, path=path, spacing_deg=1.0, method="1° nodes")
 
 
-def read_topography(folder=None) -> SourcePoints:
+def read_topography(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """ETOPO1 relief (ICGEM 0.2° grid ``etopo1.gdf.xz``), m above sea level (bedrock under ice is not used)."""
     folder = _source_dir(folder, "topo_gravity_uieda")
     path = _require(folder / "etopo1.gdf.xz", "ETOPO1 0.2° ICGEM grid")
@@ -440,7 +456,7 @@ def read_topography(folder=None) -> SourcePoints:
                    path=path, spacing_deg=_spacing(table), method="ETOPO1 0.2° nodes")
 
 
-def read_gravity_disturbance(folder=None) -> SourcePoints:
+def read_gravity_disturbance(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """EIGEN-6C4 gravity disturbance at 10 km ellipsoidal height on the 0.5° source nodes, mGal.
 
     δg = g − γ(φ, h): the grid's gravity magnitude (``gravity_ell``, centrifugal term included) minus
@@ -474,7 +490,7 @@ def gravity_mean_curvature(disturbance: xr.DataArray, height_m: float = 0.0) -> 
     return xr.DataArray(h.astype(np.float32), coords=da.coords, dims=("lat", "lon"), name="gravity_mean_curvature")
 
 
-def read_tectonic_regions(folder=None) -> SourcePoints:
+def read_tectonic_regions(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """SL2013sv 6-class tectonic regionalisation (AFQ ``REG.xyz.gz``, 2° nodes); values are class codes 1–6."""
     folder = _source_dir(folder, "afq_alaghbary2022_features")
     path = _require(folder / "global_xyz" / "REG.xyz.gz", "tectonic regionalisation table (lon lat classes)")
@@ -487,7 +503,7 @@ def read_tectonic_regions(folder=None) -> SourcePoints:
                    source=REG_CITATION, path=path, spacing_deg=2.0, method="2° nodes")
 
 
-def read_volcanoes(folder=None) -> SourcePoints:
+def read_volcanoes(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """GVP Holocene volcanoes (v4.6.7): lon, lat and the GVP volcano number as ``value``."""
     folder = _source_dir(folder, "gvp_volcanoes_votw467")
     path = _require(folder / "GVP_VOTW467_Holocene_volcanoes.csv", "GVP Holocene volcano list (CSV)")
@@ -518,7 +534,7 @@ def _spacing(table: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------- derived quantities
 
 
-def normal_gravity(lat, height_m=0.0) -> np.ndarray:
+def normal_gravity(lat: ArrayLike, height_m: ArrayLike = 0.0) -> np.ndarray:
     """WGS84 normal gravity in mGal at geodetic latitude ``lat`` (degrees) and ellipsoidal height ``height_m``.
 
     Somigliana's closed formula γ0 = γe (1 + k sin²φ) / √(1 − e² sin²φ) on the ellipsoid and the
@@ -557,7 +573,7 @@ def _d2(a: np.ndarray, h, axis: int, periodic: bool) -> np.ndarray:
     return np.moveaxis(out, 0, axis) / h**2
 
 
-def mean_curvature(f, dx, dy, *, periodic_x: bool = False) -> np.ndarray:
+def mean_curvature(f: ArrayLike, dx: ArrayLike, dy: float, *, periodic_x: bool = False) -> np.ndarray:
     """Mean curvature of the surface z = f(x, y) sampled on a regular (y, x) grid.
 
     H = ((1 + fx²) fyy − 2 fx fy fxy + (1 + fy²) fxx) / (2 (1 + fx² + fy²)^{3/2}), with second-order
@@ -585,8 +601,8 @@ def mean_curvature(f, dx, dy, *, periodic_x: bool = False) -> np.ndarray:
     return _mean_curvature_formula(fx, fy, fxx, fxy, fyy)
 
 
-def mean_curvature_sphere(f, lat, lon, *, radius_km: float = grid.EARTH_RADIUS_KM, neighbourhood: float = 1.5,
-                          chunk: int = 50000) -> np.ndarray:
+def mean_curvature_sphere(f: ArrayLike, lat: ArrayLike, lon: ArrayLike, *, radius_km: float = grid.EARTH_RADIUS_KM,
+                          neighbourhood: float = 1.5, chunk: int = 50000) -> np.ndarray:
     """Mean curvature of a field f(lat, lon) over the sphere, as a height over the local tangent plane.
 
     At each node a quadratic f ≈ c0 + c1 x + c2 y + c3 x² + c4 xy + c5 y² is fitted by least squares to
@@ -654,9 +670,11 @@ def mean_curvature_sphere(f, lat, lon, *, radius_km: float = grid.EARTH_RADIUS_K
 
 
 def prepare_points(points: SourcePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source points ready for kriging: lon wrapped to [−180, 180), non-finite values dropped, pole rows
-    collapsed to one point and repeated nodes (lon −180 and 180 of gridline grids) averaged, so no two
-    kriging points coincide."""
+    """Source points ready for kriging, as (lon, lat, value) arrays.
+
+    Lon is wrapped to [−180, 180), non-finite values are dropped, pole rows collapsed to one point and
+    repeated nodes (lon −180 and 180 of gridline grids) averaged, so no two kriging points coincide.
+    """
     lon = grid.wrap_longitude(points.lon)
     lat = np.asarray(points.lat, dtype=float)
     value = np.asarray(points.value, dtype=float)
@@ -698,12 +716,13 @@ def volcano_distance(volcanoes: SourcePoints, res: float | None = None) -> xr.Da
                         dims=("lat", "lon"), name="volcano_distance")
 
 
-def volcano_index(distance_km, scale_km: float):
+def volcano_index(distance_km: ArrayLike, scale_km: float) -> np.ndarray:
     """Exponential-decay proximity index exp(−d / L), 1 at a volcano, ~0.37 at d = L."""
     return np.exp(-np.asarray(distance_km, dtype=float) / float(scale_km))
 
 
 def volcano_index_name(scale_km: float) -> str:
+    """Variable name of the volcano index of e-folding length ``scale_km`` (km): ``volcano_index_{L:g}km``."""
     return f"volcano_index_{float(scale_km):g}km"
 
 
@@ -776,10 +795,13 @@ def _entry(da: xr.DataArray, seconds: float, n_points: int) -> dict:
             "n_points": int(n_points)}
 
 
-def point_spacing_km(lon, lat, sample: int = 20000) -> float:
-    """Typical spacing of source points: 90th percentile of the nearest-neighbour great-circle distance
-    (km) over an evenly strided sample of at most ``sample`` points (the 90th, not the median, so that
-    longitude rows converging at high latitudes do not shrink the spacing of a regular grid)."""
+def point_spacing_km(lon: ArrayLike, lat: ArrayLike, sample: int = 20000) -> float:
+    """Typical great-circle spacing of source points (``lon``, ``lat`` in degrees), km.
+
+    The 90th percentile of the nearest-neighbour great-circle distance over an evenly strided sample of
+    at most ``sample`` points (the 90th, not the median, so that longitude rows converging at high
+    latitudes do not shrink the spacing of a regular grid).
+    """
     from scipy.spatial import cKDTree
 
     xyz = grid.unit_vectors(lat, lon)
@@ -789,7 +811,7 @@ def point_spacing_km(lon, lat, sample: int = 20000) -> float:
     return float(np.percentile(2.0 * grid.EARTH_RADIUS_KM * np.arcsin(np.clip(chord[:, 1] / 2.0, 0.0, 1.0)), 90))
 
 
-def coverage_mask(lon, lat, res, max_km: float) -> np.ndarray:
+def coverage_mask(lon: ArrayLike, lat: ArrayLike, res: float | None, max_km: float) -> np.ndarray:
     """(lat, lon) bool: True where a cell centre lies within ``max_km`` (great circle) of a source point."""
     from scipy.spatial import cKDTree
 
@@ -823,8 +845,11 @@ def _kriged(name, pts: SourcePoints, *, res, krige, krige_kwargs, client, progre
     return da, len(value)
 
 
-def build_features(out=None, data_dir=None, res=None, client=None, features=None, storage_options=None,
-                   progress=True, *, volcano_scales_km=None, coverage_spacings=None, krige=None,
+def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None,
+                   res: float | None = None, client: Client | LazyClient | None = None,
+                   features: str | Iterable[str] | None = None, storage_options: dict | None = None,
+                   progress: bool = True, *, volcano_scales_km: Sequence[float] | None = None,
+                   coverage_spacings: float | None = None, krige: Callable[..., xr.DataArray] | None = None,
                    **kriging_options) -> FeatureReport:
     """Build the feature grid: every feature on the global (lat, lon) grid in one Dataset.
 
@@ -956,7 +981,7 @@ def build_features(out=None, data_dir=None, res=None, client=None, features=None
     return report
 
 
-def write_features(ds: xr.Dataset, out, storage_options=None) -> None:
+def write_features(ds: xr.Dataset, out: str | os.PathLike[str], storage_options: dict | None = None) -> None:
     """Write the feature Dataset as Zarr v3 (one chunk per variable, consolidated metadata) to a path or URL."""
     import zarr
 

@@ -8,12 +8,18 @@ arithmetic. Everything else in :mod:`seisgrid.ghf` takes its grid from here.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from seisgrid import config, storage
 from seisgrid.errors import StorageError
+
+if TYPE_CHECKING:
+    import os
+
+    from numpy.typing import ArrayLike
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), km
 
@@ -55,13 +61,16 @@ def empty_dataset(res: float | None = None) -> xr.Dataset:
     return ds
 
 
-def wrap_longitude(lon) -> np.ndarray:
+def wrap_longitude(lon: ArrayLike) -> np.ndarray:
     """Longitudes mapped into [-180, 180) degrees."""
     return (np.asarray(lon, dtype=float) + 180.0) % 360.0 - 180.0
 
 
-def cell_index(lat, lon, res: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Row (lat) and column (lon) index of the cell holding each point; lon is wrapped, lat = 90 goes to the last row."""
+def cell_index(lat: ArrayLike, lon: ArrayLike, res: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row (lat) and column (lon) index of the cell holding each point (degrees).
+
+    Longitudes are wrapped; lat = 90 goes to the last row.
+    """
     res = resolution() if res is None else float(res)
     n_lat = round(180.0 / res)
     i = np.floor((np.asarray(lat, dtype=float) + 90.0) / res).astype(np.int64)
@@ -69,7 +78,7 @@ def cell_index(lat, lon, res: float | None = None) -> tuple[np.ndarray, np.ndarr
     return np.clip(i, 0, n_lat - 1), np.clip(j, 0, 2 * n_lat - 1)
 
 
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> np.ndarray:
     """Great-circle distance in km between points (degrees; NumPy broadcasting), haversine formula."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp, dl = p2 - p1, np.radians(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
@@ -77,7 +86,7 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def unit_vectors(lat, lon) -> np.ndarray:
+def unit_vectors(lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
     """(…, 3) Cartesian unit vectors of points given in degrees, for chord-distance KD-trees."""
     la, lo = np.radians(np.asarray(lat, dtype=float)), np.radians(np.asarray(lon, dtype=float))
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
@@ -92,7 +101,7 @@ def _globe_mask():
     return globe._mask, globe._lat, globe._lon
 
 
-def is_land(lat, lon) -> np.ndarray:
+def is_land(lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
     """True where a point lies on land (GLOBE 1 km mask; Antarctica and its grounded ice count as land)."""
     mask, mlat, mlon = _globe_mask()
     lat = np.asarray(lat, dtype=float)
@@ -119,7 +128,7 @@ def land_fraction(res: float | None = None) -> xr.DataArray:
     return out
 
 
-def open_grid(url, what: str = "grid") -> xr.Dataset:
+def open_grid(url: str | os.PathLike[str], what: str = "grid") -> xr.Dataset:
     """A GHF grid store (local path or URL) opened with :func:`xarray.open_zarr`; errors name the URL.
 
     Parameters

@@ -94,6 +94,7 @@ import pathlib
 import re
 import warnings
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,12 @@ import xarray as xr
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, InputFileError
 from seisgrid.ghf import grid
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 logger = logging.getLogger("seisgrid")
 
@@ -281,7 +288,7 @@ def _finish(source: str, pts: pd.DataFrame, rejects: _Rejects) -> tuple[pd.DataF
 
 
 # ------------------------------------------------------------------------------------------------ readers
-def read_ihfc(path, value: str | None = None, weights: dict | None = None,
+def read_ihfc(path: str | os.PathLike[str], value: str | None = None, weights: dict | None = None,
               unassessed_weight: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read the IHFC Global Heat Flow Database (release 2024).
 
@@ -377,7 +384,8 @@ def _nghf_paths(path) -> list[tuple[str, pathlib.Path]]:
     return out
 
 
-def read_nghf(path, weights: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_nghf(path: str | os.PathLike[str] | dict[str, str | os.PathLike[str]],
+              weights: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read the NGHF (Lucazeau 2019) quality subsets and give each point its class.
 
     Parameters
@@ -406,7 +414,7 @@ def read_nghf(path, weights: dict | None = None) -> tuple[pd.DataFrame, pd.DataF
             raise InputFileError(file, f"expected 3 tab-separated columns lon, lat, heat flow; header has "
                                        f"{list(frame.columns)}")
         frame = frame.iloc[:, :3]
-        cols = dict(zip(("lon", "lat", "q"), frame.columns))
+        cols = dict(zip(("lon", "lat", "q"), frame.columns, strict=True))
         pts, keep = _validate(frame, rows, file.name, cols, bad, rejects)
         pts["quality"], pts["order"], pts["row"], pts["file"] = cls, order, rows[keep], file.name
         parts.append(pts)
@@ -421,7 +429,7 @@ def read_nghf(path, weights: dict | None = None) -> tuple[pd.DataFrame, pd.DataF
     return _finish("nghf", pts, rejects)
 
 
-def read_antarctic(path, weights: dict | None = None,
+def read_antarctic(path: str | os.PathLike[str], weights: dict | None = None,
                    unassessed_weight: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read the Antarctic GHF point database (Burton-Johnson et al. 2020, V004, CSV export).
 
@@ -467,7 +475,7 @@ READERS = {"ihfc": read_ihfc, "nghf": read_nghf, "antarctic": read_antarctic}
 
 
 # --------------------------------------------------------------------------------------------- compilation
-def ghf_data_dir(data_dir=None) -> pathlib.Path:
+def ghf_data_dir(data_dir: str | os.PathLike[str] | None = None) -> pathlib.Path:
     """The folder holding the GHF source folders: ``data_dir`` (or its ``ghf`` subfolder), else ``data_dir()/ghf``."""
     if data_dir is None:
         root = config.data_dir()
@@ -569,7 +577,7 @@ def cross_source_duplicates(points: pd.DataFrame, order: list[str], km: float, d
     return drop, pair_counts
 
 
-def iqr_fences(q, lower: float, upper: float) -> tuple[float, float, dict]:
+def iqr_fences(q: ArrayLike, lower: float, upper: float) -> tuple[float, float, dict]:
     """The study's IQR fences ``Q1 − lower·IQR`` and ``Q3 + upper·IQR`` of ``q`` (linear-interpolated quartiles).
 
     Returns
@@ -618,7 +626,9 @@ def _rejected_summary(rejected: pd.DataFrame) -> dict:
                          for e in examples.itertuples()]}
 
 
-def compile_heatflow(data_dir=None, sources=None, *, ihfc_value: str | None = None,
+def compile_heatflow(data_dir: str | os.PathLike[str] | None = None,
+                     sources: Sequence[str] | dict[str, str | os.PathLike[str] | dict] | None = None, *,
+                     ihfc_value: str | None = None,
                      iqr_lower: float | None = None, iqr_upper: float | None = None,
                      iqr_scope: str | None = None, q_min: float | None = None, q_max: float | None = None,
                      duplicate_km: float | None = None, duplicate_dq: float | None = None,
@@ -815,7 +825,9 @@ def points_dataset(points: pd.DataFrame) -> xr.Dataset:
     return pts
 
 
-def build_heatflow(out, data_dir=None, sources=None, storage_options: dict | None = None, **overrides) -> dict:
+def build_heatflow(out: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
+                   sources: Sequence[str] | dict[str, str | os.PathLike[str] | dict] | None = None,
+                   storage_options: dict | None = None, **overrides) -> dict:
     """Compile, grid and write the heat-flow target to a Zarr store (``seisgrid ghf heatflow OUT``).
 
     Parameters

@@ -44,6 +44,7 @@ import dataclasses
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -52,6 +53,12 @@ from seisgrid import config
 from seisgrid.cluster import resolve_client, run_tasks
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.ghf import grid
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from numpy.typing import ArrayLike
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -91,7 +98,8 @@ def _clean(lon, lat, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             "pass one value per point")
     good = np.isfinite(lon) & np.isfinite(lat) & np.isfinite(values)
     if not good.any():
-        raise KrigingInputError(f"source points: all {lon.size} points have a NaN value or coordinate; nothing to krige")
+        raise KrigingInputError(f"source points: all {lon.size} points have a NaN value or coordinate; "
+                                "nothing to krige")
     if (~good).any():
         logger.info("kriging: dropped %d of %d source points with a NaN value or coordinate", (~good).sum(), lon.size)
     lon, lat, values = lon[good], lat[good], values[good]
@@ -106,8 +114,11 @@ def _clean(lon, lat, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _merge_duplicates(lon, lat, values):
-    """Points at the same place (within ~1 m; e.g. the 180 nodes of a grid's pole row) become one, with
-    their mean value: co-located points only make the kriging systems singular-prone and slow."""
+    """Points at the same place (within ~1 m; e.g. the 180 nodes of a grid's pole row) become one.
+
+    The merged point has their mean value: co-located points only make the kriging systems singular-prone
+    and slow.
+    """
     xyz = grid.unit_vectors(lat, lon)
     keys = np.round(xyz * 1e7).astype(np.int64)
     _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True, return_counts=True)
@@ -247,8 +258,9 @@ def _auto_max_lag(lon, lat, n_closest: int, max_points: int, seed: int) -> float
     return float(np.clip(_LAG_FACTOR * radius, 1e-3, 90.0))
 
 
-def fit_variogram(lon, lat, values, *, model=None, max_points=None, seed=0, max_lag=None, nugget_floor=None,
-                  n_closest=None) -> dict:
+def fit_variogram(lon: ArrayLike, lat: ArrayLike, values: ArrayLike, *, model: str | None = None,
+                  max_points: int | None = None, seed: int = 0, max_lag: float | None = None,
+                  nugget_floor: float | None = None, n_closest: int | None = None) -> dict:
     """Fit one variogram (model, partial sill, range, nugget) to source points, for all tiles to share.
 
     The empirical semivariogram pairs ``max_points`` seeded anchor points with every point of a 25×
@@ -339,7 +351,8 @@ def _variogram_parameters(variogram: dict, nugget_floor: float) -> tuple[str, li
     """(model, [psill, range, nugget]) from a :func:`fit_variogram`-style dict; nugget kept ≥ the floor."""
     try:
         model = str(variogram["model"]).lower()
-        psill = float(variogram["psill"]) if "psill" in variogram else float(variogram["sill"]) - float(variogram["nugget"])
+        psill = (float(variogram["psill"]) if "psill" in variogram
+                 else float(variogram["sill"]) - float(variogram["nugget"]))
         rng, nugget = float(variogram["range"]), float(variogram["nugget"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"variogram {variogram!r}: expected a dict with model, psill (or sill), range (degrees) "
@@ -444,10 +457,15 @@ def _tiles(n_lat: int, n_lon: int, size: int, mask: np.ndarray | None) -> list:
     return tiles
 
 
-def krige_to_grid(lon, lat, values, *, res=None, client=None, tile_degrees=None, n_closest=None, variogram=None,
-                  name="value", progress=True, mask=None, variogram_model=None, nugget_floor=None,
-                  max_points_per_tile=None, variogram_sample=None, variogram_max_lag=None, pykrige_backend=None,
-                  aggregate_dense=None, return_variance=False, seed=0):
+def krige_to_grid(lon: ArrayLike, lat: ArrayLike, values: ArrayLike, *, res: float | None = None,
+                  client: Client | LazyClient | None = None, tile_degrees: float | None = None,
+                  n_closest: int | None = None, variogram: dict | None = None, name: str = "value",
+                  progress: bool = True, mask: ArrayLike | xr.DataArray | None = None,
+                  variogram_model: str | None = None, nugget_floor: float | None = None,
+                  max_points_per_tile: int | None = None, variogram_sample: int | None = None,
+                  variogram_max_lag: float | None = None, pykrige_backend: str | None = None,
+                  aggregate_dense: bool | None = None, return_variance: bool = False,
+                  seed: int = 0) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
     """Ordinary kriging of source points onto the global grid, one Dask task per tile.
 
     Parameters
@@ -473,7 +491,8 @@ def krige_to_grid(lon, lat, values, *, res=None, client=None, tile_degrees=None,
     mask : array_like of bool or xarray.DataArray, optional
         ``(n_lat, n_lon)`` on the target grid, **True where a value is wanted**; other cells are NaN and
         cost nothing (e.g. only the Antarctic cells).
-    variogram_model, nugget_floor, max_points_per_tile, variogram_sample, variogram_max_lag, pykrige_backend, aggregate_dense
+    variogram_model, nugget_floor, max_points_per_tile, variogram_sample, variogram_max_lag, pykrige_backend, \
+aggregate_dense
         Override the ``kriging.*`` settings of the same names (see ``seisgrid.yaml``).
     return_variance : bool
         Also return the kriging variance (value units²) as a second DataArray ``{name}_variance``.

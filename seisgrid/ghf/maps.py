@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -26,6 +27,11 @@ import xarray as xr
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.figures import new_figure, save_png
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from matplotlib.colors import Colormap
 
 logger = logging.getLogger("seisgrid")
 
@@ -157,10 +163,10 @@ def _projected_coastlines(projection, lat_limit: float | None = None) -> list[np
     if lat_limit is not None:
         keep &= points[:, 1] <= lat_limit
     out = []
-    for part, ok in zip(np.split(xy, np.cumsum(sizes)[:-1]), np.split(keep, np.cumsum(sizes)[:-1])):
+    for part, ok in zip(np.split(xy, np.cumsum(sizes)[:-1]), np.split(keep, np.cumsum(sizes)[:-1]), strict=True):
         # Runs of kept vertices; points near the opposite pole of a polar projection are left out.
         edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
-        out.extend(part[a:b] for a, b in zip(edges[::2], edges[1::2]) if b - a >= 2)
+        out.extend(part[a:b] for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= 2)
     return out
 
 
@@ -200,7 +206,7 @@ def _categories(da: xr.DataArray, values: np.ndarray) -> tuple[np.ndarray, list[
 
 
 def _style(da: xr.DataArray, values: np.ndarray, cmap, vmin, vmax, categorical: bool) -> dict:
-    """pcolormesh keyword arguments and colour-bar settings for ``values``."""
+    """Keyword arguments of ``pcolormesh`` and colour-bar settings for ``values``."""
     import matplotlib
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
@@ -268,9 +274,9 @@ def _global_projection(name: str | None):
     return projections[name]()
 
 
-def plot_global(da: xr.DataArray, path, title: str | None = None, cmap=None, vmin: float | None = None,
-                vmax: float | None = None, categorical: bool = False, projection: str | None = None,
-                dpi: int | None = None) -> str:
+def plot_global(da: xr.DataArray, path: str | os.PathLike[str], title: str | None = None,
+                cmap: str | Colormap | None = None, vmin: float | None = None, vmax: float | None = None,
+                categorical: bool = False, projection: str | None = None, dpi: int | None = None) -> str:
     """Global map of a ``(lat, lon)`` grid variable with offline coastlines, written as PNG.
 
     Parameters
@@ -315,9 +321,9 @@ def plot_global(da: xr.DataArray, path, title: str | None = None, cmap=None, vmi
     return _save(fig, path, dpi)
 
 
-def plot_south_polar(da: xr.DataArray, path, title: str | None = None, cmap=None, vmin: float | None = None,
-                     vmax: float | None = None, categorical: bool = False, lat_max: float | None = None,
-                     dpi: int | None = None) -> str:
+def plot_south_polar(da: xr.DataArray, path: str | os.PathLike[str], title: str | None = None,
+                     cmap: str | Colormap | None = None, vmin: float | None = None, vmax: float | None = None,
+                     categorical: bool = False, lat_max: float | None = None, dpi: int | None = None) -> str:
     """South-polar stereographic map (Antarctica) of a ``(lat, lon)`` grid variable, written as PNG.
 
     Parameters
@@ -371,7 +377,8 @@ def map_variables(ds: xr.Dataset) -> list[str]:
     return [str(n) for n, da in ds.data_vars.items() if set(da.dims) == {"lat", "lon"} and da.dtype.kind in "biuf"]
 
 
-def plot_dataset(ds: xr.Dataset, folder, variables=None, polar: bool = True, dpi: int | None = None) -> list[str]:
+def plot_dataset(ds: xr.Dataset, folder: str | os.PathLike[str], variables: Iterable[str] | None = None,
+                 polar: bool = True, dpi: int | None = None) -> list[str]:
     """One global and (``polar``) one south-polar PNG per variable of a GHF grid dataset.
 
     Parameters
@@ -409,7 +416,8 @@ def plot_dataset(ds: xr.Dataset, folder, variables=None, polar: bool = True, dpi
     return paths
 
 
-def plot_stores(stores, folder, variables=None, polar: bool = True, dpi: int | None = None) -> list[str]:
+def plot_stores(stores: Sequence[str | os.PathLike[str]], folder: str | os.PathLike[str],
+                variables: Sequence[str] | None = None, polar: bool = True, dpi: int | None = None) -> list[str]:
     """Maps of every variable of one or more grid stores (``seisgrid ghf maps``).
 
     Parameters

@@ -51,6 +51,7 @@ import logging.config
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -58,6 +59,17 @@ from seisgrid import config, storage
 from seisgrid.cluster import resolve_client, run_tasks
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.figures import new_figure, save_png
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    import xarray as xr
+    from distributed import Client
+    from numpy.typing import ArrayLike
+
+    from seisgrid.cluster import LazyClient
+    from seisgrid.ghf.dataset import TrainingSet
 
 logger = logging.getLogger("seisgrid")
 
@@ -116,7 +128,8 @@ def inertia_schedule(iterations: int, w_start: float = 0.9, w_end: float = 0.4) 
     return w_start + (w_end - w_start) * np.arange(iterations) / (iterations - 1)
 
 
-def velocity_update(velocity, position, pbest_pos, best_pos, w, c1, c2, r1, r2) -> np.ndarray:
+def velocity_update(velocity: np.ndarray, position: np.ndarray, pbest_pos: np.ndarray, best_pos: np.ndarray,
+                    w: float, c1: float, c2: float, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
     """The global-best velocity update ``w·v + c1·r1·(pbest − x) + c2·r2·(gbest − x)`` (unclamped).
 
     Parameters
@@ -192,10 +205,12 @@ def _config_differences(saved: dict, wanted: dict) -> list[str]:
     return [f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} here" for k in keys if saved.get(k) != wanted.get(k)]
 
 
-def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: float, c2: float,
-                   w_start: float = 0.9, w_end: float = 0.4, seed: int = 0, client=None, checkpoint=None,
-                   progress: bool = True, objective_args=(), callback=None, velocity_clamp: float | None = 0.5,
-                   context: dict | None = None, cost_hint=None, desc: str | None = None) -> dict:
+def particle_swarm(objective: Callable[..., float], bounds: tuple[ArrayLike, ArrayLike], *, n_particles: int,
+                   iterations: int, c1: float, c2: float, w_start: float = 0.9, w_end: float = 0.4, seed: int = 0,
+                   client: Client | LazyClient | None = None, checkpoint: str | None = None, progress: bool = True,
+                   objective_args: Iterable = (), callback: Callable[[dict], object] | None = None,
+                   velocity_clamp: float | None = 0.5, context: dict | None = None,
+                   cost_hint: Callable[[np.ndarray], float] | None = None, desc: str | None = None) -> dict:
     """Minimise ``objective`` over a box with a global-best particle swarm, one Dask task per particle.
 
     Parameters
@@ -271,10 +286,12 @@ def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: 
         differences = _config_differences(saved["config"], settings)
         if differences:
             raise ConfigError(f"PSO checkpoint {checkpoint} holds a different swarm ({'; '.join(differences)}); "
-                              "pass the same settings to resume it, or remove it (or choose another output) to start afresh")
+                              "pass the same settings to resume it, or remove it (or choose another output) to "
+                              "start afresh")
         rng.bit_generator.state = saved["rng_state"]
         swarm = Swarm(position=np.asarray(saved["position"], float), velocity=np.asarray(saved["velocity"], float),
-                      pbest_pos=np.asarray(saved["pbest_pos"], float), pbest_cost=np.asarray(saved["pbest_cost"], float),
+                      pbest_pos=np.asarray(saved["pbest_pos"], float),
+                      pbest_cost=np.asarray(saved["pbest_cost"], float),
                       best_pos=np.asarray(saved["best_pos"], float), best_cost=float(saved["best_cost"]))
         start, history = int(saved["iteration"]), list(saved["history"])
         logger.info("PSO: resuming %s after iteration %d of %d", checkpoint, start, iterations)
@@ -296,7 +313,8 @@ def particle_swarm(objective, bounds, *, n_particles: int, iterations: int, c1: 
 
             # hash=False: a content-hashed key shared with an earlier swarm's (released) copy can be
             # deleted on the workers under this swarm's tasks ("lost dependencies").
-            args = tuple(a if isinstance(a, Future) else client.scatter([a], broadcast=True, hash=False)[0] for a in args)
+            args = tuple(a if isinstance(a, Future) else client.scatter([a], broadcast=True, hash=False)[0]
+                         for a in args)
         label = desc or f"PSO c1={c1:g} c2={c2:g} m={n_particles}"
         bar = tqdm(total=(iterations - start) * n_particles, desc=label, unit="particle", file=sys.stderr,
                    disable=not progress)
@@ -376,7 +394,7 @@ def _search_space(space=None) -> dict:
     return dict(SEARCH_SPACE)
 
 
-def to_hyperparameters(unit, space=None) -> dict:
+def to_hyperparameters(unit: ArrayLike, space: Mapping[str, tuple[float, float, str]] | None = None) -> dict:
     """The hyperparameters at a point of the unit hypercube.
 
     Parameters
@@ -395,7 +413,8 @@ def to_hyperparameters(unit, space=None) -> dict:
     space = _search_space(space)
     unit = np.clip(np.asarray(unit, dtype=float).ravel(), 0.0, 1.0)
     if unit.size != len(space):
-        raise ConfigError(f"PSO position has {unit.size} coordinates; the search space has {len(space)} ({list(space)})")
+        raise ConfigError(f"PSO position has {unit.size} coordinates; the search space has {len(space)} "
+                          f"({list(space)})")
     out = {}
     for u, (name, (low, high, kind)) in zip(unit, space.items(), strict=True):
         if kind == "int":
@@ -410,7 +429,8 @@ def to_hyperparameters(unit, space=None) -> dict:
     return out
 
 
-def from_hyperparameters(params: dict, space=None) -> np.ndarray:
+def from_hyperparameters(params: Mapping[str, float],
+                         space: Mapping[str, tuple[float, float, str]] | None = None) -> np.ndarray:
     """The point of the unit hypercube for some hyperparameters (inverse of :func:`to_hyperparameters`).
 
     Integers map to the middle of their share of [0, 1], so ``to_hyperparameters`` gives them back.
@@ -465,7 +485,7 @@ def _ghf_cost_hint(space, n_train):
 # ------------------------------------------------------------------------------------- the GHF search
 
 
-def parse_configurations(configurations) -> list[tuple[float, float, int]]:
+def parse_configurations(configurations: Iterable[str | Sequence[float]]) -> list[tuple[float, float, int]]:
     """Swarm configurations as ``[(c1, c2, m), …]`` from lists/tuples or ``"C1,C2,M"`` strings.
 
     Parameters
@@ -569,7 +589,7 @@ def _swarm_name(c1, c2, m) -> str:
     return f"swarm_c1-{c1:g}_c2-{c2:g}_m-{m}.json"
 
 
-def ghf_problem(data, *, val_fraction: float = 0.2, seed: int = 0, max_epochs: int | None = None) -> dict:
+def ghf_problem(data: TrainingSet, *, val_fraction: float = 0.2, seed: int = 0, max_epochs: int | None = None) -> dict:
     """The heat-flow objective of a swarm: a particle's cost is the validation RMSE of its network.
 
     Parameters
@@ -613,9 +633,12 @@ def ghf_problem(data, *, val_fraction: float = 0.2, seed: int = 0, max_epochs: i
             "n_validation": len(val)}
 
 
-def search(features_store, heatflow_store, out, *, configurations=None, iterations=None, particles=None,
-           client=None, val_fraction=None, seed=None, variables=None, regional_km=None, max_epochs=None,
-           w_start=None, w_end=None, progress=True) -> dict:
+def search(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, out: str | os.PathLike[str], *,
+           configurations: Iterable[str | Sequence[float]] | None = None, iterations: int | None = None,
+           particles: int | None = None, client: Client | LazyClient | None = None,
+           val_fraction: float | None = None, seed: int | None = None, variables: Sequence[str] | None = None,
+           regional_km: Sequence[float] | str | None = None, max_epochs: int | None = None,
+           w_start: float | None = None, w_end: float | None = None, progress: bool = True) -> dict:
     """PSO search of the network's hyperparameters (``seisgrid ghf search``), the study's four swarms.
 
     Every particle is scored by the validation RMSE of a network trained with its hyperparameters
@@ -690,9 +713,9 @@ def search(features_store, heatflow_store, out, *, configurations=None, iteratio
     for c1, c2, m in configurations:
         n = int(particles) if particles else int(m)
         checkpoint = storage.join(out, _swarm_name(c1, c2, n))
-        run = particle_swarm(_ghf_cost, problem["bounds"], n_particles=n, iterations=iterations, c1=c1, c2=c2, w_start=w_start,
-                             w_end=w_end, seed=seed, client=client, checkpoint=checkpoint, progress=progress,
-                             objective_args=args, context=context, cost_hint=problem["cost_hint"])
+        run = particle_swarm(_ghf_cost, problem["bounds"], n_particles=n, iterations=iterations, c1=c1, c2=c2,
+                             w_start=w_start, w_end=w_end, seed=seed, client=client, checkpoint=checkpoint,
+                             progress=progress, objective_args=args, context=context, cost_hint=problem["cost_hint"])
         history = [{"iteration": h["iteration"], "inertia": h["inertia"], "best_rmse": h["best_cost"],
                     "min_rmse": h["min_cost"], "mean_rmse": h["mean_cost"], "seconds": h["seconds"],
                     "particle_seconds": h["particle_seconds"]} for h in run["history"]]

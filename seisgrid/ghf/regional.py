@@ -23,12 +23,18 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.ghf.grid import EARTH_RADIUS_KM
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from numpy.typing import ArrayLike
 
 _NAME = re.compile(r"^(?P<base>.+)_regional(?P<km>\d+(?:\.\d+)?)km$")
 
@@ -44,7 +50,7 @@ def parse_regional_name(name: str) -> tuple[str, float] | None:
     return (match["base"], float(match["km"])) if match else None
 
 
-def radii(value) -> list[float]:
+def radii(value: str | Iterable[float | str] | None) -> list[float]:
     """Radii in km from a list, a comma-separated string or None (no regional means).
 
     Raises
@@ -67,7 +73,7 @@ def radii(value) -> list[float]:
     return out
 
 
-def regional_mean(values, lat, lon, radius_km: float) -> np.ndarray:
+def regional_mean(values: ArrayLike, lat: ArrayLike, lon: ArrayLike, radius_km: float) -> np.ndarray:
     """Mean of the finite cells whose centres lie within ``radius_km`` of each cell centre.
 
     Parameters
@@ -129,7 +135,7 @@ def regional_mean(values, lat, lon, radius_km: float) -> np.ndarray:
         return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
 
 
-def add_regional_means(features: xr.Dataset, names) -> xr.Dataset:
+def add_regional_means(features: xr.Dataset, names: Iterable[str]) -> xr.Dataset:
     """``features`` with every regional-mean column among ``names`` that it lacks, computed from its base.
 
     Parameters

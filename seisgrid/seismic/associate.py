@@ -25,12 +25,17 @@ from other detectors (STA/LTA: :func:`seisgrid.seismic.catalog.from_stalta`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import obspy
 
 from seisgrid import config, storage
 from seisgrid.errors import SeisgridError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
 
 EARTH_RADIUS_KM = 6371.0
 
@@ -50,10 +55,13 @@ def iso(t_ns: int) -> str:
     return str(np.datetime64(int(t_ns), "ns")) + "Z"
 
 
-def read_stations(stations) -> dict[str, tuple[float, float]]:
-    """Station coordinates ``{"NET.STA": (latitude, longitude)}`` from a CSV path/URL (columns network,
-    station, latitude, longitude: ``stations.csv`` of :func:`seisgrid.seismic.synth.synthesize`), a list
-    of such dicts, or a dict (returned as it is). None gives ``{}``."""
+def read_stations(stations: str | os.PathLike | Iterable[dict] | dict | None) -> dict[str, tuple[float, float]]:
+    """Station coordinates ``{"NET.STA": (latitude, longitude)}``.
+
+    From a CSV path/URL (columns network, station, latitude, longitude: ``stations.csv`` of
+    :func:`seisgrid.seismic.synth.synthesize`), a list of such dicts, or a dict (returned as it is). None
+    gives ``{}``.
+    """
     if stations is None:
         return {}
     if isinstance(stations, dict):
@@ -96,8 +104,8 @@ def _to_latlon(x, y, centre):
     return float(lat), float(lon)
 
 
-def locate(picks: list[dict], coords: dict, *, p_velocity_kms=None, depth_km=None, grid_radius_km=None,
-           grid_step_km=None) -> dict | None:
+def locate(picks: list[dict], coords: dict, *, p_velocity_kms: float | None = None, depth_km: float | None = None,
+           grid_radius_km: float | None = None, grid_step_km: float | None = None) -> dict | None:
     """Grid-search origin of picks (treated as P) at stations with known coordinates (module docstring).
 
     Returns
@@ -140,8 +148,10 @@ def _distance_km(a, b) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def associate(picks, stations=None, *, min_stations=None, velocity_kms=None, tolerance_seconds=None,
-              max_travel_seconds=None, locate_events: bool = True, **locate_options) -> list[dict]:
+def associate(picks: Iterable[dict], stations: str | os.PathLike | Iterable[dict] | dict | None = None, *,
+              min_stations: int | None = None, velocity_kms: float | None = None,
+              tolerance_seconds: float | None = None, max_travel_seconds: float | None = None,
+              locate_events: bool = True, **locate_options: float) -> list[dict]:
     """Group station picks into events (module docstring: rules and origin).
 
     Parameters
@@ -223,11 +233,12 @@ def _event(group: list[dict], coords: dict, locate_options: dict) -> dict:
     first = min(p["time_ns"] for p in group)
     loc = locate(group, coords, **locate_options) if coords else None
     picks = []
-    for k, p in enumerate(group):
+    for p in group:
         pick = {key: v for key, v in p.items() if key != "time_ns"}
         pick["time"] = iso(p["time_ns"])
         if loc is not None and p["station"] in coords:
-            pick["residual"] = loc["residuals"][[q["station"] for q in group if q["station"] in coords].index(p["station"])]
+            located = [q["station"] for q in group if q["station"] in coords]
+            pick["residual"] = loc["residuals"][located.index(p["station"])]
         picks.append(pick)
     probs = [float(p["probability"]) for p in group if p.get("probability") is not None]
     return {

@@ -40,12 +40,25 @@ import json
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
 from seisgrid.seismic.windowstore import open_dataset
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    import numpy.typing as npt
+    import pandas as pd
+    import torch
+    import xarray as xr
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -64,10 +77,11 @@ def _setting(name, override=None):
 
 
 def band_label(low: float, high: float) -> str:
+    """The band's name in tables and figures, e.g. ``"1–2 Hz"``."""
     return f"{low:g}–{high:g} Hz"
 
 
-def band_rows(bands, freqs) -> list[np.ndarray]:
+def band_rows(bands: Sequence[tuple[float, float]], freqs: npt.ArrayLike) -> list[np.ndarray]:
     """Image rows of each band: rows with frequency in ``[low, high)``; the last band includes ``high``.
 
     Parameters
@@ -234,10 +248,12 @@ class _Runner:
 
 
 # ------------------------------------------------------------------------------------------ the table
-def band_importance(model, images, labels=None, *, bands=None, method: str | None = None,
-                    baseline: str | None = None, batch_size: int | None = None, device=None, freqs=None,
+def band_importance(model: torch.nn.Module, images: np.ndarray | torch.Tensor | xr.DataArray,
+                    labels: npt.ArrayLike | None = None, *, bands: Sequence[tuple[float, float]] | None = None,
+                    method: str | None = None, baseline: str | None = None, batch_size: int | None = None,
+                    device: str | torch.device | None = None, freqs: npt.ArrayLike | None = None,
                     ig_steps: int | None = None, bootstrap: int | None = None, ci: float | None = None,
-                    seed: int | None = None):
+                    seed: int | None = None) -> pd.DataFrame:
     """Importance of each frequency band for the model's earthquake/noise decision.
 
     Parameters
@@ -340,7 +356,7 @@ def band_importance(model, images, labels=None, *, bands=None, method: str | Non
         p_mean[name] = float(p0[idx].mean())
         values = sign * effect[:, idx]  # (bands, windows): positive = evidence for the correct class
         total = float(np.abs(values.mean(axis=1)).sum())
-        for b, ((low, high), r) in enumerate(zip(band_list, rows)):
+        for b, ((low, high), r) in enumerate(zip(band_list, rows, strict=True)):
             v = values[b]
             lo, hi = _bootstrap_ci(v, n_boot, level, rng)
             mean = float(v.mean())
@@ -363,7 +379,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def to_markdown(table) -> str:
+def to_markdown(table: pd.DataFrame) -> str:
     """The band table as Markdown: one row per band, earthquake and noise importance side by side."""
     groups = list(dict.fromkeys(table["group"]))
     head = ["band", "rows"]
@@ -383,7 +399,7 @@ def to_markdown(table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table, path, title: str | None = None) -> str:
+def plot(table: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> str:
     """Bar chart of importance per band (earthquake vs noise windows, bootstrap CI as error bars) → PNG."""
     from seisgrid.figures import new_figure, save_png
 
@@ -422,13 +438,14 @@ def _json_safe(v):
     return v
 
 
-def records(table) -> list[dict]:
+def records(table: pd.DataFrame) -> list[dict]:
     """The table as JSON-safe records (NaN → None)."""
     return [{k: _json_safe(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
 
 
 # ------------------------------------------------------------------------------------------ explain
-def select_windows(ds, split: str, subset: str | None, max_windows: int | None, seed: int) -> np.ndarray:
+def select_windows(ds: xr.Dataset, split: str, subset: str | None, max_windows: int | None,
+                   seed: int) -> np.ndarray:
     """Window indices of ``subset`` in column ``split``, at most ``max_windows`` (balanced by label, seeded)."""
     n = ds.sizes["window"]
     if subset in (None, "all"):
@@ -493,8 +510,10 @@ def _gpu_resources(client) -> dict:
     return {"GPU": 1} if any("GPU" in (w.get("resources") or {}) for w in workers) else {}
 
 
-def explain(model_path, spectrograms_url, out_dir=None, *, split: str | None = None, subset: str | None = None,
-            max_windows: int | None = None, device=None, client=None, bands=None, method: str | None = None,
+def explain(model_path: str | os.PathLike, spectrograms_url: str | os.PathLike,
+            out_dir: str | os.PathLike | None = None, *, split: str | None = None, subset: str | None = None,
+            max_windows: int | None = None, device: str | None = None, client: Client | LazyClient | None = None,
+            bands: Sequence[tuple[float, float]] | None = None, method: str | None = None,
             baseline: str | None = None, batch_size: int | None = None, ig_steps: int | None = None,
             bootstrap: int | None = None, ci: float | None = None, seed: int | None = None) -> dict:
     """Per-band importance of a trained model over the windows of a spectrogram store → table + PNG.

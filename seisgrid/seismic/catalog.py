@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import obspy
@@ -50,6 +51,10 @@ from seisgrid import config, storage
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic.associate import iso
 
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
 logger = logging.getLogger("seisgrid")
 
 SNR_BINS = [(0.0, 1.0), (1.0, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, None)]
@@ -59,7 +64,7 @@ SUFFIXES = (".xml", ".quakeml", ".qml", ".csv", ".json")
 PREFIX = "smi:seisgrid"
 
 
-def stem(path) -> str:
+def stem(path: str | os.PathLike) -> str:
     """``path`` without a catalog suffix (``.xml``, ``.quakeml``, ``.qml``, ``.csv``, ``.json``)."""
     path = str(path)
     for suffix in SUFFIXES:
@@ -133,7 +138,8 @@ def to_obspy(events: list[dict], *, method: str = "seisgrid") -> Catalog:
     return cat
 
 
-def write_catalog(events: list[dict], out, *, summary: dict | None = None, method: str = "seisgrid") -> dict:
+def write_catalog(events: list[dict], out: str | os.PathLike, *, summary: dict | None = None,
+                  method: str = "seisgrid") -> dict:
     """Write ``STEM.xml`` (QuakeML), ``STEM.csv`` and, with ``summary``, ``STEM.json``.
 
     ``out`` may end in ``.xml``/``.quakeml``/``.qml``/``.csv`` or have no suffix; local path or URL.
@@ -170,7 +176,7 @@ def _none(v):
     return None if v in ("", None) else v
 
 
-def read_catalog(path) -> list[dict]:
+def read_catalog(path: str | os.PathLike) -> list[dict]:
     """Events of a catalog file: ``.csv`` written by :func:`write_catalog`, or any QuakeML/ObsPy catalog."""
     path = str(path)
     fs, fpath = storage.filesystem(path)
@@ -225,8 +231,10 @@ def from_obspy(cat: Catalog) -> list[dict]:
 
 
 def from_stalta(triggers: list[dict]) -> list[dict]:
-    """Event dicts of :func:`seisgrid.seismic.stalta.detect_archive` network triggers (not located:
-    ``first_arrival`` = the trigger time, ``origin_time`` None; stations from the trigger)."""
+    """Event dicts of :func:`seisgrid.seismic.stalta.detect_archive` network triggers.
+
+    Not located: ``first_arrival`` = the trigger time, ``origin_time`` None; stations from the trigger.
+    """
     events = []
     for n, trig in enumerate(sorted(triggers, key=lambda t: _ns(t["time"])), 1):
         t = iso(_ns(trig["time"]))
@@ -240,11 +248,14 @@ def from_stalta(triggers: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------- truth
-def read_truth(truth) -> list[dict]:
-    """True events of a truth CSV (``catalog.csv`` of :func:`seisgrid.seismic.synth.synthesize`: one row
-    per event and station), or a list of such row dicts: ``event_id``, ``origin_ns``, ``first_p_ns``
-    (earliest P, or the origin when no ``p_time``), ``snr`` (max over stations, NaN when absent),
-    ``magnitude``."""
+def read_truth(truth: str | pathlib.Path | Iterable[dict]) -> list[dict]:
+    """True events of a truth CSV or of its rows.
+
+    The CSV is ``catalog.csv`` of :func:`seisgrid.seismic.synth.synthesize` (one row per event and
+    station); a list of such row dicts also works. Each event has ``event_id``, ``origin_ns``,
+    ``first_p_ns`` (earliest P, or the origin when no ``p_time``), ``snr`` (max over stations, NaN when
+    absent), ``magnitude``.
+    """
     if isinstance(truth, (str, pathlib.Path)):
         rows = storage.read_csv_rows(str(truth), "truth catalog (CSV with event_id, origin_time[, p_time, snr])")
     else:
@@ -331,8 +342,9 @@ def match(detected: list[dict], truth: list[dict], tolerance_seconds: float) -> 
     return sorted(out)
 
 
-def score(catalog, truth, *, tolerance_seconds: float | None = None, station_days: float | None = None,
-          snr_bins=None) -> dict:
+def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Path | Iterable[dict], *,
+          tolerance_seconds: float | None = None, station_days: float | None = None,
+          snr_bins: Iterable[tuple[float, float | None]] | None = None) -> dict:
     """Precision, recall, false detections per station-day and recall by SNR of a detected catalog.
 
     Parameters

@@ -65,6 +65,7 @@ import logging
 import math
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import obspy
@@ -72,6 +73,15 @@ import obspy
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic.layout import DAY_NS, MANIFEST, NS, day_label, iso_ns
+
+if TYPE_CHECKING:
+    import os
+
+    import torch
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
+    from seisgrid.seismic.spectrogram import SpectrogramParams
 
 logger = logging.getLogger("seisgrid")
 
@@ -99,9 +109,13 @@ def _find(cfg, *names):
     return None
 
 
-def model_settings(cfg: dict):
-    """Window length (s), sampling rate (Hz), :class:`SpectrogramParams`, threshold, pre-P offset (s) and
-    earthquake class index from a checkpoint config; what it lacks comes from the configuration."""
+def model_settings(cfg: dict) -> dict:
+    """The detection settings of a checkpoint config.
+
+    Window length (s), sampling rate (Hz), :class:`SpectrogramParams`, threshold, pre-P offset (s) and
+    earthquake class index (keys ``window_seconds``, ``sampling_rate``, ``spectrogram``, ``threshold``,
+    ``pre_p_seconds``, ``earthquake_index``); what the config lacks comes from the configuration.
+    """
     from seisgrid.seismic.spectrogram import SpectrogramParams
 
     rate = float(_find(cfg, "sampling_rate", "fs") or config.get("windows.sampling_rate", 100.0))
@@ -138,8 +152,10 @@ def model_settings(cfg: dict):
 
 # ------------------------------------------------------------------------------------------- scorers
 class ModelScorer:
-    """P(earthquake) of windows from a trained classifier checkpoint: spectrograms + forward pass
-    (:func:`probabilities`)."""
+    """P(earthquake) of windows from a trained classifier checkpoint.
+
+    Spectrograms + forward pass (:func:`probabilities`).
+    """
 
     method = "model"
 
@@ -156,15 +172,18 @@ class ModelScorer:
         self.params = SpectrogramParams(**s["spectrogram"])
 
     def __call__(self, windows: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """P(earthquake) of windows ``(n, 3, samples)`` (``present`` is not used: absent components are zero)."""
         return probabilities(self.model, windows, self.params, device=self.s["device"],
                              batch_size=self.s["batch_size"], earthquake_index=self.s["earthquake_index"])
 
 
 class ForestScorer:
-    """P(earthquake) of windows from a saved Random Forest (:func:`seisgrid.seismic.forest.save_model`):
-    the images it was trained on (spectrogram-store images, rounded as the store holds them, or
+    """P(earthquake) of windows from a saved Random Forest (:func:`seisgrid.seismic.forest.save_model`).
+
+    The images it was trained on (spectrogram-store images, rounded as the store holds them, or
     :func:`~seisgrid.seismic.forest.waveform_images`), :func:`~seisgrid.seismic.forest.spectral_features`
-    with the components present, ``predict_proba`` (one core per task)."""
+    with the components present, ``predict_proba`` (one core per task).
+    """
 
     method = "forest"
 
@@ -179,6 +198,7 @@ class ForestScorer:
         self.params = SpectrogramParams(**s["spectrogram"])
 
     def __call__(self, windows: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """P(earthquake) of windows ``(n, 3, samples)`` whose complete components are ``present`` ``(n, 3)``."""
         from seisgrid.seismic import forest
         from seisgrid.seismic.spectrogram import spectrogram_numpy, to_store_numpy
 
@@ -225,8 +245,8 @@ def _set_threads(device: str) -> None:
     _THREADS_SET = True
 
 
-def probabilities(model, windows: np.ndarray, params, *, device: str, batch_size: int,
-                  earthquake_index: int = 1) -> np.ndarray:
+def probabilities(model: torch.nn.Module, windows: np.ndarray, params: SpectrogramParams, *, device: str,
+                  batch_size: int, earthquake_index: int = 1) -> np.ndarray:
     """P(earthquake) of windows ``(n, 3, samples)`` (float32, demeaned): spectrograms + model in batches."""
     import torch
 
@@ -329,7 +349,7 @@ def _runs(above: np.ndarray) -> list[tuple[int, int]]:
         return []
     padded = np.concatenate(([False], above, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 # ------------------------------------------------------------------ window-index intervals [a, b)
@@ -363,9 +383,11 @@ def _overlap(intervals, k0: int, k1: int) -> int:
     return sum(max(0, min(b, k1) - max(a, k0)) for a, b in intervals)
 
 
-def window_range(day: int, lo_ns, hi_ns, stride_ns: int) -> tuple[int, int]:
-    """Indices ``[k0, k1)`` of the windows of ``day`` (start ``day + k × stride``) starting in
-    ``[lo_ns, hi_ns)`` (None: unbounded)."""
+def window_range(day: int, lo_ns: int | None, hi_ns: int | None, stride_ns: int) -> tuple[int, int]:
+    """Indices ``[k0, k1)`` of the windows of ``day`` starting in ``[lo_ns, hi_ns)``.
+
+    Window ``k`` starts at ``day + k × stride``; a bound of None is unbounded.
+    """
     day0, n_day = day * DAY_NS, DAY_NS // stride_ns
     k0 = 0 if lo_ns is None else -((day0 - lo_ns) // stride_ns)  # ceil
     k1 = n_day if hi_ns is None else -((day0 - hi_ns) // stride_ns)
@@ -378,8 +400,11 @@ def _ns_of(iso: str) -> int:
 
 # -------------------------------------------------------------------------------------- the task
 def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path: str):
-    """Probabilities of the windows ``k0 ≤ k < k1`` of the task's day and the picks of the triggers
-    that start among them (module docstring, steps 1–3 and 5). Returns ``(probs, picks, computed)``."""
+    """Probabilities of the windows ``k0 ≤ k < k1`` of the task's day and the picks of their triggers.
+
+    The picks are those of the triggers that start among these windows (module docstring, steps 1–3 and
+    5). Returns ``(probs, picks, computed)``.
+    """
     rate = s["sampling_rate"]
     n_win = round(s["window_seconds"] * rate)
     stride_ns = round(s["stride_seconds"] * NS)
@@ -445,9 +470,10 @@ def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path:
 
 
 def detect_station_day(task: dict, store_url: str, store_options: dict, model_path: str, s: dict) -> dict:
-    """Probabilities and picks of one station-day's missing window intervals (module docstring, steps
-    1–5); writes the probabilities and the manifest record (merged with ``task["previous"]``, the
-    record of earlier intervals with the same fingerprint); returns the record.
+    """Probabilities and picks of one station-day's missing window intervals (module docstring, steps 1–5).
+
+    Writes the probabilities and the manifest record (merged with ``task["previous"]``, the record of
+    earlier intervals with the same fingerprint); returns the record.
 
     ``task``: ``station``, ``day`` (days since 1970), ``channels`` ({component letter: channel id}),
     ``fingerprint``, ``intervals`` (``[[k0, k1], ...]``: window indices of the day to compute) and
@@ -463,7 +489,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     n_day = DAY_NS // stride_ns
     archive = Archive(s["archive_url"], storage_options=s["archive_options"])
     previous = task.get("previous")
-    root = storage.open_group(store_url, mode="a", options=store_options)
+    root = storage.open_group(store_url, mode="a", options=store_options, use_consolidated=False)
     group = root.require_group(task["station"])
     label = day_label(task["day"])
     if previous is not None and label in group:
@@ -520,7 +546,8 @@ def _default_probabilities_url(out_catalog) -> str:
 
 
 def _open_probabilities(url: str, options: dict, meta: dict):
-    root = storage.open_group(url, mode="a", options=options)
+    # writers read every node's own metadata: the consolidated copy at the root is for readers (xarray)
+    root = storage.open_group(url, mode="a", options=options, use_consolidated=False)
     kind = root.attrs.get("kind")
     if kind not in (None, STORE_KIND):
         raise SeisgridError(f"{url}: is a {kind!r} store, not a probabilities store; choose another "
@@ -533,8 +560,11 @@ def _open_probabilities(url: str, options: dict, meta: dict):
 
 
 def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict]:
-    """``(method, config)`` of a detector file: a classifier checkpoint (``"model"``) or a forest saved
-    by ``seisgrid evaluate --out`` (``"forest"``, recognised by its ``.json``); ``method`` None: from the file."""
+    """``(method, config)`` of a detector file.
+
+    The file is a classifier checkpoint (``"model"``) or a forest saved by ``seisgrid evaluate --out``
+    (``"forest"``, recognised by its ``.json``); ``method`` None: from the file.
+    """
     fs, fpath = storage.filesystem(model_path)
     try:
         with fs.open(fpath + ".json", "r") as f:
@@ -556,7 +586,9 @@ def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict
     return kind, cfg
 
 
-def detect_stalta(store_url, out_catalog, *, start=None, end=None, client=None, storage_options=None) -> dict:
+def detect_stalta(store_url: str | os.PathLike, out_catalog: str | os.PathLike, *,
+                  start: str | obspy.UTCDateTime | None = None, end: str | obspy.UTCDateTime | None = None,
+                  client: Client | LazyClient | None = None, storage_options: dict | None = None) -> dict:
     """The STA/LTA + coincidence baseline over a whole archive, written as a catalog like :func:`detect`'s.
 
     Recursive STA/LTA per station-day and ObsPy's ``coincidence_trigger`` across stations
@@ -594,11 +626,17 @@ def detect_stalta(store_url, out_catalog, *, start=None, end=None, client=None, 
     return {"method": "stalta", "n_events": len(events), "catalog": paths, **info}
 
 
-def detect(store_url, model_path=None, out_catalog=None, *, stations=None, window_seconds=None, stride_seconds=None,
-           batch_size=None, threshold=None, min_windows=None, pick_method=None, pick_offset_seconds=None,
-           device=None, client=None, progress: bool = True, probabilities_url=None, start=None, end=None,
-           min_stations=None, velocity_kms=None, tolerance_seconds=None, max_travel_seconds=None,
-           method=None, **options) -> dict:
+def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = None,
+           out_catalog: str | os.PathLike | None = None, *,
+           stations: str | os.PathLike | list[dict] | dict | None = None, window_seconds: float | None = None,
+           stride_seconds: float | None = None, batch_size: int | None = None, threshold: float | None = None,
+           min_windows: int | None = None, pick_method: str | None = None,
+           pick_offset_seconds: float | None = None, device: str | None = None,
+           client: Client | LazyClient | None = None, progress: bool = True,
+           probabilities_url: str | os.PathLike | None = None, start: str | obspy.UTCDateTime | None = None,
+           end: str | obspy.UTCDateTime | None = None, min_stations: int | None = None,
+           velocity_kms: float | None = None, tolerance_seconds: float | None = None,
+           max_travel_seconds: float | None = None, method: str | None = None, **options: float) -> dict:
     """Detect earthquakes in an ingested waveform store with a trained model and write a catalog.
 
     See the module docstring for windows, probabilities, picks, resumption and the task layout.
@@ -608,9 +646,9 @@ def detect(store_url, model_path=None, out_catalog=None, *, stations=None, windo
     store_url : str
         Ingested waveform store (``seisgrid ingest``), path or ``s3://`` URL.
     model_path : str
-        Not used with ``method="stalta"``. Checkpoint written by ``save_checkpoint`` (weights + ``.json`` config), or a Random Forest
-        saved by ``seisgrid evaluate --out DIR`` (``DIR/forest.joblib`` + ``.json``; joblib is pickle:
-        only files you made or trust).
+        Not used with ``method="stalta"``. Checkpoint written by ``save_checkpoint`` (weights + ``.json``
+        config), or a Random Forest saved by ``seisgrid evaluate --out DIR`` (``DIR/forest.joblib`` +
+        ``.json``; joblib is pickle: only files you made or trust).
     out_catalog : str
         Catalog path: ``STEM.xml`` (QuakeML), ``STEM.csv`` and ``STEM.json`` (summary) are written.
     stations : str, list or dict, optional
@@ -658,14 +696,7 @@ def detect(store_url, model_path=None, out_catalog=None, *, stations=None, windo
         (computed now), ``seconds``, ``windows_per_s``, ``method``, ``start``, ``end``, ``settings`` and
         ``tasks`` (per station-day summaries of the tasks run now).
     """
-    from seisgrid.cluster import run_tasks
-    from seisgrid.seismic import models
-    from seisgrid.seismic.associate import associate
-    from seisgrid.seismic.catalog import write_catalog
-    from seisgrid.seismic.ingest import read_attrs_under
-    from seisgrid.seismic.store import Archive
-
-    if method == "stalta":
+    if method == "stalta":  # before the model's imports: the baseline needs no torch
         model_only = {"model_path": model_path, "stations": stations, "window_seconds": window_seconds,
                       "stride_seconds": stride_seconds, "batch_size": batch_size, "threshold": threshold,
                       "min_windows": min_windows, "pick_method": pick_method,
@@ -673,17 +704,18 @@ def detect(store_url, model_path=None, out_catalog=None, *, stations=None, windo
                       "probabilities_url": probabilities_url, "min_stations": min_stations,
                       "velocity_kms": velocity_kms, "tolerance_seconds": tolerance_seconds,
                       "max_travel_seconds": max_travel_seconds, **options}
-        given = sorted(k for k, v in model_only.items() if v is not None)
-        if given:
-            raise ConfigError(f"detect --method stalta: {given} apply to the model and forest only; the STA/LTA "
-                              "baseline takes its settings from seisgrid.stalta.archive_*")
-        if not out_catalog:
-            raise ConfigError("detect: out_catalog (--out) is required")
-        return detect_stalta(store_url, out_catalog, start=start, end=end, client=client)
+        return _stalta_baseline(store_url, out_catalog, start, end, client, model_only)
     if not model_path or not out_catalog:
         raise ConfigError(f"detect --method {method or 'model'}: needs model_path (--model: a checkpoint of "
                           "seisgrid train, or DIR/forest.joblib of seisgrid evaluate --out DIR for --method forest) "
                           "and out_catalog (--out)")
+    from seisgrid.cluster import run_tasks
+    from seisgrid.seismic import models
+    from seisgrid.seismic.associate import associate
+    from seisgrid.seismic.catalog import write_catalog
+    from seisgrid.seismic.ingest import read_attrs_under
+    from seisgrid.seismic.store import Archive
+
     t0 = time.perf_counter()
     refine_keys = ("refine_freqmin", "refine_freqmax", "refine_sta", "refine_lta", "refine_thr")
     locate_keys = ("p_velocity_kms", "depth_km", "grid_radius_km", "grid_step_km")
@@ -700,7 +732,8 @@ def detect(store_url, model_path=None, out_catalog=None, *, stations=None, windo
                           f"{ms['window_seconds']} s windows; leave it unset")
     stride = float(_opt("stride_seconds", stride_seconds))
     stride_ns = round(stride * NS)
-    if stride <= 0 or DAY_NS % stride_ns or abs(stride * ms["sampling_rate"] - round(stride * ms["sampling_rate"])) > 1e-9:
+    if (stride <= 0 or DAY_NS % stride_ns
+            or abs(stride * ms["sampling_rate"] - round(stride * ms["sampling_rate"])) > 1e-9):
         raise ConfigError(f"detect: stride_seconds={stride}: must be > 0, divide a day and be a whole number "
                           f"of samples at {ms['sampling_rate']} Hz")
     thr = threshold if threshold is not None else _opt("threshold", None)
@@ -749,6 +782,60 @@ def detect(store_url, model_path=None, out_catalog=None, *, stations=None, windo
     done = {(r.get("station"), r.get("day")): r
             for r in read_attrs_under(prob_url, prob_options, f"{MANIFEST}/days").values()
             if "fingerprint" in r and "spans" in r}
+    tasks, records, wanted = _plan_tasks(archive, stations_channels, lo_ns, hi_ns, stride_ns, ms, settings,
+                                         fp_settings, done)
+    for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
+        prob_root.require_group(station)
+    logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
+    new = run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
+                    "detect", unit="station-day", progress=progress)
+    # xr.open_zarr(probabilities, group="NET.STA") opens a station's days without listing the store
+    storage.consolidate_metadata(prob_url, prob_options, exclude=(MANIFEST,))
+    all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
+    picks, evaluated = _picks_in_span(all_records, wanted, stride_ns)
+    events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,
+                       tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
+                       **{k: options[k] for k in locate_keys if k in options})
+    for ev in events:
+        for p in ev["picks"]:
+            p.pop("time_ns", None)
+    station_days = round(evaluated * stride / 86400.0, 6)
+    windows_now = int(sum(r["windows_computed"] for r in new))
+    seconds = time.perf_counter() - t0
+    summary = {
+        "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
+        "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
+        "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
+        "station_days": station_days, "windows": windows_now, "seconds": round(seconds, 3),
+        "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
+        "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
+    }
+    paths = write_catalog(events, out_catalog, summary=summary, method="resnet" if method == "model" else method)
+    return {**summary, "catalog": paths, "events": events,
+            "tasks": [{k: v for k, v in r.items() if k not in ("picks", "evaluated")} | {"picks": len(r["picks"])}
+                      for r in new]}
+
+
+def _stalta_baseline(store_url, out_catalog, start, end, client, model_only: dict) -> dict:
+    """``detect(method="stalta")``: refuse the settings of the model and forest, then :func:`detect_stalta`."""
+    given = sorted(k for k, v in model_only.items() if v is not None)
+    if given:
+        raise ConfigError(f"detect --method stalta: {given} apply to the model and forest only; the STA/LTA "
+                          "baseline takes its settings from seisgrid.stalta.archive_*")
+    if not out_catalog:
+        raise ConfigError("detect: out_catalog (--out) is required")
+    return detect_stalta(store_url, out_catalog, start=start, end=end, client=client)
+
+
+def _plan_tasks(archive, stations_channels: dict, lo_ns, hi_ns, stride_ns: int, ms: dict, settings: dict,
+                fp_settings: dict, done: dict) -> tuple[list[dict], list[dict], dict]:
+    """The station-day tasks of the span, the records reused as they are and the windows wanted per day.
+
+    ``wanted`` maps ``(station, day label)`` to ``(day, k0, k1)``, the windows of the day starting in the
+    span. A record in ``done`` with the day's fingerprint leaves only the windows outside its ``spans``
+    to compute (none: the record is reused, no task); otherwise the day starts afresh (module docstring,
+    step 4).
+    """
     tasks, records, wanted = [], [], {}
     for station, channels in stations_channels.items():
         spans = [sp for sp in (_span_ns(archive, cid) for cid in channels.values()) if sp]
@@ -780,38 +867,17 @@ def detect(store_url, model_path=None, out_catalog=None, *, stations=None, windo
                 previous, missing = None, [[k0, k1]]
             tasks.append({"station": station, "day": day, "channels": channels, "fingerprint": fingerprint,
                           "intervals": missing, "previous": previous})
-    for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
-        prob_root.require_group(station)
-    logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
-    new = run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
-                    "detect", unit="station-day", progress=progress)
-    all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
+    return tasks, records, wanted
+
+
+def _picks_in_span(records: list[dict], wanted: dict, stride_ns: int) -> tuple[list[dict], int]:
+    """The records' picks whose first window starts in the span, and the windows evaluated in the span."""
     picks, evaluated = [], 0
-    for r in all_records:  # only what lies in the span: a record may cover more of its day
+    for r in records:  # only what lies in the span: a record may cover more of its day
         day, k0, k1 = wanted[(r["station"], r["day"])]
         evaluated += _overlap(r["evaluated"], k0, k1)
         picks += [p for p in r["picks"] if k0 <= (_ns_of(p["window_start"]) - day * DAY_NS) // stride_ns < k1]
-    events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,
-                       tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
-                       **{k: options[k] for k in locate_keys if k in options})
-    for ev in events:
-        for p in ev["picks"]:
-            p.pop("time_ns", None)
-    station_days = round(evaluated * stride / 86400.0, 6)
-    windows_now = int(sum(r["windows_computed"] for r in new))
-    seconds = time.perf_counter() - t0
-    summary = {
-        "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
-        "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
-        "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
-        "station_days": station_days, "windows": windows_now, "seconds": round(seconds, 3),
-        "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
-        "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
-    }
-    paths = write_catalog(events, out_catalog, summary=summary, method="resnet" if method == "model" else method)
-    return {**summary, "catalog": paths, "events": events,
-            "tasks": [{k: v for k, v in r.items() if k not in ("picks", "evaluated")} | {"picks": len(r["picks"])}
-                      for r in new]}
+    return picks, evaluated
 
 
 __all__ = ["SCORERS", "ForestScorer", "ModelScorer", "detect", "detect_stalta", "detect_station_day", "model_settings",

@@ -18,15 +18,24 @@ import logging
 import math
 import pathlib
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-from seisgrid.errors import SeisgridError
+from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import forest as forest_mod
 from seisgrid.seismic import metrics
 from seisgrid.seismic import stalta as stalta_mod
 from seisgrid.seismic.windowstore import open_dataset
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -39,7 +48,7 @@ def _resnet_paths(methods) -> list[str]:
     return [m.split(":", 1)[1] for m in methods if m.startswith("resnet:")]
 
 
-def open_windows(url) -> xr.Dataset:
+def open_windows(url: str | os.PathLike) -> xr.Dataset:
     """A labelled-window or spectrogram store as a lazy Dataset."""
     return open_dataset(url, "window/spectrogram store", "seisgrid windows", ("label",), consolidated=False)
 
@@ -54,8 +63,10 @@ def _nan_to_none(x):
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
-def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), split: str = "split_region",
-             client=None, out_dir=None, stride_seconds: float | None = None, stalta_options: dict | None = None,
+def evaluate(windows_url: str | os.PathLike, spectrograms_url: str | os.PathLike | None = None,
+             methods: Sequence[str] = ("stalta", "forest"), split: str = "split_region",
+             client: Client | LazyClient | None = None, out_dir: str | os.PathLike | None = None,
+             stride_seconds: float | None = None, stalta_options: dict | None = None,
              forest_options: dict | None = None, timing_windows: int = 2048) -> dict:
     """Run each method on the same test windows and report precision, recall, FPR, F1, hours per year.
 
@@ -83,7 +94,8 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
     timing_windows : int
         Throughput is timed over at least this many windows (the test windows repeated).
     stalta_options, forest_options : dict, optional
-        Settings for :func:`seisgrid.seismic.stalta.window_scores` / :func:`~seisgrid.seismic.forest.train_forest`.
+        Settings for :func:`seisgrid.seismic.stalta.window_scores` /
+        :func:`~seisgrid.seismic.forest.train_forest`.
 
     Returns
     -------
@@ -96,10 +108,9 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
 
     from seisgrid.cluster import resolve_client
 
-    client = resolve_client(client)
     unknown = sorted(m for m in set(methods) - {"stalta", "forest"} if not (m.startswith("resnet:") and m[7:]))
     if unknown:
-        raise SeisgridError(f"methods {unknown}: unknown; expected some of stalta, forest, resnet:CHECKPOINT")
+        raise ConfigError(f"methods {unknown}: unknown; expected some of stalta, forest, resnet:CHECKPOINT")
     ds = open_windows(windows_url)
     if split not in ds:
         raise SeisgridError(f"{windows_url}: no split column {split!r}; expected 'split' or 'split_region'")
@@ -113,6 +124,7 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
     rate = float(ds.attrs.get("sampling_rate", 100.0))
     window_seconds = float(ds.attrs.get("window_seconds", ds.sizes["sample"] / rate))
     stride = window_seconds / 2 if stride_seconds is None else float(stride_seconds)
+    client = resolve_client(client)  # a LazyClient starts here, after the inputs were checked
     cores = _cores(client)
     y_test = labels[test]
     # Throughput is timed on at least `timing_windows` windows (the test windows repeated) so fixed
@@ -139,14 +151,7 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
             opts = dict(forest_options or {})
             threshold = opts.pop("threshold", None)
             threshold = forest_mod.config.get("forest.threshold") if threshold is None else threshold
-            fds = ds
-            if spectrograms_url is not None:
-                fds = open_windows(spectrograms_url)
-                if fds.sizes["window"] != ds.sizes["window"] or not np.array_equal(fds["label"].values, labels):
-                    raise SeisgridError(f"{spectrograms_url}: windows or labels differ from {windows_url}; "
-                                        "the spectrogram store must be made from this window store")
-                if "present" not in fds and "present" in ds:
-                    fds = fds.assign(present=ds["present"])
+            fds = _forest_dataset(ds, labels, spectrograms_url, windows_url)
             feats_train = forest_mod.dataset_features(fds.isel(window=train), bands=opts.get("bands"))
             feats_train = np.asarray(client.compute(feats_train).result() if client else feats_train.compute())
             model = forest_mod.train_forest(feats_train, labels[train],
@@ -200,7 +205,8 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
     return {
         "methods": results, "table": table, "figures": figures, "split": split,
         "train_windows": len(train), "test_windows": len(test),
-        "timing_windows": len(timing), "test_earthquakes": int(y_test.sum()), "test_noise": int(len(y_test) - y_test.sum()),
+        "timing_windows": len(timing), "test_earthquakes": int(y_test.sum()),
+        "test_noise": int(len(y_test) - y_test.sum()),
         "window_seconds": window_seconds, "stride_seconds": stride, "cores": cores,
         "definition": "hours_per_year: wall hours one core needs for one station-year of 3-component 100 Hz "
                       "data cut into windows every stride_seconds = measured seconds × cores / windows × "
@@ -208,18 +214,40 @@ def evaluate(windows_url, spectrograms_url=None, methods=("stalta", "forest"), s
     }
 
 
+def _forest_dataset(ds, labels, spectrograms_url, windows_url) -> xr.Dataset:
+    """The Dataset the forest takes its features from.
+
+    The spectrogram store when given (checked to hold the same windows and labels; ``present`` taken from
+    the window store when it has none), else ``ds``.
+    """
+    fds = ds
+    if spectrograms_url is not None:
+        fds = open_windows(spectrograms_url)
+        if fds.sizes["window"] != ds.sizes["window"] or not np.array_equal(fds["label"].values, labels):
+            raise SeisgridError(f"{spectrograms_url}: windows or labels differ from {windows_url}; "
+                                "the spectrogram store must be made from this window store")
+        if "present" not in fds and "present" in ds:
+            fds = fds.assign(present=ds["present"])
+    return fds
+
+
 def _save_forest(model, path, ds, fds, spectrograms_url, windows_url, split, threshold, threshold_source,
                  bands, n_train) -> str:
-    """Save the fitted forest (joblib) with what ``detect --method forest`` needs to make the same features
-    from archive windows: how the images were made, the bands, the tuned threshold, the window settings."""
+    """Save the fitted forest (joblib) with what ``detect --method forest`` needs.
+
+    That is what makes the same features from archive windows: how the images were made, the bands, the
+    tuned threshold, the window settings.
+    """
     from seisgrid.seismic.train import SPECTROGRAM_ATTRS, jsonable
 
     extra = {
         "threshold": float(threshold), "threshold_source": threshold_source, "split": split,
         "train_windows": int(n_train), "bands": int(forest_mod.config.get("forest.bands", override=bands)),
         "features_from": "spectrograms" if spectrograms_url is not None else "waveforms",
-        "windows_store": str(windows_url), "spectrograms_store": None if spectrograms_url is None else str(spectrograms_url),
-        "window_seconds": float(ds.attrs.get("window_seconds", ds.sizes["sample"] / float(ds.attrs.get("sampling_rate", 100.0)))),
+        "windows_store": str(windows_url),
+        "spectrograms_store": None if spectrograms_url is None else str(spectrograms_url),
+        "window_seconds": float(ds.attrs.get("window_seconds",
+                                             ds.sizes["sample"] / float(ds.attrs.get("sampling_rate", 100.0)))),
         "sampling_rate": float(ds.attrs.get("sampling_rate", 100.0)),
         "pre_p_seconds": jsonable(ds.attrs.get("pre_p_seconds")),
     }
@@ -297,13 +325,16 @@ def _station_ids(ds, idx) -> list[str] | None:
     if "network" not in ds:
         return list(sta)
     net = np.asarray(ds["network"].isel(window=idx).values, dtype=object).astype(str)
-    return [f"{n}.{s}" if n else s for n, s in zip(net, sta)]
+    return [f"{n}.{s}" if n else s for n, s in zip(net, sta, strict=True)]
 
 
 def _panel(ds, spectrograms_url, path, rate) -> str:
-    """``spectrograms.png``: the first 3 earthquake and 3 noise windows, component Z, with their axes in s
-    and Hz, station, component and the colour scale's quantity (store images: the normalised log power of
-    :mod:`seisgrid.seismic.spectrogram`; else :func:`~seisgrid.seismic.forest.waveform_images`' log10 PSD)."""
+    """``spectrograms.png``: the first 3 earthquake and 3 noise windows, component Z.
+
+    With their axes in s and Hz, station, component and the colour scale's quantity (store images: the
+    normalised log power of :mod:`seisgrid.seismic.spectrogram`; else
+    :func:`~seisgrid.seismic.forest.waveform_images`' log10 PSD).
+    """
     import inspect
 
     labels = ds["label"].values

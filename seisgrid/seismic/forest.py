@@ -34,11 +34,21 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seisgrid import config
 from seisgrid.errors import SeisgridError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    import dask.array as da
+    import xarray as xr
+    from distributed import Client
+    from sklearn.ensemble import RandomForestClassifier
 
 logger = logging.getLogger("seisgrid")
 
@@ -52,7 +62,7 @@ FEATURE_DOC = {
 }
 
 
-def feature_names(components=("Z", "N", "E"), bands: int | None = None) -> list[str]:
+def feature_names(components: Sequence[str] = ("Z", "N", "E"), bands: int | None = None) -> list[str]:
     """Column names of :func:`spectral_features`, in order."""
     bands = int(config.get("forest.bands", override=bands))
     names = []
@@ -63,7 +73,7 @@ def feature_names(components=("Z", "N", "E"), bands: int | None = None) -> list[
     return names
 
 
-def spectral_features(images, present=None, bands: int | None = None) -> np.ndarray:
+def spectral_features(images: np.ndarray, present: np.ndarray | None = None, bands: int | None = None) -> np.ndarray:
     """Feature matrix of spectrogram images (see the module docstring).
 
     Parameters
@@ -88,7 +98,7 @@ def spectral_features(images, present=None, bands: int | None = None) -> np.ndar
         raise SeisgridError(f"images have {f} frequency rows, fewer than {bands} bands")
     x = np.where(np.isfinite(x), x, np.nan)
     edges = np.linspace(0, f, bands + 1).astype(int)
-    band = np.stack([np.nanmean(x[:, :, a:b, :], axis=2) for a, b in zip(edges[:-1], edges[1:])], axis=2)
+    band = np.stack([np.nanmean(x[:, :, a:b, :], axis=2) for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=2)
     # band: (n, c, bands, t)
     mean_b = np.nanmean(band, axis=3)
     contrast_b = np.nanmax(band, axis=3) - np.nanmedian(band, axis=3)
@@ -113,7 +123,8 @@ def spectral_features(images, present=None, bands: int | None = None) -> np.ndar
     return np.concatenate([per.reshape(n, -1), maxcomp], axis=1).astype(np.float32)
 
 
-def waveform_images(waveform, sampling_rate: float = 100.0, nperseg: int = 128, noverlap: int = 112) -> np.ndarray:
+def waveform_images(waveform: np.ndarray, sampling_rate: float = 100.0, nperseg: int = 128,
+                    noverlap: int = 112) -> np.ndarray:
     """Log10 power spectrograms of waveforms (window, component, sample) with SciPy (Hann window).
 
     Used by :func:`waveform_features` when no spectrogram store is given; returns
@@ -126,7 +137,8 @@ def waveform_images(waveform, sampling_rate: float = 100.0, nperseg: int = 128, 
     return np.log10(sxx + 1e-12).astype(np.float32)
 
 
-def waveform_features(waveform, present=None, sampling_rate: float = 100.0, bands: int | None = None) -> np.ndarray:
+def waveform_features(waveform: np.ndarray, present: np.ndarray | None = None, sampling_rate: float = 100.0,
+                      bands: int | None = None) -> np.ndarray:
     """:func:`spectral_features` of :func:`waveform_images` (missing components: ``present``)."""
     return spectral_features(waveform_images(waveform, sampling_rate), present=present, bands=bands)
 
@@ -137,7 +149,7 @@ def _features_block(block, present_block, kind, rate, bands):
     return waveform_features(block, present_block, sampling_rate=rate, bands=bands)
 
 
-def dataset_features(ds, bands: int | None = None):
+def dataset_features(ds: xr.Dataset, bands: int | None = None) -> da.Array:
     """Lazy (dask) feature matrix of a spectrogram Dataset (``image``) or a window Dataset (``waveform``)."""
     import dask.array as da
 
@@ -170,7 +182,21 @@ def dataset_features(ds, bands: int | None = None):
     return out
 
 
-def model_config(n_estimators=None, max_depth=None, min_samples_leaf=None, seed=None) -> dict:
+def model_config(n_estimators: int | None = None, max_depth: int | None = None, min_samples_leaf: int | None = None,
+                 seed: int | None = None) -> dict:
+    """Keyword arguments of :class:`~sklearn.ensemble.RandomForestClassifier` from settings.
+
+    Parameters
+    ----------
+    n_estimators, max_depth, min_samples_leaf, seed : int, optional
+        Trees, their depth limit (None: unlimited), smallest leaf and random seed (defaults from
+        ``seisgrid.forest``).
+
+    Returns
+    -------
+    dict
+        ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``random_state``.
+    """
     return {
         "n_estimators": int(config.get("forest.n_estimators", override=n_estimators)),
         "max_depth": config.get("forest.max_depth", override=max_depth),
@@ -179,7 +205,8 @@ def model_config(n_estimators=None, max_depth=None, min_samples_leaf=None, seed=
     }
 
 
-def train_forest(features, labels, n_jobs: int = 1, **settings):
+def train_forest(features: np.ndarray, labels: np.ndarray, n_jobs: int = 1,
+                 **settings: int | None) -> RandomForestClassifier:
     """A class-balanced :class:`~sklearn.ensemble.RandomForestClassifier` fitted on (training) features.
 
     ``settings``: ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``seed`` (defaults from
@@ -189,7 +216,8 @@ def train_forest(features, labels, n_jobs: int = 1, **settings):
 
     y = np.asarray(labels).astype(int)
     if len(np.unique(y)) < 2:
-        raise SeisgridError(f"training labels hold one class only ({np.unique(y).tolist()}): need earthquakes and noise")
+        raise SeisgridError(f"training labels hold one class only ({np.unique(y).tolist()}): "
+                            "need earthquakes and noise")
     cfg = model_config(**settings)
     model = RandomForestClassifier(class_weight="balanced", n_jobs=n_jobs, **cfg)
     model.fit(np.asarray(features, np.float32), y)
@@ -202,9 +230,13 @@ def _proba_block(block, model):
     return model.predict_proba(np.asarray(block, np.float32))[:, list(model.classes_).index(1)]
 
 
-def predict_proba(model, features, client=None, chunk_rows: int = 4096) -> np.ndarray:
-    """Earthquake probability of each row; on the cluster when ``features`` is a Dask array or ``client``
-    is given (``map_blocks`` over row chunks, the model scattered to the workers once)."""
+def predict_proba(model: RandomForestClassifier, features: np.ndarray | da.Array, client: Client | None = None,
+                  chunk_rows: int = 4096) -> np.ndarray:
+    """Earthquake probability of each row.
+
+    On the cluster when ``features`` is a Dask array or ``client`` is given (``map_blocks`` over row
+    chunks, the model scattered to the workers once).
+    """
     import dask.array as da
 
     if not isinstance(features, da.Array) and client is None:
@@ -222,15 +254,18 @@ def predict_proba(model, features, client=None, chunk_rows: int = 4096) -> np.nd
     return np.asarray(proba.compute())
 
 
-def predict(model, features, client=None, threshold: float | None = None) -> np.ndarray:
-    """1 (earthquake) where the probability is at least ``threshold`` (default ``seisgrid.forest.threshold``,
-    0.5 when that is null)."""
+def predict(model: RandomForestClassifier, features: np.ndarray | da.Array, client: Client | None = None,
+            threshold: float | None = None) -> np.ndarray:
+    """1 (earthquake) where the probability is at least ``threshold``.
+
+    ``threshold`` defaults to ``seisgrid.forest.threshold``, 0.5 when that is null.
+    """
     threshold = config.get("forest.threshold", override=threshold)
     threshold = 0.5 if threshold is None else float(threshold)
     return (predict_proba(model, features, client=client) >= threshold).astype(np.int8)
 
 
-def save_model(model, path, extra: dict | None = None) -> dict:
+def save_model(model: RandomForestClassifier, path: str | os.PathLike, extra: dict | None = None) -> dict:
     """Write ``path`` (joblib) and ``path`` + ``.json`` (model parameters, features, versions)."""
     import joblib
     import sklearn
@@ -248,7 +283,7 @@ def save_model(model, path, extra: dict | None = None) -> dict:
     return meta
 
 
-def load_model(path):
+def load_model(path: str | os.PathLike) -> tuple[RandomForestClassifier, dict]:
     """``(model, config)`` saved by :func:`save_model` (only load files you trust: joblib is pickle)."""
     import joblib
 

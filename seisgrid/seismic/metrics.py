@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import os
+
+    import numpy.typing as npt
     from matplotlib.figure import Figure
 
 YEAR_SECONDS = 365.25 * 86_400
@@ -37,7 +40,7 @@ def _ratio(num, den) -> float:
     return float(num) / float(den) if den else math.nan
 
 
-def confusion_matrix(labels, predictions) -> dict:
+def confusion_matrix(labels: npt.ArrayLike, predictions: npt.ArrayLike) -> dict:
     """``{"tp", "fp", "tn", "fn"}`` counts for binary labels and predictions (1 earthquake, 0 noise)."""
     y = np.asarray(labels).astype(bool).ravel()
     p = np.asarray(predictions).astype(bool).ravel()
@@ -67,16 +70,19 @@ def f1_score(cm: dict) -> float:
     return _ratio(2 * cm["tp"], 2 * cm["tp"] + cm["fp"] + cm["fn"])
 
 
-def scores(labels, predictions) -> dict:
+def scores(labels: npt.ArrayLike, predictions: npt.ArrayLike) -> dict:
     """Confusion counts plus ``precision``, ``recall``, ``fpr``, ``f1`` (fractions, NaN if undefined)."""
     cm = confusion_matrix(labels, predictions)
     return {**cm, "precision": precision(cm), "recall": recall(cm), "fpr": false_positive_rate(cm),
             "f1": f1_score(cm)}
 
 
-def pr_curve(labels, scores_) -> dict:
-    """Precision-recall curve of continuous scores: ``precision``, ``recall``, ``thresholds`` (lists)
-    and ``average_precision`` (scikit-learn's step-wise area)."""
+def pr_curve(labels: npt.ArrayLike, scores_: npt.ArrayLike) -> dict:
+    """Precision-recall curve of continuous scores.
+
+    Returns ``precision``, ``recall``, ``thresholds`` (lists) and ``average_precision`` (scikit-learn's
+    step-wise area).
+    """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     y = np.asarray(labels).astype(int)
@@ -137,7 +143,8 @@ def results_table(methods: dict) -> str:
     ``methods`` maps a display name to a dict with ``precision``, ``recall``, ``fpr``, ``f1``
     (fractions) and ``hours_per_year``.
     """
-    lines = ["| method | precision | recall | false-positive rate | F1 | processing, hours per year of data (one core) |",
+    lines = ["| method | precision | recall | false-positive rate | F1 "
+             "| processing, hours per year of data (one core) |",
              "|---|---|---|---|---|---|"]
     for name, m in methods.items():
         lines.append(f"| {name} | {_pct(m.get('precision'))} | {_pct(m.get('recall'))} | {_pct(m.get('fpr'))} "
@@ -233,7 +240,8 @@ def pr_curves_figure(curves: Mapping[str, tuple], operating_points: Mapping[str,
     return fig
 
 
-def plot_pr_curves(curves: Mapping[str, tuple], path, operating_points: Mapping[str, tuple] | None = None) -> str:
+def plot_pr_curves(curves: Mapping[str, tuple], path: str | os.PathLike,
+                   operating_points: Mapping[str, tuple] | None = None) -> str:
     """PNG of precision-recall curves (:func:`pr_curves_figure`) written to ``path``.
 
     Parameters
@@ -284,10 +292,13 @@ def _value_range(shown) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 1.0, lo + 1.0)
 
 
-def spectrogram_panel_figure(images, labels, n: int = 3, component: int = 0, extent=None, titles=None, *,
-                             stations=None, components=None, times=None, freqs=None,
+def spectrogram_panel_figure(images: npt.ArrayLike, labels: npt.ArrayLike, n: int = 3, component: int = 0,
+                             extent: Sequence[float] | None = None, titles: Sequence[str] | None = None, *,
+                             stations: Sequence[str] | None = None, components: Sequence[str] | None = None,
+                             times: npt.ArrayLike | None = None, freqs: npt.ArrayLike | None = None,
                              window_seconds: float | None = None, colorbar_label: str | None = None,
-                             value_range: tuple[float, float] | None = None, window_ids=None) -> Figure:
+                             value_range: tuple[float, float] | None = None,
+                             window_ids: Sequence[int] | None = None) -> Figure:
     """Figure of ``n`` earthquake (top row) and ``n`` noise (bottom row) spectrograms of one component.
 
     Parameters
@@ -350,7 +361,7 @@ def spectrogram_panel_figure(images, labels, n: int = 3, component: int = 0, ext
     fig = new_figure((3.2 * n + 1.6, 7.0), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
     im = None
-    for r, (idx, name) in enumerate(zip(rows, ("earthquake", "noise"))):
+    for r, (idx, name) in enumerate(zip(rows, ("earthquake", "noise"), strict=True)):
         for k in range(n):
             ax = axes[r][k]
             if k >= len(idx):
@@ -385,13 +396,15 @@ def spectrogram_panel_figure(images, labels, n: int = 3, component: int = 0, ext
         bar.ax.tick_params(labelsize=8)
     fig.suptitle(f"Spectrograms, component {comp}: earthquake (top) and noise (bottom) windows", fontsize=10)
     if x_edges is not None and window_seconds and (x_edges[0] > 0 or x_edges[1] < float(window_seconds)):
-        fig.supxlabel(f"grey: {max(x_edges[0], 0):.2g} s at the start and {max(float(window_seconds) - x_edges[1], 0):.2g} s "
+        fig.supxlabel(f"grey: {max(x_edges[0], 0):.2g} s at the start and "
+                      f"{max(float(window_seconds) - x_edges[1], 0):.2g} s "
                       "at the end of the window, where no spectrogram column (STFT frame centre) lies", fontsize=8)
     return fig
 
 
-def plot_spectrogram_panel(images, labels, path, n: int = 3, component: int = 0, extent=None, titles=None,
-                           **options) -> str:
+def plot_spectrogram_panel(images: npt.ArrayLike, labels: npt.ArrayLike, path: str | os.PathLike, n: int = 3,
+                           component: int = 0, extent: Sequence[float] | None = None,
+                           titles: Sequence[str] | None = None, **options: object) -> str:
     """PNG panel of spectrograms (:func:`spectrogram_panel_figure`) written to ``path``.
 
     Parameters

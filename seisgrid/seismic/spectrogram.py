@@ -52,12 +52,22 @@ import math
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seisgrid import config
 from seisgrid.errors import ConfigError, StorageError
 from seisgrid.seismic.windowstore import open_dataset
+
+if TYPE_CHECKING:
+    import os
+
+    import torch
+    import xarray as xr
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -115,7 +125,7 @@ class SpectrogramParams:
                               "both must be > 0")
 
     @classmethod
-    def from_config(cls, fs: float = 100.0, **overrides) -> SpectrogramParams:
+    def from_config(cls, fs: float = 100.0, **overrides: float | None) -> SpectrogramParams:
         """Parameters from ``seisgrid.spectrogram``; keyword arguments that are not None win."""
         names = [f.name for f in dataclasses.fields(cls) if f.name != "fs"]
         values = {name: config.get(f"{SECTION}.{name}", override=overrides.get(name)) for name in names}
@@ -129,6 +139,7 @@ class SpectrogramParams:
         return cls(fs=float(fs), **values)
 
     def n_frames(self, n_samples: int) -> int:
+        """STFT frames of a window of ``n_samples`` samples (no padding); fails when shorter than ``n_fft``."""
         if n_samples < self.n_fft:
             raise ConfigError(f"spectrogram: windows of {n_samples} samples are shorter than n_fft={self.n_fft}")
         return 1 + (n_samples - self.n_fft) // self.hop
@@ -211,7 +222,8 @@ def _check_shape(shape) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- numpy
-def spectrogram_numpy(x: np.ndarray, params: SpectrogramParams | None = None, **overrides) -> np.ndarray:
+def spectrogram_numpy(x: np.ndarray, params: SpectrogramParams | None = None,
+                      **overrides: float) -> np.ndarray:
     """Log-power images of windows with NumPy/SciPy (CPU).
 
     Parameters
@@ -274,8 +286,11 @@ def default_device() -> str:
 
 
 def _lower_median_torch(flat, k: int):
-    """Element ``k`` of each sorted row, shape (rows, 1): ``kthvalue`` on GPUs; NumPy's introselect on CPU
-    tensors (the same element, ~10× faster than torch's CPU ``kthvalue``/``median``; no copy of ``flat``)."""
+    """Element ``k`` of each sorted row, shape (rows, 1).
+
+    ``kthvalue`` on GPUs; NumPy's introselect on CPU tensors (the same element, ~10× faster than torch's
+    CPU ``kthvalue``/``median``; no copy of ``flat``).
+    """
     import torch
 
     if flat.device.type == "cpu":
@@ -283,7 +298,8 @@ def _lower_median_torch(flat, k: int):
     return flat.kthvalue(k + 1, dim=-1, keepdim=True).values  # kthvalue counts from 1
 
 
-def spectrogram_torch(x, params: SpectrogramParams | None = None, **overrides):
+def spectrogram_torch(x: torch.Tensor, params: SpectrogramParams | None = None,
+                      **overrides: float) -> torch.Tensor:
     """Log-power images of windows with ``torch.stft`` on ``x``'s device (CPU or CUDA), batch-first.
 
     Same maths as :func:`spectrogram_numpy` (see the module docstring), in float32 with autocast off.
@@ -357,7 +373,7 @@ def to_store_numpy(images: np.ndarray) -> np.ndarray:
     return (np.round(images / STORE_STEP) * STORE_STEP).astype(np.float16)
 
 
-def to_store_torch(images):
+def to_store_torch(images: torch.Tensor) -> torch.Tensor:
     """:func:`to_store_numpy` for tensors (on their device); returns float16."""
     import torch
 
@@ -391,8 +407,9 @@ def _method(method: str | None) -> str:
     return method
 
 
-def spectrogram_dataset(windows, *, method: str | None = None, batch: int | None = None,
-                        device: str | None = None, params: SpectrogramParams | None = None, **options):
+def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch: int | None = None,
+                        device: str | None = None, params: SpectrogramParams | None = None,
+                        **options: float) -> xr.Dataset:
     """The spectrogram Dataset of a labelled-window Dataset, lazily (building it computes nothing).
 
     Parameters
@@ -482,7 +499,8 @@ def spectrogram_dataset(windows, *, method: str | None = None, batch: int | None
     return out
 
 
-def jsonable(value) -> bool:
+def jsonable(value: object) -> bool:
+    """Whether ``json.dumps`` can write ``value`` (attributes that cannot are left out of the store)."""
     import json
 
     try:
@@ -505,8 +523,9 @@ def _devices(client, method: str, device: str | None) -> list[str]:
         return ["unknown"]
 
 
-def spectrograms(windows_url, out_url, *, method: str | None = None, client=None, progress: bool = True,
-                 batch: int | None = None, device: str | None = None, **options) -> dict:
+def spectrograms(windows_url: str | os.PathLike, out_url: str | os.PathLike, *, method: str | None = None,
+                 client: Client | LazyClient | None = None, progress: bool = True, batch: int | None = None,
+                 device: str | None = None, **options: float | None) -> dict:
     """Write the spectrogram store of a labelled-window store (Zarr v3), computed on Dask.
 
     Parameters
@@ -517,7 +536,7 @@ def spectrograms(windows_url, out_url, *, method: str | None = None, client=None
         Spectrogram store to write (replaced when it exists).
     method : {"numpy", "torch"}, optional
         Default ``seisgrid.spectrogram.method``.
-    client : distributed.Client, optional
+    client : distributed.Client or LazyClient, optional
         Compute on this cluster; default: Dask's current scheduler.
     progress : bool
         Progress bar on stderr.
@@ -534,7 +553,6 @@ def spectrograms(windows_url, out_url, *, method: str | None = None, client=None
         ``windows``, ``seconds``, ``windows_per_s``, ``method``, ``device``, ``output``, ``shape``,
         ``parameters``.
     """
-
     from seisgrid import storage
     from seisgrid.cluster import resolve_client
 

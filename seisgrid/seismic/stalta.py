@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import dask
 import numpy as np
@@ -47,6 +48,16 @@ from obspy.signal.trigger import (
 
 from seisgrid import config
 from seisgrid.errors import ConfigError, SeisgridError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable, Sequence
+
+    import numpy.typing as npt
+    import xarray as xr
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -74,8 +85,9 @@ def _check_band(freqmin, freqmax, sampling_rate):
 
 
 # ------------------------------------------------------------------------------------ window mode
-def window_scores(waveform, present=None, *, sampling_rate: float = 100.0, method=None, freqmin=None,
-                  freqmax=None, corners=None, sta=None, lta=None) -> np.ndarray:
+def window_scores(waveform: np.ndarray, present: np.ndarray | None = None, *, sampling_rate: float = 100.0,
+                  method: str | None = None, freqmin: float | None = None, freqmax: float | None = None,
+                  corners: int | None = None, sta: float | None = None, lta: float | None = None) -> np.ndarray:
     """STA/LTA score of each window: max CF after the LTA warm-up, max over the components present.
 
     Parameters
@@ -131,7 +143,7 @@ def _score_block(block, present_block, kwargs):
     return window_scores(block, present_block, **kwargs)
 
 
-def score_dataset(ds, *, client=None, **kwargs) -> np.ndarray:
+def score_dataset(ds: xr.Dataset, *, client: Client | None = None, **kwargs: float | str | None) -> np.ndarray:
     """:func:`window_scores` of every window of a labelled-window Dataset, one Dask task per chunk.
 
     ``ds`` is an ``xarray.Dataset`` with ``waveform`` (and optionally ``present``), e.g. from
@@ -160,7 +172,7 @@ def score_dataset(ds, *, client=None, **kwargs) -> np.ndarray:
     return np.asarray(scores.compute())
 
 
-def tune_threshold(scores, labels) -> float:
+def tune_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """The score threshold that maximises F1 of ``score >= threshold`` on the given (training) windows.
 
     Candidates are the distinct scores; ties in F1 go to the highest threshold (fewest false
@@ -189,7 +201,7 @@ def tune_threshold(scores, labels) -> float:
     return float(thr[best])
 
 
-def predict(scores, threshold: float) -> np.ndarray:
+def predict(scores: npt.ArrayLike, threshold: float) -> np.ndarray:
     """1 (earthquake) where ``score >= threshold``, else 0, as int8."""
     return (np.asarray(scores, np.float64) >= threshold).astype(np.int8)
 
@@ -277,9 +289,11 @@ def _trace_pieces(stream, lo_ns, hi_ns, params) -> dict:
     return {"pieces": pieces, "samples": samples, "triggers": n_triggers, "skipped": skipped}
 
 
-def archive_params(*, method=None, freqmin=None, freqmax=None, corners=None, sta=None, lta=None,
-                   thr_on=None, thr_off=None, min_stations=None, max_trigger_seconds=None,
-                   pad_seconds=None, components=None) -> dict:
+def archive_params(*, method: str | None = None, freqmin: float | None = None, freqmax: float | None = None,
+                   corners: int | None = None, sta: float | None = None, lta: float | None = None,
+                   thr_on: float | None = None, thr_off: float | None = None, min_stations: float | None = None,
+                   max_trigger_seconds: float | None = None, pad_seconds: float | None = None,
+                   components: str | None = None) -> dict:
     """The effective archive-mode settings (arguments > configuration ``seisgrid.stalta.archive_*``)."""
     p = {
         "method": config.get("stalta.archive_method", override=method),
@@ -302,8 +316,11 @@ def archive_params(*, method=None, freqmin=None, freqmax=None, corners=None, sta
     return p
 
 
-def detect_archive(store_url, start=None, end=None, *, stations=None, client=None, storage_options=None,
-                   return_info: bool = False, **settings):
+def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime | None = None,
+                   end: str | obspy.UTCDateTime | None = None, *, stations: Sequence[str] | None = None,
+                   client: Client | LazyClient | None = None, storage_options: dict | None = None,
+                   return_info: bool = False,
+                   **settings: float | str | None) -> list[dict] | tuple[list[dict], dict]:
     """Network STA/LTA detection over an ingested waveform store.
 
     Parameters
@@ -362,7 +379,7 @@ def detect_archive(store_url, start=None, end=None, *, stations=None, client=Non
     return events, info
 
 
-def coincide(results, params, channels) -> list[dict]:
+def coincide(results: Iterable[dict], params: dict, channels: Iterable[str]) -> list[dict]:
     """ObsPy's ``coincidence_trigger`` on the CF pieces returned by the station-day tasks."""
     stream = obspy.Stream([p for r in results for p in r["pieces"]])
     stream.sort(keys=["starttime", "network", "station", "channel"])
@@ -381,7 +398,7 @@ def coincide(results, params, channels) -> list[dict]:
     return events
 
 
-def station_triggers(results) -> dict:
+def station_triggers(results: Iterable[dict]) -> dict:
     """Per channel id: list of (on, off) UTCDateTime of the single-station triggers in task results."""
     out = defaultdict(list)
     for r in results:

@@ -34,6 +34,7 @@ import logging
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,9 +42,18 @@ import xarray as xr
 from torch import nn
 
 from seisgrid import config
-from seisgrid.errors import SeisgridError
+from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import metrics, models
 from seisgrid.seismic.windowstore import open_dataset
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
+    import numpy.typing as npt
+    from distributed import Client
+
+    from seisgrid.cluster import LazyClient
 
 logger = logging.getLogger("seisgrid")
 
@@ -56,7 +66,7 @@ SPECTROGRAM_ATTRS = ("sampling_rate", "stft_window", "stft_n_fft", "stft_hop", "
 
 
 # ------------------------------------------------------------------------------------------------ data
-def open_store(url) -> xr.Dataset:
+def open_store(url: str | os.PathLike) -> xr.Dataset:
     """A spectrogram store as a Dataset of lazily indexed Zarr arrays (no Dask: reads go straight to Zarr)."""
     return open_dataset(url, "spectrogram store", "seisgrid spectrograms", ("image", "label"),
                         consolidated=False, chunks=None)
@@ -69,7 +79,7 @@ def _chunk_size(ds: xr.Dataset) -> int:
     return int(chunks or 64)
 
 
-def read_images(ds: xr.Dataset, index, chunk: int | None = None) -> np.ndarray:
+def read_images(ds: xr.Dataset, index: npt.ArrayLike, chunk: int | None = None) -> np.ndarray:
     """``image`` of the windows ``index`` (any order, repeats allowed) as float16 (n, C, F, T).
 
     Reads whole store chunks, each once, and picks the windows from them.
@@ -164,7 +174,7 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, images, device: torch.device | str | None = None,
+def predict_proba(model: nn.Module, images: np.ndarray, device: torch.device | str | None = None,
                   batch_size: int | None = None) -> np.ndarray:
     """P(earthquake) of each image: ``images`` (n, C, F, T) array → float32 (n,), in batches.
 
@@ -199,7 +209,7 @@ def _validate(model, buffers: _Buffers, device, batch_size: int) -> tuple[float,
     return loss_sum / max(len(buffers.index), 1), proba
 
 
-def tune_threshold(proba, labels) -> float:
+def tune_threshold(proba: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """P(earthquake) threshold with the highest F1 (ties: the highest threshold); 0.5 without both classes."""
     from seisgrid.seismic.stalta import tune_threshold as _tune
 
@@ -233,12 +243,7 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
                   monitor=monitor, buffer_windows=buffer_windows, eval_batch_size=eval_batch_size,
                   threads=threads, device=device)
     epochs, bs, patience, seed = int(s["epochs"]), int(s["batch_size"]), int(s["patience"]), int(s["seed"])
-    if epochs < 1 or bs < 2:
-        raise SeisgridError(f"train: epochs={epochs}, batch_size={bs}: expected epochs ≥ 1 and batch_size ≥ 2")
-    if s["monitor"] not in ("val_loss", "val_f1"):
-        raise SeisgridError(f"train: monitor={s['monitor']!r}: expected 'val_loss' or 'val_f1'")
-    if s["schedule"] not in ("onecycle", "cosine"):
-        raise SeisgridError(f"train: schedule={s['schedule']!r}: expected 'onecycle' or 'cosine'")
+    _check_settings(s, epochs, bs)
     _threads(s["threads"])
     dev = models.pick_device(s["device"])
     torch.manual_seed(seed)
@@ -247,21 +252,7 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
 
     ds = open_store(spectrograms_url)
     split = s["split"]
-    if split not in ds:
-        raise SeisgridError(f"{spectrograms_url}: no split column {split!r}; expected 'split' or 'split_region'")
-    splits = np.asarray(ds[split].values, dtype=object).astype(str)
-    labels = np.asarray(ds["label"].values).astype(np.int64)
-    if labels.min(initial=0) < 0 or labels.max(initial=0) > 1:
-        raise SeisgridError(f"{spectrograms_url}: labels outside {{0, 1}}; expected 1 earthquake, 0 noise")
-    max_w = None if s["max_windows"] is None else int(s["max_windows"])
-    train_idx = _cap(np.flatnonzero(splits == "train"), labels, max_w, rng)
-    val_idx = _cap(np.flatnonzero(splits == "val"), labels, max_w, rng)
-    if len(np.unique(labels[train_idx])) < 2:
-        raise SeisgridError(f"{spectrograms_url}: split {split!r} has {len(train_idx)} train windows of "
-                            f"{len(np.unique(labels[train_idx]))} class(es); both earthquake and noise are needed")
-    if not len(val_idx):
-        logger.warning("train: split %r has no val windows; early stopping and the threshold use the train loss / 0.5",
-                       split)
+    labels, train_idx, val_idx = _split_windows(ds, spectrograms_url, split, s["max_windows"], rng)
     n_channels = int(ds.sizes["component"])
     model = models.build(s["arch"], num_classes=2, in_channels=n_channels).to(dev)
     if dev.type == "cuda":
@@ -283,28 +274,8 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
     step = 0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        loss_sum, seen, correct = 0.0, 0, 0
-        for pos, images in train_buf.groups(rng):
-            draw = _balanced(train_buf.labels[pos], gen)
-            for i in range(0, len(draw), bs):
-                b = draw[i:i + bs]
-                if len(b) < 2:  # BatchNorm needs two samples
-                    continue
-                x = _to_device(images[b], dev)
-                y = torch.as_tensor(train_buf.labels[pos[b]], device=dev, dtype=torch.long)
-                with _autocast(dev):
-                    logits = model(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                if step < total:
-                    scheduler.step()
-                    step += 1
-                loss_sum += float(loss.detach()) * len(b)
-                seen += len(b)
-                correct += int((logits.argmax(1) == y).sum())
+        loss_sum, seen, correct, step = _train_epoch(model, train_buf, rng, gen, optimiser, scheduler, dev, bs,
+                                                     step, total)
         train_loss = loss_sum / max(seen, 1)
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": correct / max(seen, 1),
                "lr": float(optimiser.param_groups[0]["lr"])}
@@ -371,6 +342,69 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
             "parameters": cfg["parameters"], "seconds": cfg["seconds"]}
 
 
+def _check_settings(s: dict, epochs: int, bs: int) -> None:
+    """Reject settings a run cannot use: epochs, batch size, ``monitor`` and ``schedule``."""
+    if epochs < 1 or bs < 2:
+        raise ConfigError(f"train: epochs={epochs}, batch_size={bs}: expected epochs ≥ 1 and batch_size ≥ 2")
+    if s["monitor"] not in ("val_loss", "val_f1"):
+        raise ConfigError(f"train: monitor={s['monitor']!r}: expected 'val_loss' or 'val_f1'")
+    if s["schedule"] not in ("onecycle", "cosine"):
+        raise ConfigError(f"train: schedule={s['schedule']!r}: expected 'onecycle' or 'cosine'")
+
+
+def _split_windows(ds: xr.Dataset, spectrograms_url, split: str, max_windows,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels of every window and the train and val windows of column ``split``, capped at ``max_windows``."""
+    if split not in ds:
+        raise SeisgridError(f"{spectrograms_url}: no split column {split!r}; expected 'split' or 'split_region'")
+    splits = np.asarray(ds[split].values, dtype=object).astype(str)
+    labels = np.asarray(ds["label"].values).astype(np.int64)
+    if labels.min(initial=0) < 0 or labels.max(initial=0) > 1:
+        raise SeisgridError(f"{spectrograms_url}: labels outside {{0, 1}}; expected 1 earthquake, 0 noise")
+    max_w = None if max_windows is None else int(max_windows)
+    train_idx = _cap(np.flatnonzero(splits == "train"), labels, max_w, rng)
+    val_idx = _cap(np.flatnonzero(splits == "val"), labels, max_w, rng)
+    if len(np.unique(labels[train_idx])) < 2:
+        raise SeisgridError(f"{spectrograms_url}: split {split!r} has {len(train_idx)} train windows of "
+                            f"{len(np.unique(labels[train_idx]))} class(es); both earthquake and noise are needed")
+    if not len(val_idx):
+        logger.warning("train: split %r has no val windows; early stopping and the threshold use the train loss / 0.5",
+                       split)
+    return labels, train_idx, val_idx
+
+
+def _train_epoch(model, train_buf: _Buffers, rng, gen, optimiser, scheduler, dev, bs: int, step: int,
+                 total: int) -> tuple[float, int, int, int]:
+    """One epoch over the training buffers (class-balanced draws, batches of ``bs``).
+
+    Returns the summed loss, the windows seen, the correctly classified ones and the scheduler's new step
+    count (it steps at most ``total`` times over the run).
+    """
+    model.train()
+    loss_sum, seen, correct = 0.0, 0, 0
+    for pos, images in train_buf.groups(rng):
+        draw = _balanced(train_buf.labels[pos], gen)
+        for i in range(0, len(draw), bs):
+            b = draw[i:i + bs]
+            if len(b) < 2:  # BatchNorm needs two samples
+                continue
+            x = _to_device(images[b], dev)
+            y = torch.as_tensor(train_buf.labels[pos[b]], device=dev, dtype=torch.long)
+            with _autocast(dev):
+                logits = model(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if step < total:
+                scheduler.step()
+                step += 1
+            loss_sum += float(loss.detach()) * len(b)
+            seen += len(b)
+            correct += int((logits.argmax(1) == y).sum())
+    return loss_sum, seen, correct, step
+
+
 def _group_sizes(buffers: _Buffers) -> list[int]:
     if buffers.in_memory:
         return [len(buffers.index)]
@@ -401,7 +435,8 @@ def _fmt(x) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def jsonable(value):
+def jsonable(value: object) -> object:
+    """``value`` with NumPy scalars as Python scalars and arrays, lists and tuples as lists (recursively)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -454,9 +489,11 @@ def _submit(client, spectrograms_url, arch, out, kwargs):
     return client.submit(_train_task, spectrograms_url, arch, out, pure=False, **kwargs, **extra)
 
 
-def train(spectrograms_url, arch=None, out=None, *, epochs=None, batch_size=None, lr=None, weight_decay=None,
-          patience=None, seed=None, split=None, device=None, client=None, progress=True, max_windows=None,
-          **options) -> dict:
+def train(spectrograms_url: str | os.PathLike, arch: str | None = None, out: str | os.PathLike | None = None, *,
+          epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+          weight_decay: float | None = None, patience: int | None = None, seed: int | None = None,
+          split: str | None = None, device: str | None = None, client: Client | LazyClient | None = None,
+          progress: bool = True, max_windows: int | None = None, **options: str | int | None) -> dict:
     """Train a spectrogram classifier and write its checkpoint (``out``, ``out.json``) and ``out.png``.
 
     Parameters
@@ -497,13 +534,18 @@ def train(spectrograms_url, arch=None, out=None, *, epochs=None, batch_size=None
     models.build(arch)  # unknown architectures fail here, before any task is submitted
     kwargs = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                   seed=seed, split=split, device=device, progress=progress, max_windows=max_windows, **options)
+    settings = _settings(arch=arch, **{"monitor": None, "schedule": None,
+                                       **{k: v for k, v in kwargs.items() if k != "progress"}})
+    _check_settings(settings, int(settings["epochs"]), int(settings["batch_size"]))  # before any cluster starts
     client = resolve_client(client)
     if client is None:
         return _train_task(spectrograms_url, arch, out, **kwargs)
     return _submit(client, spectrograms_url, arch, out, kwargs).result()
 
 
-def train_many(spectrograms_url, arch=None, outs=(), *, seeds=None, splits=None, client=None, **kwargs) -> list[dict]:
+def train_many(spectrograms_url: str | os.PathLike, arch: str | None = None, outs: Iterable[str | os.PathLike] = (),
+               *, seeds: Iterable[int] | None = None, splits: Iterable[str] | None = None,
+               client: Client | LazyClient | None = None, **kwargs: object) -> list[dict]:
     """Several training runs (seeds and/or split columns / folds), each a separate task, in parallel.
 
     ``outs`` names one checkpoint per run; ``seeds`` (default ``train.seed + i``) and ``splits`` (default
@@ -526,9 +568,9 @@ def train_many(spectrograms_url, arch=None, outs=(), *, seeds=None, splits=None,
     client = resolve_client(client)
     if client is None:
         return [_train_task(spectrograms_url, arch, o, seed=sd, split=sp, **kwargs)
-                for o, sd, sp in zip(outs, seeds, splits)]
+                for o, sd, sp in zip(outs, seeds, splits, strict=True)]
     futures = [_submit(client, spectrograms_url, arch, o, dict(kwargs, seed=sd, split=sp))
-               for o, sd, sp in zip(outs, seeds, splits)]
+               for o, sd, sp in zip(outs, seeds, splits, strict=True)]
     return client.gather(futures)
 
 

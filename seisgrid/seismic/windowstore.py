@@ -8,9 +8,7 @@ nothing from :mod:`seisgrid.seismic.labelled`, so opening a store does not pull 
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +17,9 @@ from seisgrid import storage
 from seisgrid.errors import StorageError
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
     import xarray as xr
 
 __all__ = ["COMPONENTS", "EARTHQUAKE", "NOISE", "open_dataset", "windows_dataset", "write_windows"]
@@ -118,7 +119,7 @@ def write_windows(ds: xr.Dataset, out: str | os.PathLike, chunk: int) -> None:
 
 
 def open_dataset(url: str | os.PathLike, what: str = "labelled-window store", make: str = "seisgrid windows",
-                 required: Iterable[str] = (), **open_kwargs) -> xr.Dataset:
+                 required: Iterable[str] = (), **open_kwargs: object) -> xr.Dataset:
     """A window or spectrogram store (local or URL) as an xarray Dataset.
 
     Errors name the URL, what was expected and the command that makes one.

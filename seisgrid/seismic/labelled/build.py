@@ -204,7 +204,7 @@ def build_windows(sources: list[str] | str | pathlib.Path, out: str | os.PathLik
                            f"(skipped: {skipped[:5]}{' ...' if len(skipped) > 5 else ''})")
     p_predicted = sum(1 for w in windows if w["p_predicted"] and w["label"] == EARTHQUAKE)
     cols = _columns(windows)
-    stations = [f"{a}.{b}" for a, b in zip(cols["network"], cols["station"])]
+    stations = [f"{a}.{b}" for a, b in zip(cols["network"], cols["station"], strict=True)]
     split_keys, opts["split_grouping"] = split_groups(cols["event_id"], stations, cols["start_time"],
                                                       opts["split_fractions"])
     cols["split"] = assign_splits(split_keys, split_keys if opts["split_grouping"] == "event" else stations,

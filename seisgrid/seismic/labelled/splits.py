@@ -20,7 +20,7 @@ def _components(event_ids, stations) -> np.ndarray:
         return a
 
     nodes = []
-    for ev, st in zip(event_ids, stations):
+    for ev, st in zip(event_ids, stations, strict=True):
         a = ("st", st)
         find(a)
         if ev:
@@ -110,7 +110,7 @@ def split_groups(event_ids: Sequence[str], stations: Sequence[str], start_times:
     largest = np.bincount(comp).max() / len(comp) if len(comp) else 0.0
     if largest <= fractions[0] / sum(fractions) + 0.05:
         return list(event_ids), "event+station"
-    keys = [ev or f"noise:{st}:{str(t)[:13]}" for ev, st, t in zip(event_ids, stations, start_times)]
+    keys = [ev or f"noise:{st}:{str(t)[:13]}" for ev, st, t in zip(event_ids, stations, start_times, strict=True)]
     return keys, "event"
 
 

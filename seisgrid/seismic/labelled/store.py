@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from seisgrid import storage
 from seisgrid.errors import InputFileError
 from seisgrid.seismic.labelled.base import Reader, Record, Skip, WindowsError, _float
 from seisgrid.seismic.windowstore import COMPONENTS
+
+if TYPE_CHECKING:
+    import os
 
 STORE_PAD_SECONDS = 5.0  # extra samples read around store windows so resampling edges fall outside
 
@@ -121,51 +125,10 @@ def _plan_store(url, catalog, opts, rng) -> tuple[list[dict], list[Skip]]:
             for r in rows.itertuples():
                 skips.append(Skip(source, f"{station} event {r.event_id}", "station not in the store"))
             continue
-        quakes = []
-        for r in rows.to_dict("records"):
-            name = f"{station} event {r['event_id']}"
-            if min_snr is not None and not (_float(r.get("snr")) >= float(min_snr)):
-                skips.append(Skip(source, f"{name} (snr {r.get('snr')})",
-                                  f"catalog snr below catalog_min_snr {min_snr}"))
-                continue
-            if pd.isna(r["p_time"]):
-                skips.append(Skip(source, name, "no p_time in the catalog"))
-                continue
-            snr = _float(r.get("snr"))
-            quakes.append({
-                "name": name, "event_id": f"{source}:{r['event_id']}", "p": pd.Timestamp(r["p_time"]).value,
-                "s": None if pd.isna(r.get("s_time", pd.NaT)) else pd.Timestamp(r["s_time"]).value,
-                "magnitude": _float(r.get("magnitude")),
-                "snr_db": 20 * math.log10(snr) if snr > 0 else math.nan,
-            })
+        quakes = _quakes(rows, station, source, min_snr, skips)
         # noise: transients first (noise by definition), then random grid windows, all far from picks
-        ref = comps.get("Z") or next(iter(comps.values()))
-        attrs = archive.channel(ref)
-        segs = attrs["segments"]
-        noise = []
         n_noise = round(opts["catalog_noise_ratio"] * len(quakes))
-        if segs and n_noise > 0:
-            rate = attrs["sampling_rate"]
-            t_lo = attrs["origin_ns"] / 1e9 + segs[0][0] / rate + STORE_PAD_SECONDS
-            t_hi = attrs["origin_ns"] / 1e9 + segs[-1][1] / rate - STORE_PAD_SECONDS - window
-            chosen: list[float] = []
-
-            def free(t0, t_lo=t_lo, t_hi=t_hi, chosen=chosen):
-                return t_lo <= t0 <= t_hi and far_from_picks(t0) and all(abs(t0 - c) >= window for c in chosen)
-
-            if transients is not None:
-                times = transients.loc[transients["station"] == station, "time"].sort_values()
-                for t in times.to_numpy("datetime64[ns]").astype("int64") / 1e9:
-                    t0 = float(t - rng.uniform(2.0, window - 3.0))
-                    if len(chosen) < n_noise and free(t0):
-                        chosen.append(t0)
-            grid = np.arange(t_lo, t_hi, window)
-            for t0 in grid[rng.permutation(len(grid))]:
-                if len(chosen) >= n_noise:
-                    break
-                if free(float(t0)):
-                    chosen.append(float(t0))
-            noise = sorted(chosen)
+        noise = _noise_times(archive, comps, station, transients, n_noise, window, far_from_picks, rng)
         net, sta = station.split(".", 1)
         tasks.append({"format": "store", "path": str(url), "source": source, "station": station,
                       "network": net, "station_code": sta, "channels": comps, "region": region,
@@ -173,7 +136,65 @@ def _plan_store(url, catalog, opts, rng) -> tuple[list[dict], list[Skip]]:
     return tasks, skips
 
 
-def plan(source: str, catalog, opts: dict, rng: np.random.Generator) -> tuple[list[dict], list[Skip]]:
+def _quakes(rows: pd.DataFrame, station: str, source: str, min_snr, skips: list[Skip]) -> list[dict]:
+    """Earthquake windows of a station's catalog rows; rows below ``min_snr`` or without P go to ``skips``."""
+    quakes = []
+    for r in rows.to_dict("records"):
+        name = f"{station} event {r['event_id']}"
+        if min_snr is not None and not (_float(r.get("snr")) >= float(min_snr)):
+            skips.append(Skip(source, f"{name} (snr {r.get('snr')})",
+                              f"catalog snr below catalog_min_snr {min_snr}"))
+            continue
+        if pd.isna(r["p_time"]):
+            skips.append(Skip(source, name, "no p_time in the catalog"))
+            continue
+        snr = _float(r.get("snr"))
+        quakes.append({
+            "name": name, "event_id": f"{source}:{r['event_id']}", "p": pd.Timestamp(r["p_time"]).value,
+            "s": None if pd.isna(r.get("s_time", pd.NaT)) else pd.Timestamp(r["s_time"]).value,
+            "magnitude": _float(r.get("magnitude")),
+            "snr_db": 20 * math.log10(snr) if snr > 0 else math.nan,
+        })
+    return quakes
+
+
+def _noise_times(archive, comps, station, transients, n_noise, window, far_from_picks, rng) -> list[float]:
+    """Start times (s) of up to ``n_noise`` noise windows of a station, sorted.
+
+    Windows around the station's transients first (noise by definition), then random grid windows; all
+    inside the recorded span, far from catalog picks and not overlapping each other.
+    """
+    ref = comps.get("Z") or next(iter(comps.values()))
+    attrs = archive.channel(ref)
+    segs = attrs["segments"]
+    noise = []
+    if segs and n_noise > 0:
+        rate = attrs["sampling_rate"]
+        t_lo = attrs["origin_ns"] / 1e9 + segs[0][0] / rate + STORE_PAD_SECONDS
+        t_hi = attrs["origin_ns"] / 1e9 + segs[-1][1] / rate - STORE_PAD_SECONDS - window
+        chosen: list[float] = []
+
+        def free(t0, t_lo=t_lo, t_hi=t_hi, chosen=chosen):
+            return t_lo <= t0 <= t_hi and far_from_picks(t0) and all(abs(t0 - c) >= window for c in chosen)
+
+        if transients is not None:
+            times = transients.loc[transients["station"] == station, "time"].sort_values()
+            for t in times.to_numpy("datetime64[ns]").astype("int64") / 1e9:
+                t0 = float(t - rng.uniform(2.0, window - 3.0))
+                if len(chosen) < n_noise and free(t0):
+                    chosen.append(t0)
+        grid = np.arange(t_lo, t_hi, window)
+        for t0 in grid[rng.permutation(len(grid))]:
+            if len(chosen) >= n_noise:
+                break
+            if free(float(t0)):
+                chosen.append(float(t0))
+        noise = sorted(chosen)
+    return noise
+
+
+def plan(source: str, catalog: str | os.PathLike | None, opts: dict,
+         rng: np.random.Generator) -> tuple[list[dict], list[Skip]]:
     """Tasks (one per station) and skips of an ingested store, which needs a catalog.
 
     Parameters

@@ -27,6 +27,7 @@ def build(arch: str, num_classes: int = 2, in_channels: int = 3) -> torch.nn.Mod
 
 
 def parameter_count(model: torch.nn.Module) -> int:
+    """Number of parameters (scalars) of ``model``."""
     return int(sum(p.numel() for p in model.parameters()))
 
 

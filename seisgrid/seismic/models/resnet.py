@@ -1,20 +1,29 @@
-"""ResNet-18/34/50 for 3-channel (Z/N/E) spectrogram images, written here because torchvision has no
-CPU build on these machines. Architecture as in He et al. (2016) and torchvision's ``resnet*``
-(BasicBlock for 18/34, Bottleneck with the stride on the 3×3 convolution — "ResNet v1.5" — for 50),
-so parameter counts equal torchvision's for the same configuration (ResNet-50, 2 classes: 23,512,130).
+"""ResNet-18/34/50 for 3-channel (Z/N/E) spectrogram images.
+
+Written here because torchvision has no CPU build on these machines. Architecture as in He et al.
+(2016) and torchvision's ``resnet*`` (BasicBlock for 18/34, Bottleneck with the stride on the 3×3
+convolution — "ResNet v1.5" — for 50), so parameter counts equal torchvision's for the same
+configuration (ResNet-50, 2 classes: 23,512,130).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    """3×3 convolution, padding 1, no bias (a batch norm follows)."""
     return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    """1×1 convolution, no bias (a batch norm follows): channel projections and downsampling."""
     return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
 
 
@@ -29,6 +38,20 @@ def init_weights(module: nn.Module) -> None:
 
 
 class BasicBlock(nn.Module):
+    """Residual block of two 3×3 convolutions (ResNet-18/34); ``width`` output channels.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    width : int
+        Channels of both convolutions and of the output (``expansion`` = 1).
+    stride : int
+        Stride of the first convolution.
+    downsample : torch.nn.Module, optional
+        Projection of the input onto the output's shape for the shortcut (when stride or channels change).
+    """
+
     expansion = 1
 
     def __init__(self, c_in: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
@@ -39,6 +62,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output (batch, width, H / stride, W / stride) of input (batch, c_in, H, W)."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -46,6 +70,20 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
+    """Residual block 1×1 → 3×3 (with the stride, "v1.5") → 1×1 (ResNet-50); ``4 × width`` output channels.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    width : int
+        Channels of the inner convolutions; the output has ``width × expansion`` (4).
+    stride : int
+        Stride of the 3×3 convolution.
+    downsample : torch.nn.Module, optional
+        Projection of the input onto the output's shape for the shortcut (when stride or channels change).
+    """
+
     expansion = 4
 
     def __init__(self, c_in: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
@@ -57,6 +95,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output (batch, 4 × width, H / stride, W / stride) of input (batch, c_in, H, W)."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -67,7 +106,8 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet classifier: input (batch, in_channels, H, W) → logits (batch, num_classes)."""
 
-    def __init__(self, block, layers, num_classes: int = 2, in_channels: int = 3, zero_init_residual: bool = True):
+    def __init__(self, block: type[BasicBlock | Bottleneck], layers: Sequence[int], num_classes: int = 2,
+                 in_channels: int = 3, zero_init_residual: bool = True):
         super().__init__()
         self.c_in = 64
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -99,21 +139,26 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features (batch, 512 × expansion) of images (batch, in_channels, H, W): the input of ``fc``."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (batch, num_classes) of images (batch, in_channels, H, W)."""
         return self.fc(self.features(x))
 
 
-def resnet18(**kw) -> ResNet:
+def resnet18(**kw: int | bool) -> ResNet:
+    """ResNet-18 (BasicBlocks 2-2-2-2); ``num_classes``, ``in_channels``, ``zero_init_residual``."""
     return ResNet(BasicBlock, [2, 2, 2, 2], **kw)
 
 
-def resnet34(**kw) -> ResNet:
+def resnet34(**kw: int | bool) -> ResNet:
+    """ResNet-34 (BasicBlocks 3-4-6-3); ``num_classes``, ``in_channels``, ``zero_init_residual``."""
     return ResNet(BasicBlock, [3, 4, 6, 3], **kw)
 
 
-def resnet50(**kw) -> ResNet:
+def resnet50(**kw: int | bool) -> ResNet:
+    """ResNet-50 (Bottlenecks 3-4-6-3); ``num_classes``, ``in_channels``, ``zero_init_residual``."""
     return ResNet(Bottleneck, [3, 4, 6, 3], **kw)

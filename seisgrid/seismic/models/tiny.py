@@ -34,13 +34,15 @@ class TinyResNet(nn.Module):
         init_weights(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features (batch, widths[1]) of images (batch, in_channels, H, W): the input of ``fc``."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return torch.flatten(self.avgpool(self.layer2(self.layer1(x))), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (batch, num_classes) of images (batch, in_channels, H, W)."""
         return self.fc(self.features(x))
 
 
-def tiny(**kw) -> TinyResNet:
+def tiny(**kw: int) -> TinyResNet:
     """The tiny test network (see the module docstring); ``num_classes``, ``in_channels``."""
     return TinyResNet(**kw)
