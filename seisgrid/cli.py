@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from seisgrid.steps import EXIT_FAILURE, EXIT_USAGE, Arg, Step, jsonable, registry
 
@@ -29,7 +30,7 @@ def _boolean(text: str) -> bool:
 
 
 def _add_argument(parser: argparse.ArgumentParser, arg: Arg) -> None:
-    kwargs = {"help": arg.help}
+    kwargs: dict[str, Any] = {"help": arg.help}
     for key in ("nargs", "action", "metavar", "choices", "type"):
         if getattr(arg, key) is not None:
             kwargs[key] = getattr(arg, key)
@@ -44,7 +45,7 @@ def _add_argument(parser: argparse.ArgumentParser, arg: Arg) -> None:
 
 def _add_option(parser: argparse.ArgumentParser, step: Step, name: str, default, help_text: str) -> None:
     """A ``--flag`` for a key of ``seisgrid.yaml``: default and help from the YAML, type from the default."""
-    kwargs = {"default": None, "dest": name, "help": f"{help_text} (default: {default})"}
+    kwargs: dict[str, Any] = {"default": None, "dest": name, "help": f"{help_text} (default: {default})"}
     if name in step.config_types:
         kwargs["type"] = step.config_types[name]
     elif isinstance(default, bool):

@@ -96,7 +96,8 @@ class LazyClient:
     """
 
     def __init__(self, spec: str | Client | None = None, **kwargs) -> None:
-        self.spec, self.kwargs, self._client = spec, kwargs, None
+        self.spec, self.kwargs = spec, kwargs
+        self._client: Client | None = None
 
     @property
     def started(self) -> bool:
@@ -183,9 +184,9 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
         else:
             from distributed import as_completed
 
-            order = range(len(items))
+            order = list(range(len(items)))
             if priorities is not None:
-                order = sorted(order, key=lambda i: -priorities[i])
+                order.sort(key=lambda i: -priorities[i])
             position = {}
             for i in order:
                 future = client.submit(fn, items[i], *args, pure=False,

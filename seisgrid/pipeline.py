@@ -23,7 +23,7 @@ import sys
 import yaml
 
 from seisgrid.errors import ConfigError
-from seisgrid.steps import Step, pipeline_steps
+from seisgrid.steps import pipeline_steps
 
 
 def _substitute(value, variables: dict):
@@ -50,17 +50,6 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
         key, value = item.split("=", 1)
         overrides[key.strip()] = value
     return overrides
-
-
-def _check_step(path: str, number: int, key: str, step: Step, args: dict) -> None:
-    allowed = step.keys()
-    unknown = sorted(set(args) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{path}: step {number} {key!r}: unknown argument(s) {unknown}; expected some of "
-                          f"{allowed}")
-    missing = [a.name for a in step.args if (a.positional or a.required) and args.get(a.name) is None]
-    if missing:
-        raise ConfigError(f"{path}: step {number} {key!r}: missing argument(s) {missing}")
 
 
 def load(path: str, overrides: dict | list | None = None) -> dict:
@@ -102,7 +91,10 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
             args = {k: _substitute(v, variables) for k, v in (args or {}).items()}
         except ConfigError as exc:
             raise ConfigError(f"{path}: step {number} {key!r}: {exc}") from exc
-        _check_step(path, number, key, table[key], args)
+        try:
+            table[key].validate(args)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: step {number} {str(exc).removeprefix('step ')}") from exc
         steps.append((key, args))
     return {"name": spec.get("name", path), "cluster": spec.get("cluster"), "vars": variables, "steps": steps}
 

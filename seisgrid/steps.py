@@ -113,6 +113,9 @@ class Step:
         Result → text for a person.
     exit_status : callable, optional
         Result → exit status (default 0).
+    check : callable, optional
+        Raises :class:`~seisgrid.errors.ConfigError` for a combination of values the step refuses (one
+        argument needing another); run by pipelines when the file is loaded and before every call.
     wrap : str, optional
         Key under which the function's result is returned (for functions that return a list, or settings).
     omit : tuple of str
@@ -131,6 +134,7 @@ class Step:
     cluster: str = "lazy"
     summary: Callable[[dict], str] | None = None
     exit_status: Callable[[dict], int] | None = None
+    check: Callable[[Mapping[str, Any]], None] | None = None
     wrap: str | None = None
     omit: tuple[str, ...] = ()
     pipeline: bool = True
@@ -169,6 +173,26 @@ class Step:
             return json.dumps(jsonable(result), indent=1, default=str)
         return self.summary(result)
 
+    def validate(self, values: Mapping[str, Any]) -> None:
+        """Refuse unknown or missing arguments and combinations the step's :attr:`check` refuses.
+
+        Raises
+        ------
+        ConfigError
+            Naming the step and the arguments.
+        """
+        unknown = sorted(set(values) - set(self.keys()))
+        if unknown:
+            raise ConfigError(f"step {self.key!r}: unknown argument(s) {unknown}; expected some of {self.keys()}")
+        missing = [a.name for a in self.args if (a.positional or a.required) and values.get(a.name) is None]
+        if missing:
+            raise ConfigError(f"step {self.key!r}: missing argument(s) {missing}")
+        if self.check is not None:
+            try:
+                self.check(values)
+            except ConfigError as exc:
+                raise ConfigError(f"step {self.key!r}: {exc}") from exc
+
     def call(self, values: Mapping[str, Any], client: Client | LazyClient | None = None,
              progress: bool = True) -> dict:
         """Run the step with ``values`` (argument and option names → values; None: not given).
@@ -187,9 +211,7 @@ class Step:
         dict
             The function's result (a non-dict result under :attr:`wrap`).
         """
-        unknown = sorted(set(values) - set(self.keys()))
-        if unknown:
-            raise ConfigError(f"step {self.key!r}: unknown argument(s) {unknown}; expected some of {self.keys()}")
+        self.validate(values)
         kwargs: dict[str, Any] = {}
         for arg in self.args:
             value = values.get(arg.name)
@@ -199,9 +221,6 @@ class Step:
                 value = arg.type(value)
             if value is not None:
                 kwargs[arg.keyword] = value
-        missing = [a.name for a in self.args if (a.positional or a.required) and a.keyword not in kwargs]
-        if missing:
-            raise ConfigError(f"step {self.key!r}: missing argument(s) {missing}")
         function = self.function()
         parameters = inspect.signature(function).parameters
         takes_options = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
@@ -311,6 +330,12 @@ def _describe_detect(r: dict) -> str:
         return f"{r['n_events']} STA/LTA coincidence events in {r['station_days']} station-days; catalog {r['catalog']}"
     return (f"{r['n_events']} events from {r['picks']} picks in {r['station_days']} station-days ({r['tasks_run']} "
             f"run, {r['tasks_skipped']} up to date); catalog {r['catalog']}")
+
+
+def _check_detect(values: Mapping[str, Any]) -> None:
+    if values.get("method", "model") != "stalta" and not values.get("model"):
+        raise ConfigError(f"--method {values.get('method', 'model')} needs --model (a checkpoint of seisgrid train, "
+                          "or DIR/forest.joblib of seisgrid evaluate --out DIR for --method forest)")
 
 
 def _describe_score(r: dict) -> str:
@@ -504,7 +529,8 @@ BUILTIN_STEPS: tuple[Step, ...] = (
                        "windows already computed for the same settings are not computed again"),
           Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")),
          config=("detect",), config_skip=("score_tolerance_seconds",),
-         config_types={"threshold": float, "pick_offset_seconds": float, "device": str}, summary=_describe_detect),
+         config_types={"threshold": float, "pick_offset_seconds": float, "device": str}, summary=_describe_detect,
+         check=_check_detect),
     Step("score", "match a detected catalog to a truth catalog: precision, recall, false/station-day",
          "seisgrid.seismic.catalog:score",
          (Arg("catalog", "detected catalog (QuakeML or CSV from seisgrid detect)", positional=True),

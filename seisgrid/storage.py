@@ -12,7 +12,7 @@ import os
 import pathlib
 import posixpath
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import fsspec
 import zarr
@@ -87,7 +87,7 @@ def zarr_store(url: str, options: dict | None = None, read_only: bool = False) -
     return zarr.storage.FsspecStore.from_url(url, storage_options=opts, read_only=read_only)
 
 
-def open_group(url: str, mode: str = "r", options: dict | None = None,
+def open_group(url: str, mode: Literal["r", "r+", "a", "w", "w-"] = "r", options: dict | None = None,
                use_consolidated: bool | None = None) -> zarr.Group:
     """Open (``mode="r"``/``"r+"``) or create (``"a"``/``"w"``) the Zarr v3 group at ``url``.
 

@@ -70,6 +70,9 @@ def test_pipeline_errors_name_the_file_step_and_argument(tmp_path):
     bad.write_text("steps:\n  - export: {store: s.zarr, id: SY.A..HHZ, out: x.mseed}\n")
     with pytest.raises(ConfigError, match=r"step 1 'export': missing argument\(s\) \['start', 'end'\]"):
         load(str(bad))
+    bad.write_text("steps:\n  - synth: {out: a}\n  - detect: {store: s.zarr, out: c}\n")
+    with pytest.raises(ConfigError, match=r"step 2 'detect': --method model needs --model"):
+        load(str(bad))
     bad.write_text("vars: {}\nsteps:\n  - synth: {out: '{output}/a'}\n")
     with pytest.raises(ConfigError, match="step 1 'synth'.*output"):
         load(str(bad))
