@@ -289,6 +289,23 @@ def test_compile_overrides(slices):
         hf.compile_heatflow(sources=slices, iqr_scope="continent")
 
 
+def test_sources_given_as_text_name_whole_sources(tmp_path, monkeypatch):
+    """A comma-separated setting (an environment variable arrives as text) names sources, not characters."""
+    paths = hf._source_paths(tmp_path, "ihfc, nghf")
+    assert list(paths) == ["ihfc", "nghf"]
+    monkeypatch.setenv("SEISGRID_HEATFLOW__SOURCES", "antarctic")
+    from seisgrid import config
+
+    config.refresh()
+    try:
+        assert list(hf._source_paths(tmp_path, None)) == ["antarctic"]
+    finally:
+        monkeypatch.undo()
+        config.refresh()
+    with pytest.raises(ConfigError, match=r"\['nope'\]"):
+        hf._source_paths(tmp_path, "ihfc,nope")
+
+
 def test_build_heatflow_store(slices, tmp_path):
     out = tmp_path / "hf.zarr"
     report = hf.build_heatflow(str(out), sources=slices)

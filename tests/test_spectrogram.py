@@ -237,6 +237,10 @@ def test_bad_window_store_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="method"):
         sg.spectrogram_dataset(xr.Dataset({"waveform": (("window", "component", "sample"),
                                                        np.zeros((1, 3, 2500), np.float32))}), method="jax")
+    with pytest.raises(ConfigError, match="fs is the window store's sampling_rate"):  # before the store is read
+        sg.spectrograms(str(tmp_path / "none.zarr"), str(tmp_path / "out.zarr"), fs=50.0)
+    with pytest.raises(ConfigError, match=r"unknown options \['nfft'\]"):
+        sg.spectrograms(str(tmp_path / "none.zarr"), str(tmp_path / "out.zarr"), nfft=256)
 
 
 def _check_output(out_path, windows: xr.Dataset, method: str):

@@ -43,7 +43,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -141,7 +141,7 @@ class Hyperparameters:
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise ConfigError(f"unknown BNN hyperparameter(s) {unknown}; expected some of {sorted(names)}")
-        values = {}
+        values: dict[str, Any] = {}  # int or float by field type
         for key, value in d.items():
             try:
                 if names[key].type in ("int", int):
@@ -459,7 +459,7 @@ class FittedBNN:
         generator = torch.Generator().manual_seed(int(seed))
         # One weight draw per sample for all rows: every chunk of rows sees the same T functions.
         weight, bias = self.model.head.sample_weights(samples, generator)
-        out = {k: [] for k in ("mean", "aleatoric", "epistemic")}
+        out: dict[str, list[torch.Tensor]] = {k: [] for k in ("mean", "aleatoric", "epistemic")}
         for start in range(0, max(len(x), 1), batch_rows):
             h = self.model.body(x[start:start + batch_rows])
             mu, var = HeatFlowNet.split(torch.einsum("ni,toi->tno", h, weight) + bias[:, None, :])
@@ -520,12 +520,12 @@ class FittedBNN:
             ``{"weights": path, "config": path + ".json"}``.
         """
         state = self.state()
-        return checkpoint.write(path, state["tensors"], state["config"])
+        return checkpoint.write(str(path), state["tensors"], state["config"])
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device | None = None) -> FittedBNN:
         """Read what :meth:`save` wrote (tensors with ``torch.load(..., weights_only=True)``)."""
-        cfg, tensors = checkpoint.read(path, "BNN checkpoint", "tensors + .json config, written by FittedBNN.save")
+        cfg, tensors = checkpoint.read(str(path), "BNN checkpoint", "tensors + .json config, written by FittedBNN.save")
         return cls.from_state({"config": cfg, "tensors": tensors}, device=device)
 
 
@@ -623,7 +623,7 @@ def fit_bnn(X_train: ArrayLike | pd.DataFrame, y_train: ArrayLike, X_val: ArrayL
                                       {"params": rest, "weight_decay": 0.0}], lr=params.learning_rate,
                                      fused=True)
         shuffle = torch.Generator().manual_seed(params.seed)
-        history = {"train_loss": [], "val_loss": [], "val_rmse": []}
+        history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_rmse": []}
         best_loss, best_epoch, best_state, waited = math.inf, 0, None, 0
         bs = params.batch_size
         for epoch in range(1, params.max_epochs + 1):
@@ -642,8 +642,8 @@ def fit_bnn(X_train: ArrayLike | pd.DataFrame, y_train: ArrayLike, X_val: ArrayL
                 batches += 1
             model.eval()
             with torch.no_grad():
-                val_loss, _, _ = elbo_loss(model, xv, yv_t, params.kl_weight)
-                val_loss = float(val_loss)
+                val_loss_t, _, _ = elbo_loss(model, xv, yv_t, params.kl_weight)
+                val_loss = float(val_loss_t)
                 val_rmse = float(torch.sqrt(((model(xv)[0] - yv_t) ** 2).mean())) * y_std
             history["train_loss"].append(float(total) / max(batches, 1))
             history["val_loss"].append(val_loss)

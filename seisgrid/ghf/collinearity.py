@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -135,7 +135,7 @@ def select_features(frame: pd.DataFrame, threshold: float | None = None) -> dict
     vif = variance_inflation(frame)
     initial = {k: float(v) for k, v in vif.items()}
     kept = list(vif.index)
-    dropped = []
+    dropped: list[dict[str, Any]] = []
     while len(kept) > 1 and vif.max() > threshold:
         worst = str(vif.idxmax())
         dropped.append({"feature": worst, "vif": float(vif[worst]), "step": len(dropped) + 1})
@@ -305,7 +305,7 @@ def plot_vif(initial: dict, final: dict, path: str | os.PathLike[str], threshold
     ax.set_title("Feature collinearity (VIF)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    return save_png(fig, path, dpi)
+    return save_png(fig, str(path), dpi)
 
 
 def vif_report(features_store: str | os.PathLike[str], heatflow_store: str | os.PathLike[str],

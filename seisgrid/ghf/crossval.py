@@ -216,7 +216,7 @@ def inner_split(train_idx: ArrayLike, fraction: float = 0.1, seed: int = 0) -> t
 # ------------------------------------------------------------------------------------------- metrics
 
 
-def _pair(y, y_hat):
+def _pair(y: ArrayLike, y_hat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y, y_hat = np.asarray(y, dtype=float).ravel(), np.asarray(y_hat, dtype=float).ravel()
     if y.shape != y_hat.shape or y.size == 0:
         raise SeisgridError(f"observed ({y.size}) and predicted ({y_hat.size}) values: need the same, non-zero number")
@@ -348,7 +348,7 @@ def _params_dict(params):
     return dict(params) if isinstance(params, dict) else repr(params)
 
 
-def _with_seed(params, offset: int):
+def _with_seed(params: Hyperparameters | dict | None, offset: int) -> Hyperparameters | dict | None:
     if dataclasses.is_dataclass(params) and hasattr(params, "seed"):
         return dataclasses.replace(params, seed=int(params.seed) + int(offset))
     return params
@@ -617,7 +617,7 @@ def overstatement(runs: dict) -> dict:
     ``r2`` = R²(random) − R²(spatial); ``rmse`` = RMSE(spatial) − RMSE(random) (mW m⁻²) and ``rmse_percent``
     the same relative to the random-fold RMSE; positive values mean the random folds look better.
     """
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     if not all(s in runs for s in SCHEMES):
         return out
     for method in runs["random"]["methods"]:

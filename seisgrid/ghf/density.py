@@ -299,7 +299,7 @@ def plot_density(result: dict, path: str | os.PathLike[str], dpi: int | None = N
                  f"{roi['centre_lon']:.1f}°E ({roi['n_cells']} cells); "
                  f"mean ± sd of {result.get('repeats', '?')} repeats")
     fig.tight_layout()
-    return save_png(fig, path, dpi)
+    return save_png(fig, str(path), dpi)
 
 
 def run_density(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, out: str | os.PathLike[str], *,

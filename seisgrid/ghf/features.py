@@ -72,7 +72,7 @@ import math
 import pathlib
 import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -231,7 +231,8 @@ def _require(path: pathlib.Path, what: str) -> pathlib.Path:
 
 def _read_text(path) -> str:
     path = pathlib.Path(path)
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    openers: dict[str, Callable[..., IO[str]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(path.suffix, open)
     try:
         with opener(path, "rt") as f:
             return f.read()

@@ -94,7 +94,7 @@ import pathlib
 import re
 import warnings
 import zipfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -106,7 +106,7 @@ from seisgrid.ghf import grid
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from numpy.typing import ArrayLike
 
@@ -200,7 +200,7 @@ def _read_text_table(handle, name: str, sep: str) -> tuple[pd.DataFrame, np.ndar
                                 encoding="utf-8-sig", skip_blank_lines=False)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
             raise InputFileError(name, f"cannot be read as a table ({exc})") from exc
-    bad = []
+    bad: list[dict[str, Any]] = []
     for w in caught:
         for m in _SKIP_RE.finditer(str(w.message)):
             bad.append({"row": int(m.group(1)),
@@ -334,7 +334,7 @@ def read_ihfc(path: str | os.PathLike[str], value: str | None = None, weights: d
             if len(members) != 1:
                 raise InputFileError(path, f"expected one CSV member in the zip, found {members or 'none'}")
             name = f"{path.name}:{members[0]}"
-            data = io.BytesIO(z.read(members[0]))
+            data: io.BytesIO | pathlib.Path = io.BytesIO(z.read(members[0]))
     else:
         name, data = path.name, path
     header = pd.read_csv(data, nrows=0, encoding="utf-8-sig").columns.tolist()
@@ -471,7 +471,8 @@ def read_antarctic(path: str | os.PathLike[str], weights: dict | None = None,
     return _finish("antarctic", pts, rejects)
 
 
-READERS = {"ihfc": read_ihfc, "nghf": read_nghf, "antarctic": read_antarctic}
+READERS: dict[str, Callable[..., tuple[pd.DataFrame, pd.DataFrame]]] = {
+    "ihfc": read_ihfc, "nghf": read_nghf, "antarctic": read_antarctic}
 
 
 # --------------------------------------------------------------------------------------------- compilation
@@ -490,14 +491,15 @@ def ghf_data_dir(data_dir: str | os.PathLike[str] | None = None) -> pathlib.Path
 
 
 def _source_paths(data_dir, sources) -> dict[str, object]:
+    names: dict[str, object]
     if isinstance(sources, dict):
         names = dict(sources)
     else:
-        names = list(_setting("sources", sources))
-        if isinstance(names, str):
-            names = [s.strip() for s in names.split(",") if s.strip()]
+        selected = _setting("sources", sources)
+        # "ihfc,nghf" (a string setting or argument) names two sources, not its characters
+        listed = [s.strip() for s in selected.split(",") if s.strip()] if isinstance(selected, str) else list(selected)
         folder = ghf_data_dir(data_dir)
-        names = {n: folder / SOURCE_PATHS[n] if n in SOURCE_PATHS else None for n in names}
+        names = {n: folder / SOURCE_PATHS[n] if n in SOURCE_PATHS else None for n in listed}
     unknown = [n for n in names if n not in READERS]
     if unknown:
         raise ConfigError(f"unknown heat-flow source(s) {unknown}; known: {list(SOURCES)}")
@@ -664,7 +666,7 @@ ihfc_weights, nghf_weights, antarctic_weights, unassessed_weight
     scope = str(_setting("iqr_scope", iqr_scope))
     if scope not in ("global", "cell"):
         raise ConfigError(f"seisgrid.heatflow.iqr_scope must be global or cell, not {scope!r}")
-    settings = {
+    settings: dict[str, Any] = {
         "ihfc_value": str(_setting("ihfc_value", ihfc_value)),
         "iqr_lower": float(_setting("iqr_lower", iqr_lower)), "iqr_upper": float(_setting("iqr_upper", iqr_upper)),
         "iqr_scope": str(_setting("iqr_scope", iqr_scope)),

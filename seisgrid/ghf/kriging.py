@@ -44,7 +44,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -139,7 +139,7 @@ def _chord(degrees: float) -> float:
     return 2.0 * math.sin(math.radians(min(degrees, 180.0)) / 2.0)
 
 
-def _aggregate_to_cells(lon, lat, values, res: float):
+def _aggregate_to_cells(lon, lat, values, res: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Average the points that share a target cell: mean unit vector (position) and mean value."""
     i, j = grid.cell_index(lat, lon, res)
     n_lon = round(360.0 / res)
@@ -318,7 +318,7 @@ def fit_variogram(lon: ArrayLike, lat: ArrayLike, values: ArrayLike, *, model: s
                           "of range")
     if max_lag == 0.0:
         max_lag = _auto_max_lag(lon, lat, n_closest, max_points, seed)
-    result = {"model": model, "n_points": int(values.size), "max_lag": max_lag, "seed": int(seed)}
+    result: dict[str, Any] = {"model": model, "n_points": int(values.size), "max_lag": max_lag, "seed": int(seed)}
     if float(values.var()) == 0.0:
         result.update(model=MODELS[0] if model == "auto" else model, psill=0.0, range=max_lag, nugget=0.0, sill=0.0,
                       n_anchors=0, n_pairs=0, lags=[], semivariance=[], pairs=[])
@@ -334,7 +334,7 @@ def fit_variogram(lon: ArrayLike, lat: ArrayLike, values: ArrayLike, *, model: s
         fits = {m: _fit_model(m, lags, gamma, pairs, max_lag, floor) for m in candidates}
         if model == "auto":
             scores = {m: _loo_rmse(lon, lat, values, m, fits[m], n_closest, max_points, seed) for m in candidates}
-            model = min(scores, key=scores.get)
+            model = min(scores, key=scores.__getitem__)
             result["cv_rmse"] = scores
             logger.info("kriging: leave-one-out RMSE by variogram model %s: %s chosen",
                         {m: float(f"{v:.4g}") for m, v in scores.items()}, model)

@@ -29,7 +29,7 @@ import posixpath
 import tempfile
 import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -141,7 +141,9 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
         raise SeisgridError(f"no cell south of {lat_max}° has land (≥ {min_land_fraction}) and every feature of "
                             f"{', '.join(names)}; check the feature grid")
     if ensemble_predict is None:  # imported here: crossval needs torch, map comparison does not
-        from seisgrid.ghf.crossval import ensemble_predict
+        from seisgrid.ghf.crossval import ensemble_predict as default_predict
+
+        ensemble_predict = default_predict
     combine = ensemble_predict
     t0 = time.perf_counter()
     pred = combine(models, table.to_numpy(dtype=float), samples=samples)
@@ -434,7 +436,7 @@ def summary(ds: xr.Dataset) -> dict:
         return ds[name].transpose("lat", "lon").values.astype(float)[ok] if name in ds else None
 
     total = field("total_sd")
-    out = {
+    out: dict[str, Any] = {
         "n_cells": int(ok.sum()),
         "min": float(values.min()),
         "max": float(values.max()),

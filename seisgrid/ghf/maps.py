@@ -162,7 +162,7 @@ def _projected_coastlines(projection, lat_limit: float | None = None) -> list[np
     keep = np.isfinite(xy).all(axis=1)
     if lat_limit is not None:
         keep &= points[:, 1] <= lat_limit
-    out = []
+    out: list[np.ndarray] = []
     for part, ok in zip(np.split(xy, np.cumsum(sizes)[:-1]), np.split(keep, np.cumsum(sizes)[:-1]), strict=True):
         # Runs of kept vertices; points near the opposite pole of a polar projection are left out.
         edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))

@@ -411,12 +411,12 @@ def to_hyperparameters(unit: ArrayLike, space: Mapping[str, tuple[float, float, 
         ``{name: value}``, ints for ``"int"`` entries, floats otherwise, always within [low, high].
     """
     space = _search_space(space)
-    unit = np.clip(np.asarray(unit, dtype=float).ravel(), 0.0, 1.0)
-    if unit.size != len(space):
-        raise ConfigError(f"PSO position has {unit.size} coordinates; the search space has {len(space)} "
+    position: np.ndarray = np.clip(np.asarray(unit, dtype=float).ravel(), 0.0, 1.0)
+    if position.size != len(space):
+        raise ConfigError(f"PSO position has {position.size} coordinates; the search space has {len(space)} "
                           f"({list(space)})")
-    out = {}
-    for u, (name, (low, high, kind)) in zip(unit, space.items(), strict=True):
+    out: dict[str, int | float] = {}
+    for u, (name, (low, high, kind)) in zip(position, space.items(), strict=True):
         if kind == "int":
             low, high = int(low), int(high)
             out[name] = int(min(high, low + math.floor(u * (high - low + 1))))
@@ -712,7 +712,7 @@ def search(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, o
     results = []
     for c1, c2, m in configurations:
         n = int(particles) if particles else int(m)
-        checkpoint = storage.join(out, _swarm_name(c1, c2, n))
+        checkpoint = storage.join(str(out), _swarm_name(c1, c2, n))
         run = particle_swarm(_ghf_cost, problem["bounds"], n_particles=n, iterations=iterations, c1=c1, c2=c2,
                              w_start=w_start, w_end=w_end, seed=seed, client=client, checkpoint=checkpoint,
                              progress=progress, objective_args=args, context=context, cost_hint=problem["cost_hint"])
@@ -726,8 +726,8 @@ def search(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, o
         logger.info("PSO c1=%g c2=%g m=%d: best validation RMSE %.3f mW m-2", c1, c2, n, run["best_cost"])
 
     winner = min(results, key=lambda r: r["best_rmse"])
-    figure = plot_convergence(_finite(copy.deepcopy(results)), storage.join(out, "convergence.png"))
-    json_path = storage.join(out, "search.json")
+    figure = plot_convergence(_finite(copy.deepcopy(results)), storage.join(str(out), "convergence.png"))
+    json_path = storage.join(str(out), "search.json")
     report = _finite({
         "best": winner["best"], "best_rmse": winner["best_rmse"],
         "best_configuration": {"c1": winner["c1"], "c2": winner["c2"], "particles": winner["particles"]},

@@ -237,7 +237,7 @@ def _crs_from(ds: xr.Dataset, var: xr.DataArray):
 
 
 def dataset_points(ds: xr.Dataset, path: str = "dataset", *, units: str | None = None, lat: str | None = None,
-                   lon: str | None = None, value: str | None = None, fmt: str = "grid") -> pd.DataFrame:
+                   lon: str | None = None, value: str | int | None = None, fmt: str = "grid") -> pd.DataFrame:
     """Points (lat, lon, value in mW m⁻²) of a gridded map: 1-D or 2-D lat/lon, or x/y with a CF grid mapping.
 
     Parameters

@@ -91,11 +91,11 @@ def regional_mean(values: ArrayLike, lat: ArrayLike, lon: ArrayLike, radius_km: 
         (n_lat, n_lon) float64; NaN where no finite cell lies within the radius.
     """
     v = np.asarray(values, dtype=float)
-    lat = np.radians(np.asarray(lat, dtype=float))
+    lat_rad: np.ndarray = np.radians(np.asarray(lat, dtype=float))
     lon = np.asarray(lon, dtype=float)
     n_lat, n_lon = v.shape
-    if (len(lat), len(lon)) != v.shape:
-        raise SeisgridError(f"regional mean: values {v.shape} do not match lat ({len(lat)}) × lon ({len(lon)})")
+    if (len(lat_rad), len(lon)) != v.shape:
+        raise SeisgridError(f"regional mean: values {v.shape} do not match lat ({len(lat_rad)}) × lon ({len(lon)})")
     step = 360.0 / n_lon
     if not np.allclose(np.diff(lon), step):
         raise SeisgridError("regional mean: longitudes must be evenly spaced around the whole circle")
@@ -109,7 +109,7 @@ def regional_mean(values: ArrayLike, lat: ArrayLike, lon: ArrayLike, radius_km: 
     ring_v, ring_n = cum_v[:, n_lon], cum_n[:, n_lon]
 
     cos_r = math.cos(radius_km / EARTH_RADIUS_KM)
-    sin_lat, cos_lat = np.sin(lat), np.cos(lat)
+    sin_lat, cos_lat = np.sin(lat_rad), np.cos(lat_rad)
     columns = np.arange(n_lon)
     total = np.empty_like(v)
     count = np.empty_like(v)

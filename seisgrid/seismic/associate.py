@@ -25,7 +25,7 @@ from other detectors (STA/LTA: :func:`seisgrid.seismic.catalog.from_stalta`).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 import obspy
@@ -148,10 +148,19 @@ def _distance_km(a, b) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
+class LocateOptions(TypedDict, total=False):
+    """Keyword options of :func:`locate` that :func:`associate` passes on."""
+
+    p_velocity_kms: float | None
+    depth_km: float | None
+    grid_radius_km: float | None
+    grid_step_km: float | None
+
+
 def associate(picks: Iterable[dict], stations: str | os.PathLike | Iterable[dict] | dict | None = None, *,
               min_stations: int | None = None, velocity_kms: float | None = None,
               tolerance_seconds: float | None = None, max_travel_seconds: float | None = None,
-              locate_events: bool = True, **locate_options: float) -> list[dict]:
+              locate_events: bool = True, **locate_options: Unpack[LocateOptions]) -> list[dict]:
     """Group station picks into events (module docstring: rules and origin).
 
     Parameters
@@ -229,7 +238,7 @@ def associate(picks: Iterable[dict], stations: str | os.PathLike | Iterable[dict
     return events
 
 
-def _event(group: list[dict], coords: dict, locate_options: dict) -> dict:
+def _event(group: list[dict], coords: dict, locate_options: LocateOptions) -> dict:
     first = min(p["time_ns"] for p in group)
     loc = locate(group, coords, **locate_options) if coords else None
     picks = []

@@ -427,7 +427,7 @@ def plot(table: pd.DataFrame, path: str | os.PathLike, title: str | None = None)
     ax.set_title(title or f"Band importance ({method}, baseline {table.attrs.get('baseline', '?')})")
     ax.legend(frameon=False)
     fig.tight_layout()
-    return save_png(fig, path, dpi=120)
+    return save_png(fig, str(path), dpi=120)
 
 
 def _json_safe(v):
@@ -558,9 +558,10 @@ def explain(model_path: str | os.PathLike, spectrograms_url: str | os.PathLike,
     if client is not None:
         from seisgrid.cluster import resolve_client
 
-        client = resolve_client(client)
-        future = client.submit(_compute, str(model_path), str(spectrograms_url), split, subset, max_windows,
-                               device, options, resources=_gpu_resources(client) or None, pure=False)
+        started = resolve_client(client)
+        assert started is not None  # resolve_client returns a Client for a Client or a LazyClient
+        future = started.submit(_compute, str(model_path), str(spectrograms_url), split, subset, max_windows,
+                                device, options, resources=_gpu_resources(started) or None, pure=False)
         table = future.result()
     else:
         table = _compute(model_path, spectrograms_url, split, subset, max_windows, device, options)

@@ -218,12 +218,13 @@ def from_obspy(cat: Catalog) -> list[dict]:
         picks = [{"station": f"{p.waveform_id.network_code}.{p.waveform_id.station_code}", "time": str(p.time)}
                  for p in event.picks]
         first = min((p.time for p in event.picks), default=origin.time if origin else None)
-        located = origin is not None and origin.latitude is not None
+        located = origin if origin is not None and origin.latitude is not None else None
         events.append({
-            "event_id": n, "origin_time": str(origin.time) if located else None,
+            "event_id": n, "origin_time": str(located.time) if located is not None else None,
             "first_arrival": str(first) if first is not None else None,
-            "latitude": origin.latitude if located else None, "longitude": origin.longitude if located else None,
-            "depth_km": origin.depth / 1000.0 if located and origin.depth is not None else None,
+            "latitude": located.latitude if located is not None else None,
+            "longitude": located.longitude if located is not None else None,
+            "depth_km": located.depth / 1000.0 if located is not None and located.depth is not None else None,
             "n_stations": len({p["station"] for p in picks}), "stations": sorted({p["station"] for p in picks}),
             "probability": None, "picks": picks,
         })
@@ -317,7 +318,7 @@ def match(detected: list[dict], truth: list[dict], tolerance_seconds: float) -> 
     tol_ns = tolerance_seconds * 1e9
     truth_origin = np.array([t["origin_ns"] for t in truth], dtype=np.int64)
     truth_first = np.array([t["first_p_ns"] for t in truth], dtype=np.int64)
-    pairs = []
+    pairs: list[tuple[int, int, int]] = []
     for i, ev in enumerate(detected):
         if ev.get("origin_time"):
             t, ref = _ns(ev["origin_time"]), truth_origin
@@ -328,11 +329,13 @@ def match(detected: list[dict], truth: list[dict], tolerance_seconds: float) -> 
                                 "first_arrival")
         if not len(ref):
             continue
-        dt = np.abs(ref - t)
-        for j in np.flatnonzero(dt <= tol_ns):
-            pairs.append((int(dt[j]), int(j), i))
+        gap = np.abs(ref - t)
+        for k in np.flatnonzero(gap <= tol_ns):
+            pairs.append((int(gap[k]), int(k), i))
     pairs.sort()
-    used_d, used_t, out = set(), set(), []
+    used_d: set[int] = set()
+    used_t: set[int] = set()
+    out: list[tuple[int, int, float]] = []
     for dt, j, i in pairs:
         if i in used_d or j in used_t:
             continue

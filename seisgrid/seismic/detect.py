@@ -65,7 +65,7 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import obspy
@@ -78,9 +78,11 @@ if TYPE_CHECKING:
     import os
 
     import torch
+    import zarr
     from distributed import Client
 
     from seisgrid.cluster import LazyClient
+    from seisgrid.seismic.associate import LocateOptions
     from seisgrid.seismic.spectrogram import SpectrogramParams
 
 logger = logging.getLogger("seisgrid")
@@ -167,7 +169,8 @@ class ModelScorer:
         if s["device"].startswith("cuda"):
             import torch
 
-            model = model.to(memory_format=torch.channels_last)
+            # torch's stubs give Module.to no memory_format keyword (it has one)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model, self.s = model, s
         self.params = SpectrogramParams(**s["spectrogram"])
 
@@ -493,7 +496,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     group = root.require_group(task["station"])
     label = day_label(task["day"])
     if previous is not None and label in group:
-        arr = group[label]  # earlier intervals stay; NaN elsewhere
+        arr = cast("zarr.Array", group[label])  # earlier intervals stay; NaN elsewhere
     else:
         arr = group.create_array(
             label, shape=(n_day,), dtype="float32", chunks=(n_day,), fill_value=np.nan, overwrite=True,
@@ -795,7 +798,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     picks, evaluated = _picks_in_span(all_records, wanted, stride_ns)
     events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,
                        tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
-                       **{k: options[k] for k in locate_keys if k in options})
+                       **cast("LocateOptions", {k: options[k] for k in locate_keys if k in options}))
     for ev in events:
         for p in ev["picks"]:
             p.pop("time_ns", None)

@@ -18,7 +18,7 @@ import logging
 import math
 import pathlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -131,7 +131,7 @@ def evaluate(windows_url: str | os.PathLike, spectrograms_url: str | os.PathLike
     # costs (thread pools, model start-up) do not dominate a small test set; the metrics use the
     # first pass over the test windows only.
     timing = np.resize(test, max(len(test), int(timing_windows)))
-    sched = {} if client is not None else {"scheduler": "synchronous"}
+    sched: dict[str, Any] = {} if client is not None else {"scheduler": "synchronous"}
     results, curves, points = [], {}, {}
 
     with dask.config.set(**sched):
@@ -152,8 +152,8 @@ def evaluate(windows_url: str | os.PathLike, spectrograms_url: str | os.PathLike
             threshold = opts.pop("threshold", None)
             threshold = forest_mod.config.get("forest.threshold") if threshold is None else threshold
             fds = _forest_dataset(ds, labels, spectrograms_url, windows_url)
-            feats_train = forest_mod.dataset_features(fds.isel(window=train), bands=opts.get("bands"))
-            feats_train = np.asarray(client.compute(feats_train).result() if client else feats_train.compute())
+            lazy_train = forest_mod.dataset_features(fds.isel(window=train), bands=opts.get("bands"))
+            feats_train = np.asarray(client.compute(lazy_train).result() if client else lazy_train.compute())
             model = forest_mod.train_forest(feats_train, labels[train],
                                             **{k: v for k, v in opts.items() if k != "bands"})
             val = np.flatnonzero(splits == "val")
@@ -340,7 +340,7 @@ def _panel(ds, spectrograms_url, path, rate) -> str:
     labels = ds["label"].values
     idx = np.r_[np.flatnonzero(labels == 1)[:3], np.flatnonzero(labels == 0)[:3]]
     window_seconds = float(ds.attrs.get("window_seconds", ds.sizes["sample"] / rate))
-    options = {"window_seconds": window_seconds}
+    options: metrics.PanelOptions = {"window_seconds": window_seconds}
     if spectrograms_url is not None:
         sds = open_windows(spectrograms_url)
         src = sds
@@ -351,7 +351,8 @@ def _panel(ds, spectrograms_url, path, rate) -> str:
         if "freq" in sds.coords and sds.sizes.get("freq") == n_f:
             options["freqs"] = sds["freq"].values
         elif len(sds.attrs.get("band_hz") or ()) == 2:  # rows linear in frequency over the band
-            options["freqs"] = np.linspace(*(float(f) for f in sds.attrs["band_hz"]), n_f)
+            f_lo, f_hi = (float(f) for f in sds.attrs["band_hz"])
+            options["freqs"] = np.linspace(f_lo, f_hi, n_f)
         clip = sds.attrs.get("clip")
         if clip is not None and "normalisation" in sds.attrs:  # a store of seisgrid.seismic.spectrogram
             options["value_range"] = (-float(clip), float(clip))
@@ -372,6 +373,6 @@ def _panel(ds, spectrograms_url, path, rate) -> str:
         options["colorbar_label"] = "log₁₀ PSD (counts²/Hz)"
     if "component" in src.coords:
         options["components"] = [str(c) for c in src["component"].values]
-    stations = _station_ids(src, idx) or _station_ids(ds, idx)
-    return metrics.plot_spectrogram_panel(images, labels[idx], path, n=3, stations=stations, window_ids=idx,
-                                          **options)
+    options["stations"] = _station_ids(src, idx) or _station_ids(ds, idx)
+    options["window_ids"] = idx
+    return metrics.plot_spectrogram_panel(images, labels[idx], path, n=3, **options)

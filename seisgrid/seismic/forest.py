@@ -241,15 +241,15 @@ def predict_proba(model: RandomForestClassifier, features: np.ndarray | da.Array
 
     if not isinstance(features, da.Array) and client is None:
         return _proba_block(np.asarray(features), model)
-    if not isinstance(features, da.Array):
-        features = da.from_array(np.asarray(features, np.float32), chunks=(chunk_rows, -1))
-    features = features.rechunk({1: -1})
+    lazy: da.Array = (features if isinstance(features, da.Array)
+                      else da.from_array(np.asarray(features, np.float32), chunks=(chunk_rows, -1)))
+    lazy = lazy.rechunk({1: -1})
     if client is not None:
         model_ref = client.scatter(model, broadcast=True, hash=False)
-        proba = da.map_blocks(_proba_block, features, model_ref, drop_axis=[1], dtype=np.float64,
+        proba = da.map_blocks(_proba_block, lazy, model_ref, drop_axis=[1], dtype=np.float64,
                               meta=np.array((), np.float64))
         return np.asarray(client.compute(proba).result())
-    proba = da.map_blocks(_proba_block, features, model, drop_axis=[1], dtype=np.float64,
+    proba = da.map_blocks(_proba_block, lazy, model, drop_axis=[1], dtype=np.float64,
                           meta=np.array((), np.float64))
     return np.asarray(proba.compute())
 

@@ -82,7 +82,7 @@ import posixpath
 import time
 import zlib
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numcodecs.blosc
 import numpy as np
@@ -119,6 +119,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import numpy.typing as npt
+    import zarr.codecs  # loaded with zarr; named here so that the type checker knows zarr.codecs
     from distributed import Client
 
     from seisgrid.cluster import LazyClient
@@ -203,8 +204,8 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
         problems[{reason, nbytes}], bytes_unread, bytes_skipped, status`` (ok / warned / failed /
         not_waveform: a sidecar file that is not readable as ``fmt``, see the module docstring).
     """
-    record = {"url": source.url, "size": source.size, "version": source.version, "format": fmt,
-              "channels": {}, "problems": [], "bytes_unread": 0, "bytes_skipped": 0}
+    record: dict[str, Any] = {"url": source.url, "size": source.size, "version": source.version, "format": fmt,
+                              "channels": {}, "problems": [], "bytes_unread": 0, "bytes_skipped": 0}
     try:
         fs, path = storage.filesystem(source.url, source_options)
         data = fs.cat_file(path)
@@ -258,11 +259,11 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
     waveform &= np.isin(index.encoding, list(ENCODING_DTYPES))
     if (~waveform).any():
         skipped = index.select(~waveform)
-        ids = sorted(set(skipped.ids))
+        skipped_ids = sorted(set(skipped.ids))
         nbytes = int(skipped.length.sum())
         record["problems"].append({
             "reason": f"{len(skipped)} non-waveform records (ASCII/log, zero rate or unknown encoding) of "
-                      f"{', '.join(ids)} not ingested", "nbytes": nbytes, "skipped": True})
+                      f"{', '.join(skipped_ids)} not ingested", "nbytes": nbytes, "skipped": True})
         record["bytes_skipped"] += nbytes
     index = index.select(waveform)
     ids = np.array(index.ids)
@@ -271,8 +272,8 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
         mask = ids == cid
         rates = np.unique(index.sampling_rate[mask])
         dtypes = sorted({ENCODING_DTYPES[int(e)] for e in np.unique(index.encoding[mask])})
-        channel = {"sampling_rate": float(rates[0]), "dtype": CHANNEL_DTYPES[dtypes[0]], "days": {},
-                   "first_ns": int(index.start_ns[mask].min())}
+        channel: dict[str, Any] = {"sampling_rate": float(rates[0]), "dtype": CHANNEL_DTYPES[dtypes[0]],
+                                   "days": {}, "first_ns": int(index.start_ns[mask].min())}
         if len(rates) > 1 or len({CHANNEL_DTYPES[d] for d in dtypes}) > 1:
             record["problems"].append({"reason": f"{cid}: records mix sampling rates {rates.tolist()} "
                                                  f"or encodings {dtypes}; only the first kind is ingested",
@@ -400,7 +401,7 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
     record = {"id": cid, "day": day_label(day), "fingerprint": task["fingerprint"],
               "sources": [s["url"] for s in task["sources"]], "samples": 0, "segments": [], "overlaps": 0,
               "overlap_samples": 0, "conflicting_samples": 0, "max_snap_samples": 0.0, "failed": []}
-    placed = []  # (start_index, order, position, trace, snap)
+    placed: list[tuple[int, int, int, obspy.Trace, float]] = []  # (start_index, order, position, trace, snap)
     for order, source in enumerate(task["sources"]):
         try:
             fs, path = storage.filesystem(source["url"], source_options)
@@ -511,8 +512,8 @@ def _prepare_arrays(root: zarr.Group, plan_channels: dict, last_day: dict, setti
         path = f"{station}/{cid}"
         try:
             try:
-                array = root[path]
-                attrs = dict(array.attrs)
+                array = cast("zarr.Array", root[path])  # station/channel nodes are arrays (created below)
+                attrs: dict[str, Any] = dict(array.attrs)
                 p = {k: attrs[k] for k in ("sampling_rate", "dtype", "samples_per_day", "origin_day", "origin_ns",
                                             "origin", "network", "station", "location", "channel")}
                 p["chunk"], p["shard"] = array.chunks[0], (array.shards or array.chunks)[0]
@@ -573,7 +574,8 @@ def consolidate(root: zarr.Group, day_records: Iterable[dict]) -> dict:
             else:
                 merged.append([a, b])
         array = root[f"{station_of(cid)}/{cid}"]
-        summary = {"segments": merged, "samples": int(sum(b - a for a, b in merged)), "gaps": max(len(merged) - 1, 0)}
+        summary: dict[str, Any] = {"segments": merged, "samples": int(sum(b - a for a, b in merged)),
+                                   "gaps": max(len(merged) - 1, 0)}
         if any(array.attrs.get(k) != v for k, v in summary.items()):
             array.attrs.update(summary)
         out[cid] = summary
@@ -609,7 +611,7 @@ def _plan(records: dict, root: zarr.Group, fmt: str):
             existing = root.get(f"{station_of(cid)}/{cid}")
         except Exception:  # an id Zarr cannot hold as a name: _prepare_arrays reports it per file
             existing = None
-        want["frac_ns"] = (int(existing.attrs["origin_ns"]) % DAY_NS if existing is not None
+        want["frac_ns"] = (int(cast("int", existing.attrs["origin_ns"])) % DAY_NS if existing is not None
                            else sub_sample_offset(want["first_ns"], want["sampling_rate"]))
     task_sources = defaultdict(list)
     rejected = defaultdict(list)  # url → reasons
@@ -638,7 +640,7 @@ def _report(records: dict, rejected: dict, day_records: list):
 
     Returns ``(files_failed, files_warned, files_not_waveform, bytes_unread)``.
     """
-    lost_in_tasks = defaultdict(dict)
+    lost_in_tasks: defaultdict[str, dict[tuple[int | None, str], dict]] = defaultdict(dict)
     for rec in day_records:
         for failure in rec["failed"]:  # a record spanning midnight fails in both day tasks: count it once
             lost_in_tasks[failure["url"]][(failure.get("offset"), failure["reason"])] = failure
@@ -925,7 +927,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         records[rec["url"]] = rec
 
     plan_channels, task_sources, rejected = _plan(records, root, fmt)
-    last_day = {}
+    last_day: dict[str, int] = {}
     for cid, day in task_sources:
         last_day[cid] = max(last_day.get(cid, day), day)
     channel_params, channel_errors = _prepare_arrays(

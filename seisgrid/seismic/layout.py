@@ -18,7 +18,8 @@ __all__ = ["NS", "DAY_NS", "MANIFEST", "STORE_KIND", "FILL_VALUES", "EMPTY_CODE"
 DAY_NS = 86400 * NS
 MANIFEST = "_manifest"
 STORE_KIND = "seisgrid-waveforms"
-FILL_VALUES = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"), "float64": np.float64("nan")}
+FILL_VALUES: dict[str, int | np.floating] = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"),
+                                             "float64": np.float64("nan")}
 
 
 def sample_position(dt_ns: int, rate: float) -> Fraction:

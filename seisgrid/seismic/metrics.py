@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
@@ -260,7 +260,7 @@ def plot_pr_curves(curves: Mapping[str, tuple], path: str | os.PathLike,
     """
     from seisgrid.figures import save_png
 
-    return save_png(pr_curves_figure(curves, operating_points), path, dpi=120)
+    return save_png(pr_curves_figure(curves, operating_points), str(path), dpi=120)
 
 
 def _component_name(components, component: int, n_components: int) -> str:
@@ -298,7 +298,7 @@ def spectrogram_panel_figure(images: npt.ArrayLike, labels: npt.ArrayLike, n: in
                              times: npt.ArrayLike | None = None, freqs: npt.ArrayLike | None = None,
                              window_seconds: float | None = None, colorbar_label: str | None = None,
                              value_range: tuple[float, float] | None = None,
-                             window_ids: Sequence[int] | None = None) -> Figure:
+                             window_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
     """Figure of ``n`` earthquake (top row) and ``n`` noise (bottom row) spectrograms of one component.
 
     Parameters
@@ -329,7 +329,7 @@ def spectrogram_panel_figure(images: npt.ArrayLike, labels: npt.ArrayLike, n: in
         Quantity and units of the pixel values, for the shared colour bar.
     value_range : tuple of float, optional
         ``(vmin, vmax)`` of the shared colour scale (default: 1st–99th percentile of the shown images).
-    window_ids : sequence of int, optional
+    window_ids : sequence or array of int, optional
         Window number in the store of each image, named in the default titles (default: the position
         in ``images``).
 
@@ -402,9 +402,22 @@ def spectrogram_panel_figure(images: npt.ArrayLike, labels: npt.ArrayLike, n: in
     return fig
 
 
+class PanelOptions(TypedDict, total=False):
+    """Keyword options of :func:`spectrogram_panel_figure` that :func:`plot_spectrogram_panel` passes on."""
+
+    stations: Sequence[str] | None
+    components: Sequence[str] | None
+    times: npt.ArrayLike | None
+    freqs: npt.ArrayLike | None
+    window_seconds: float | None
+    colorbar_label: str | None
+    value_range: tuple[float, float] | None
+    window_ids: Sequence[int] | np.ndarray | None
+
+
 def plot_spectrogram_panel(images: npt.ArrayLike, labels: npt.ArrayLike, path: str | os.PathLike, n: int = 3,
                            component: int = 0, extent: Sequence[float] | None = None,
-                           titles: Sequence[str] | None = None, **options: object) -> str:
+                           titles: Sequence[str] | None = None, **options: Unpack[PanelOptions]) -> str:
     """PNG panel of spectrograms (:func:`spectrogram_panel_figure`) written to ``path``.
 
     Parameters
@@ -430,7 +443,7 @@ def plot_spectrogram_panel(images: npt.ArrayLike, labels: npt.ArrayLike, path: s
 
     fig = spectrogram_panel_figure(images, labels, n=n, component=component, extent=extent, titles=titles,
                                    **options)
-    return save_png(fig, path, dpi=100)
+    return save_png(fig, str(path), dpi=100)
 
 
 def _series(history: Sequence[Mapping], key: str) -> np.ndarray:

@@ -52,7 +52,7 @@ import math
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 import numpy as np
 
@@ -62,6 +62,7 @@ from seisgrid.seismic.windowstore import open_dataset
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Hashable
 
     import torch
     import xarray as xr
@@ -407,9 +408,21 @@ def _method(method: str | None) -> str:
     return method
 
 
+class SpectrogramOptions(TypedDict, total=False):
+    """Overrides of :class:`SpectrogramParams` fields (all but ``fs``): :func:`spectrogram_dataset`'s keywords."""
+
+    f_min: float
+    f_max: float
+    n_fft: int
+    hop: int
+    size: int
+    dynamic_range_db: float
+    clip: float
+
+
 def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch: int | None = None,
                         device: str | None = None, params: SpectrogramParams | None = None,
-                        **options: float) -> xr.Dataset:
+                        **options: Unpack[SpectrogramOptions]) -> xr.Dataset:
     """The spectrogram Dataset of a labelled-window Dataset, lazily (building it computes nothing).
 
     Parameters
@@ -436,7 +449,8 @@ def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch
     from dask.base import tokenize
 
     if "waveform" not in windows:
-        raise StorageError(f"window dataset has no 'waveform' variable (variables: {sorted(windows.data_vars)}); "
+        names = sorted(str(v) for v in windows.data_vars)
+        raise StorageError(f"window dataset has no 'waveform' variable (variables: {names}); "
                            "expected a labelled-window store (docs/windows-schema.md)")
     wave = windows["waveform"]
     if wave.dims != ("window", "component", "sample"):
@@ -459,6 +473,7 @@ def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch
 
     data = wave.data if isinstance(wave.data, da.Array) else da.from_array(wave.data)
     data = data.rechunk({0: batch, 1: -1, 2: -1})
+    kwargs: dict[str, Any]
     if method == "numpy":
         func, kwargs = _numpy_block, {"params": params}
     else:
@@ -470,9 +485,10 @@ def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch
         dtype=np.float16, meta=np.empty((0, 0, 0, 0), dtype=np.float16),
         name=f"spectrogram-{method}-" + tokenize(data.name, params, method, device),
     )
-    coords = {"freq": ("freq", params.freqs().astype(np.float32), {"units": "Hz", "long_name": "row frequency"}),
-              "time": ("time", params.times(n_samples).astype(np.float32),
-                       {"units": "s", "long_name": "column centre after the window start"})}
+    coords: dict[Hashable, Any] = {
+        "freq": ("freq", params.freqs().astype(np.float32), {"units": "Hz", "long_name": "row frequency"}),
+        "time": ("time", params.times(n_samples).astype(np.float32),
+                 {"units": "s", "long_name": "column centre after the window start"})}
     for name, coord in windows.coords.items():
         if "sample" not in coord.dims:
             coords[name] = coord.variable.copy(deep=False)
@@ -482,9 +498,9 @@ def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch
     for name, var in windows.data_vars.items():
         if name == "waveform" or "sample" in var.dims:
             continue
-        var = var.variable.copy(deep=False)
-        var.encoding = {}
-        out[name] = var.chunk({"window": batch}) if "window" in var.dims else var
+        variable = var.variable.copy(deep=False)
+        variable.encoding = {}
+        out[name] = variable.chunk({"window": batch}) if "window" in variable.dims else variable
     for name in out.variables:
         out[name].encoding = {}
     out.attrs.update(params.attrs())
@@ -557,14 +573,18 @@ def spectrograms(windows_url: str | os.PathLike, out_url: str | os.PathLike, *, 
     from seisgrid.cluster import resolve_client
 
     t0 = time.perf_counter()
-    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(SpectrogramParams)} - {"fs"})
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(SpectrogramParams)})
     if unknown:
         raise ConfigError(f"spectrograms: unknown options {unknown}")
+    if options.get("fs") is not None:  # it would be passed twice below
+        raise ConfigError("spectrograms: fs is the window store's sampling_rate attribute; it cannot be set here")
     options = {k: v for k, v in options.items() if v is not None}
     windows = open_dataset(windows_url, required=("waveform",), zarr_format=3)
     method = _method(method)
     device = config.get(f"{SECTION}.device", override=device)
-    ds = spectrogram_dataset(windows, method=method, batch=batch, device=device, **options)
+    # options: SpectrogramParams fields (checked above), None values dropped
+    ds = spectrogram_dataset(windows, method=method, batch=batch, device=device,
+                             **cast("SpectrogramOptions", options))
     ds.attrs["windows_store"] = str(windows_url)
     with warnings.catch_warnings():
         # consolidated metadata (one read opens the store, also on s3://) is a zarr-python extension of v3

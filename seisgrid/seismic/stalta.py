@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack, overload
 
 import dask
 import numpy as np
@@ -139,11 +139,24 @@ def window_scores(waveform: np.ndarray, present: np.ndarray | None = None, *, sa
     return scores
 
 
+class ScoreOptions(TypedDict, total=False):
+    """Keyword settings of :func:`window_scores` (what :func:`score_dataset` passes on)."""
+
+    sampling_rate: float
+    method: str | None
+    freqmin: float | None
+    freqmax: float | None
+    corners: int | None
+    sta: float | None
+    lta: float | None
+
+
 def _score_block(block, present_block, kwargs):
     return window_scores(block, present_block, **kwargs)
 
 
-def score_dataset(ds: xr.Dataset, *, client: Client | None = None, **kwargs: float | str | None) -> np.ndarray:
+def score_dataset(ds: xr.Dataset, *, client: Client | None = None,
+                  **kwargs: Unpack[ScoreOptions]) -> np.ndarray:
     """:func:`window_scores` of every window of a labelled-window Dataset, one Dask task per chunk.
 
     ``ds`` is an ``xarray.Dataset`` with ``waveform`` (and optionally ``present``), e.g. from
@@ -316,11 +329,50 @@ def archive_params(*, method: str | None = None, freqmin: float | None = None, f
     return p
 
 
+class ArchiveSettings(TypedDict, total=False):
+    """Keyword settings of :func:`archive_params` (what :func:`detect_archive` passes on)."""
+
+    method: str | None
+    freqmin: float | None
+    freqmax: float | None
+    corners: int | None
+    sta: float | None
+    lta: float | None
+    thr_on: float | None
+    thr_off: float | None
+    min_stations: float | None
+    max_trigger_seconds: float | None
+    pad_seconds: float | None
+    components: str | None
+
+
+@overload
+def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime | None = None,
+                   end: str | obspy.UTCDateTime | None = None, *, stations: Sequence[str] | None = None,
+                   client: Client | LazyClient | None = None, storage_options: dict | None = None,
+                   return_info: Literal[False] = False, **settings: Unpack[ArchiveSettings]) -> list[dict]: ...
+
+
+@overload
+def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime | None = None,
+                   end: str | obspy.UTCDateTime | None = None, *, stations: Sequence[str] | None = None,
+                   client: Client | LazyClient | None = None, storage_options: dict | None = None,
+                   return_info: Literal[True], **settings: Unpack[ArchiveSettings]) -> tuple[list[dict], dict]: ...
+
+
+@overload
 def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime | None = None,
                    end: str | obspy.UTCDateTime | None = None, *, stations: Sequence[str] | None = None,
                    client: Client | LazyClient | None = None, storage_options: dict | None = None,
                    return_info: bool = False,
-                   **settings: float | str | None) -> list[dict] | tuple[list[dict], dict]:
+                   **settings: Unpack[ArchiveSettings]) -> list[dict] | tuple[list[dict], dict]: ...
+
+
+def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime | None = None,
+                   end: str | obspy.UTCDateTime | None = None, *, stations: Sequence[str] | None = None,
+                   client: Client | LazyClient | None = None, storage_options: dict | None = None,
+                   return_info: bool = False,
+                   **settings: Unpack[ArchiveSettings]) -> list[dict] | tuple[list[dict], dict]:
     """Network STA/LTA detection over an ingested waveform store.
 
     Parameters

@@ -135,10 +135,10 @@ def _draw_stations(rng: np.random.Generator, n: int) -> dict:
             if all(math.hypot(x - a, y - b) >= min_sep for a, b in xy):
                 break
         xy.append((x, y))
-    x = np.array([a for a, _ in xy])
-    y = np.array([b for _, b in xy])
-    lat = np.round(CENTRE_LAT + y / KM_PER_DEG, 5)
-    lon = np.round(CENTRE_LON + x / (KM_PER_DEG * math.cos(math.radians(CENTRE_LAT))), 5)
+    xs = np.array([a for a, _ in xy])
+    ys = np.array([b for _, b in xy])
+    lat = np.round(CENTRE_LAT + ys / KM_PER_DEG, 5)
+    lon = np.round(CENTRE_LON + xs / (KM_PER_DEG * math.cos(math.radians(CENTRE_LAT))), 5)
     return {
         "latitude": lat,
         "longitude": lon,

@@ -119,7 +119,7 @@ class _Buffers:
         self.ds, self.index, self.labels = ds, np.asarray(index), np.asarray(labels)
         self.chunk = _chunk_size(ds)
         self.buffer_windows = max(int(buffer_windows), self.chunk)
-        self._cache = None
+        self._cache: np.ndarray | None = None
 
     @property
     def in_memory(self) -> bool:
@@ -156,8 +156,9 @@ def _balanced(labels: np.ndarray, generator: torch.Generator) -> np.ndarray:
 
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     weights = 1.0 / counts[labels]
-    sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(labels), replacement=True,
-                                    generator=generator)
+    # torch's stubs type weights as Sequence[float]; the sampler takes (and documents) a Tensor too
+    sampler = WeightedRandomSampler(torch.as_tensor(weights),  # type: ignore[arg-type]
+                                    num_samples=len(labels), replacement=True, generator=generator)
     return np.fromiter(iter(sampler), dtype=np.int64, count=len(labels))
 
 
@@ -256,12 +257,14 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
     n_channels = int(ds.sizes["component"])
     model = models.build(s["arch"], num_classes=2, in_channels=n_channels).to(dev)
     if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        # torch's stubs give Module.to no memory_format keyword (it has one)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_buf = _Buffers(ds, train_idx, labels[train_idx], int(s["buffer_windows"]))
     val_buf = _Buffers(ds, val_idx, labels[val_idx], int(s["buffer_windows"]))
     steps = sum(len(range(0, n, bs)) for n in _group_sizes(train_buf))
     optimiser = torch.optim.AdamW(model.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
     total = max(steps * epochs, 1)
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     if s["schedule"] == "onecycle" and total >= 4:  # warm-up over 20 % of the steps (at least 2)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=float(s["lr"]), total_steps=total,
                                                         pct_start=max(0.2, 2.0 / total))
@@ -304,6 +307,7 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
             logger.info("train %s: early stop after epoch %d (best epoch %d)", s["arch"], epoch, best_epoch)
             break
 
+    assert best_state is not None  # epochs ≥ 1 (_check_settings) and the first epoch always sets it
     model.load_state_dict(best_state)
     threshold, val_best = 0.5, {}
     if len(val_idx):
@@ -311,7 +315,8 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
         threshold = tune_threshold(proba, val_buf.labels)
         sc = metrics.scores(val_buf.labels, (proba >= threshold).astype(np.int8))
         val_best = {"loss": val_loss, **{k: (v if k in ("tp", "fp", "tn", "fn") else _num(v)) for k, v in sc.items()}}
-    model = model.to("cpu").to(memory_format=torch.contiguous_format)
+    # torch's stubs give Module.to no memory_format keyword (it has one)
+    model = model.to("cpu").to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     cfg = {
         "arch": s["arch"], "num_classes": 2, "in_channels": n_channels, "classes": CLASSES,
         "input": {"dims": ["component", "freq", "time"], "components": [str(c) for c in ds["component"].values]
@@ -560,17 +565,17 @@ def train_many(spectrograms_url: str | os.PathLike, arch: str | None = None, out
     base = int(config.get(f"{SECTION}.seed", override=kwargs.pop("seed", None)))
     seeds = list(seeds) if seeds is not None else [base + i for i in range(len(outs))]
     split = kwargs.pop("split", None)
-    splits = list(splits) if splits is not None else [split] * len(outs)
-    if len(seeds) != len(outs) or len(splits) != len(outs):
-        raise SeisgridError(f"train_many: {len(outs)} outputs but {len(seeds)} seeds and {len(splits)} splits")
+    run_splits = list(splits) if splits is not None else [split] * len(outs)
+    if len(seeds) != len(outs) or len(run_splits) != len(outs):
+        raise SeisgridError(f"train_many: {len(outs)} outputs but {len(seeds)} seeds and {len(run_splits)} splits")
     arch = config.get(f"{SECTION}.arch", override=arch)
     models.build(arch)
     client = resolve_client(client)
     if client is None:
         return [_train_task(spectrograms_url, arch, o, seed=sd, split=sp, **kwargs)
-                for o, sd, sp in zip(outs, seeds, splits, strict=True)]
+                for o, sd, sp in zip(outs, seeds, run_splits, strict=True)]
     futures = [_submit(client, spectrograms_url, arch, o, dict(kwargs, seed=sd, split=sp))
-               for o, sd, sp in zip(outs, seeds, splits, strict=True)]
+               for o, sd, sp in zip(outs, seeds, run_splits, strict=True)]
     return client.gather(futures)
 
 

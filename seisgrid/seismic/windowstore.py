@@ -9,7 +9,7 @@ nothing from :mod:`seisgrid.seismic.labelled`, so opening a store does not pull 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def write_windows(ds: xr.Dataset, out: str | os.PathLike, chunk: int) -> None:
     """
     import zarr
 
-    store = storage.zarr_store(out)
+    store = storage.zarr_store(str(out))
     encoding = {name: {"chunks": (chunk,) + ds[name].shape[1:]} for name in ds.data_vars}
     with warnings.catch_warnings():
         # Consolidated metadata (so a plain xarray.open_zarr finds every variable in one read) is not
@@ -119,7 +119,7 @@ def write_windows(ds: xr.Dataset, out: str | os.PathLike, chunk: int) -> None:
 
 
 def open_dataset(url: str | os.PathLike, what: str = "labelled-window store", make: str = "seisgrid windows",
-                 required: Iterable[str] = (), **open_kwargs: object) -> xr.Dataset:
+                 required: Iterable[str] = (), **open_kwargs: Any) -> xr.Dataset:
     """A window or spectrogram store (local or URL) as an xarray Dataset.
 
     Errors name the URL, what was expected and the command that makes one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def _augment(columns: dict, opts: dict, seed: int) -> dict:
     max_shift = round(opts["augment_shift_seconds"] * rate)
     taper = max(1, round(TAPER_SECONDS * rate))
     sig_len = round(SNR_SIGNAL_SECONDS * rate)
-    out = {k: [] for k in ("waveform", "present", "p_index", "s_index", "snr_db", "src")}
+    out: dict[str, list[Any]] = {k: [] for k in ("waveform", "present", "p_index", "s_index", "snr_db", "src")}
     for _ in range(n):
         q = int(quakes[rng.integers(len(quakes))])
         match = noises[np.all(present[noises] >= present[q], axis=1)]

@@ -195,7 +195,8 @@ class Reader:
     read: Callable[..., Iterable[Record | Skip]] | None = None
     chunk: int = 256
     extra: Callable[[list[str]], dict] | None = None
-    plan: Callable[[str, object, dict, np.random.Generator], tuple[list[dict], list[Skip]]] | None = None
+    plan: Callable[[str, str | os.PathLike | None, dict, np.random.Generator],
+                   tuple[list[dict], list[Skip]]] | None = None
     read_task: Callable[[dict, dict], Iterable[Record | Skip]] | None = None
 
 

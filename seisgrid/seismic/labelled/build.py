@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import pathlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from seisgrid.seismic.windowstore import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from distributed import Client
 
     from seisgrid.cluster import LazyClient
@@ -56,6 +58,7 @@ def _plan_source(source: str, catalog, opts, rng) -> tuple[list[dict], list[Skip
     if rd.plan is not None:
         tasks, skips = rd.plan(source, catalog, opts, rng)
         return tasks, skips, fmt
+    assert rd.keys is not None  # a Reader without plan is a folder format: keys, read and chunk are set
     folder = _local(source)
     name = folder.name
     keys, size = rd.keys(folder), rd.chunk
@@ -71,6 +74,7 @@ def _run_task(task: dict, opts: dict) -> dict:
     if rd.read_task is not None:
         records = rd.read_task(task, opts)
     else:
+        assert rd.read is not None  # a Reader without read_task is a folder format: keys, read and chunk are set
         extra = {k: v for k, v in task.items() if k not in _TASK_FIELDS}
         records = rd.read(task["path"], task["keys"], source=task["source"], **extra)
     windows, skips, no_noise, n = [], [], 0, 0
@@ -114,7 +118,7 @@ def _options(seed, overrides: dict) -> dict:
     return opts
 
 
-def _collect(results) -> tuple[dict, list, int, int]:
+def _collect(results) -> tuple[list[dict], list, int, int]:
     windows = [w for r in results for w in r["windows"]]
     # stable sort: within a record the earthquake window comes first, then its noise windows in order
     windows.sort(key=lambda w: (w["source"], w["record"], -w["label"]))
@@ -148,7 +152,7 @@ def _counts(values, labels) -> dict:
     return out
 
 
-def build_windows(sources: list[str] | str | pathlib.Path, out: str | os.PathLike, *,
+def build_windows(sources: Sequence[str | pathlib.Path] | str | pathlib.Path, out: str | os.PathLike, *,
                   catalog: str | os.PathLike | None = None, client: Client | LazyClient | None = None,
                   seed: int | None = None,
                   progress: bool = True, **options) -> dict:
@@ -190,7 +194,9 @@ def build_windows(sources: list[str] | str | pathlib.Path, out: str | os.PathLik
         raise WindowsError("build_windows: no sources given")
     opts = _options(seed, {k: v for k, v in options.items()})
     rng = np.random.default_rng(np.random.SeedSequence([opts["seed"], 0]))
-    tasks, skipped, formats = [], [], {}
+    tasks: list[dict] = []
+    skipped: list[tuple[str, str, str]] = []  # (source, record, reason)
+    formats: dict[str, str] = {}
     for src in sources:
         t, s, fmt = _plan_source(str(src), catalog, opts, rng)
         formats[t[0]["source"] if t else pathlib.PurePosixPath(str(src).rstrip("/")).name] = fmt
@@ -221,7 +227,7 @@ def build_windows(sources: list[str] | str | pathlib.Path, out: str | os.PathLik
     reasons: dict[str, int] = {}
     for _, _, reason in skipped:
         reasons[reason] = reasons.get(reason, 0) + 1
-    summary = {
+    summary: dict[str, Any] = {
         "out": str(out), "windows": len(labels), "records": n_records,
         "labels": {"earthquake": int((labels == EARTHQUAKE).sum()), "noise": int((labels == NOISE).sum())},
         "sources": _counts(cols["source"], labels), "formats": formats,

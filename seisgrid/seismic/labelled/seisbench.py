@@ -14,6 +14,7 @@ import math
 import os
 import pathlib
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from seisgrid.seismic.labelled.base import (
     _timestamp,
 )
 from seisgrid.seismic.windowstore import COMPONENTS
+
+if TYPE_CHECKING:
+    from obspy.taup import TauPyModel
 
 
 def detect(folder: pathlib.Path) -> bool:
@@ -51,7 +55,7 @@ def detect(folder: pathlib.Path) -> bool:
     return False
 
 
-_TAUP = {}
+_TAUP: dict[str, TauPyModel] = {}
 
 
 def _taup_p_seconds(depth_km, src_lat, src_lon, sta_lat, sta_lon) -> float | None:

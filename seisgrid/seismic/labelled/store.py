@@ -250,7 +250,8 @@ def read_store(task: dict, opts: dict) -> list[Record | Skip]:
 
     def cut(t0_s: float, t1_s: float, name: str):
         """(data (3, n), present, rate, first-sample time in s) of [t0, t1), or a Skip."""
-        data, present, rate, first = [None] * 3, np.zeros(3, bool), None, None
+        data: list[np.ndarray | None] = [None] * 3
+        present, rate, first = np.zeros(3, bool), None, None
         for k, comp in enumerate(COMPONENTS):
             cid = task["channels"].get(comp)
             if cid is None:
@@ -274,12 +275,12 @@ def read_store(task: dict, opts: dict) -> list[Record | Skip]:
             return Skip(source, name, "no Z/N/E data in the store at this time")
         n = min(len(d) for d in data if d is not None)
         arr = np.zeros((3, n))
-        for k in range(3):
-            if data[k] is not None:
-                arr[k] = data[k][:n]
+        for k, d in enumerate(data):
+            if d is not None:
+                arr[k] = d[:n]
         return arr, present, rate, first
 
-    out = []
+    out: list[Record | Skip] = []
     for q in task["quakes"]:
         p_s = q["p"] / 1e9
         jitter = opts["pre_p_jitter_seconds"]

@@ -7,6 +7,8 @@ detection only use this module's functions.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from seisgrid import checkpoint
@@ -14,7 +16,17 @@ from seisgrid.errors import SeisgridError
 from seisgrid.seismic.models.resnet import resnet18, resnet34, resnet50
 from seisgrid.seismic.models.tiny import tiny
 
-ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "tiny": tiny}
+
+class Architecture(Protocol):
+    """What :data:`ARCHITECTURES` maps a name to: ``(num_classes=, in_channels=) -> nn.Module``."""
+
+    def __call__(self, *, num_classes: int = ..., in_channels: int = ...) -> torch.nn.Module:
+        """A fresh model with ``num_classes`` logits for ``in_channels``-channel images."""
+        ...
+
+
+ARCHITECTURES: dict[str, Architecture] = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
+                                          "tiny": tiny}
 
 
 def build(arch: str, num_classes: int = 2, in_channels: int = 3) -> torch.nn.Module:

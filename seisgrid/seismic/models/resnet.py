@@ -8,13 +8,21 @@ configuration (ResNet-50, 2 classes: 23,512,130).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import torch
 from torch import nn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+
+class ResNetOptions(TypedDict, total=False):
+    """Keyword arguments of :func:`resnet18`, :func:`resnet34` and :func:`resnet50` (those of :class:`ResNet`)."""
+
+    num_classes: int
+    in_channels: int
+    zero_init_residual: bool
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -149,16 +157,16 @@ class ResNet(nn.Module):
         return self.fc(self.features(x))
 
 
-def resnet18(**kw: int | bool) -> ResNet:
+def resnet18(**kw: Unpack[ResNetOptions]) -> ResNet:
     """ResNet-18 (BasicBlocks 2-2-2-2); ``num_classes``, ``in_channels``, ``zero_init_residual``."""
     return ResNet(BasicBlock, [2, 2, 2, 2], **kw)
 
 
-def resnet34(**kw: int | bool) -> ResNet:
+def resnet34(**kw: Unpack[ResNetOptions]) -> ResNet:
     """ResNet-34 (BasicBlocks 3-4-6-3); ``num_classes``, ``in_channels``, ``zero_init_residual``."""
     return ResNet(BasicBlock, [3, 4, 6, 3], **kw)
 
 
-def resnet50(**kw: int | bool) -> ResNet:
+def resnet50(**kw: Unpack[ResNetOptions]) -> ResNet:
     """ResNet-50 (Bottlenecks 3-4-6-3); ``num_classes``, ``in_channels``, ``zero_init_residual``."""
     return ResNet(Bottleneck, [3, 4, 6, 3], **kw)

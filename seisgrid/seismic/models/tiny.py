@@ -11,10 +11,20 @@ global average pooling and a linear classifier.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import torch
 from torch import nn
 
 from seisgrid.seismic.models.resnet import BasicBlock, conv1x1, init_weights
+
+
+class TinyOptions(TypedDict, total=False):
+    """Keyword arguments of :func:`tiny` (those of :class:`TinyResNet`)."""
+
+    num_classes: int
+    in_channels: int
+    widths: tuple[int, int]
 
 
 class TinyResNet(nn.Module):
@@ -43,6 +53,6 @@ class TinyResNet(nn.Module):
         return self.fc(self.features(x))
 
 
-def tiny(**kw: int) -> TinyResNet:
+def tiny(**kw: Unpack[TinyOptions]) -> TinyResNet:
     """The tiny test network (see the module docstring); ``num_classes``, ``in_channels``."""
     return TinyResNet(**kw)
