@@ -32,14 +32,25 @@ def _local_cluster(**overrides) -> LocalCluster:
     n_workers = settings.get("n_workers") or os.cpu_count() or 1
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}),
                **{k: str(v) for k, v in (settings.get("worker_environ") or {}).items()}}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        return LocalCluster(
-            n_workers=int(n_workers),
-            threads_per_worker=int(settings.get("threads_per_worker") or 1),
-            memory_limit=settings.get("memory_limit", "auto"),
-            dashboard_address=settings.get("dashboard_address", ":8787"),
-            processes=True,
-        )
+    # The Nanny sets pre-spawn variables in this process's os.environ before spawning a worker and never
+    # restores them (distributed's Nanny docstring: "poisoning the process running the Nanny"): a library
+    # imported afterwards here (torch, imported when a step runs) would start with OMP_NUM_THREADS=1.
+    before = {name: os.environ.get(name) for name in environ}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            return LocalCluster(
+                n_workers=int(n_workers),
+                threads_per_worker=int(settings.get("threads_per_worker") or 1),
+                memory_limit=settings.get("memory_limit", "auto"),
+                dashboard_address=settings.get("dashboard_address", ":8787"),
+                processes=True,
+            )
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def get_client(

@@ -22,6 +22,20 @@ def test_local_client_prints_dashboard_and_computes(capfd):
     assert local_cluster.status.name == "closed"
 
 
+def test_workers_get_one_thread_per_library_and_this_process_keeps_its_environment(monkeypatch):
+    """distributed sets the workers' pre-spawn variables in the parent's os.environ; a library imported
+    later in this process (torch, when a step runs) must not inherit OMP_NUM_THREADS=1 from that."""
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")
+    with cluster.client_scope("local", n_workers=1, dashboard_address=":0") as client:
+        assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "4"
+        worker_env = client.run(lambda: {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    # distributed: a variable already set in the environment wins over the configured one
+    assert list(worker_env.values()) == [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "4"}]
+
+
 def test_get_client_local_honours_config(capfd):
     settings = {"seisgrid.cluster.local": {"n_workers": 1, "threads_per_worker": 1, "dashboard_address": ":0"}}
     with dask.config.set(settings):
