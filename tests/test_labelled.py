@@ -25,6 +25,7 @@ from seisgrid.seismic.labelled import (
     resample,
 )
 from seisgrid.seismic.labelled.build import _options
+from seisgrid.seismic.windowstore import SUBCLASSES
 
 FS = 100.0
 
@@ -272,8 +273,11 @@ def _check_schema(ds: xr.Dataset):
     assert ds.label.dtype == np.int8 and set(np.unique(ds.label.values)) <= {0, 1}
     for name in ("p_index", "s_index"):
         assert ds[name].dtype == np.int32
-    for name in ("source", "region", "network", "station", "event_id", "split", "split_region"):
+    for name in ("source", "region", "network", "station", "event_id", "subclass", "split", "split_region"):
         assert ds[name].dims == ("window",) and ds[name].dtype.kind in "OUT"
+    assert set(ds.subclass.values) <= set(SUBCLASSES)
+    assert all(SUBCLASSES[c] == label for c, label in zip(ds.subclass.values, ds.label.values, strict=True))
+    assert ds.distance_km.dtype == np.float32
     assert ds.start_time.dtype == "datetime64[ns]"
     assert ds.magnitude.dtype == np.float32 and ds.snr_db.dtype == np.float32
     assert ds.augmented.dtype == bool
@@ -300,6 +304,10 @@ def test_build_windows_generated(stead_folder, phasenet_folder, seisbench_folder
     assert summary["sources"]["stead-like"]["earthquake"] == 2
     assert summary["formats"] == {"stead-like": "stead", "phasenet-like": "phasenet", "seisbench-like": "seisbench"}
     assert summary["p_predicted"] == 3
+    assert summary["subclasses"]["phasenet-like"] == {"earthquake": 3, "pre_event_noise": 3}
+    seis = real & (ds.source.values == "seisbench-like") & (ds.label.values == 1)
+    assert np.all((ds.distance_km.values[seis] > 60) & (ds.distance_km.values[seis] < 75))  # ~69 km apart
+    assert np.isnan(ds.distance_km.values[from_phasenet]).all()
     stations = [f"{a}.{b}" for a, b in zip(ds.network.values, ds.station.values, strict=True)]
     _assert_hygiene(ds.split.values[real], ds.event_id.values[real], np.array(stations)[real])
     # augmentation only in train (both splits), made of train windows
@@ -366,6 +374,20 @@ def test_store_windows_have_p_where_catalog_says(synthetic_store, tmp_path):
         row = cat[(cat.event_id == eid) & (cat.station == f"SY.{ds.station.values[i]}")].iloc[0]
         p = ds.start_time.values[i] + np.timedelta64(int(ds.p_index.values[i]) * 10_000_000, "ns")
         assert abs((p - row.p_time.to_datetime64()) / np.timedelta64(1, "ms")) <= 10.0
+    assert not any("no Z/N/E data" in s["reason"] for s in summary["skipped"])
+    for i in np.flatnonzero(quakes):  # distance_km from the catalog's distance_km
+        eid = ds.event_id.values[i].split(":")[-1]
+        row = cat[(cat.event_id == eid) & (cat.station == f"SY.{ds.station.values[i]}")].iloc[0]
+        assert ds.distance_km.values[i] == pytest.approx(row.distance_km, rel=1e-5)
+    # sub-classes: noise windows holding a synth transient (icequake) are icequake, the others quiet_noise
+    tr = pd.read_csv(archive / "transients.csv")
+    tr["time"] = pd.to_datetime(tr["time"], format="ISO8601").dt.tz_localize(None)
+    for i in np.flatnonzero(~quakes):
+        t0 = ds.start_time.values[i]
+        times = tr[tr.station == f"SY.{ds.station.values[i]}"].time.to_numpy("datetime64[ns]")
+        holds = np.any((times >= t0) & (times <= t0 + np.timedelta64(25, "s")))
+        assert ds.subclass.values[i] == ("icequake" if holds else "quiet_noise")
+    assert "icequake" in set(ds.subclass.values)
     # noise windows are ≥ 60 s from every catalog P and S
     picks = np.concatenate([cat.p_time.to_numpy("datetime64[ns]"), cat.s_time.to_numpy("datetime64[ns]")])
     noise = np.flatnonzero(~quakes)
@@ -386,10 +408,76 @@ def test_store_windows_have_p_where_catalog_says(synthetic_store, tmp_path):
             assert np.abs(z[p:p + 200]).max() > 5 * np.abs(z[: p - 20]).std()
 
 
-def test_store_needs_catalog(synthetic_store, tmp_path):
+def test_store_without_catalog_gives_quiet_noise_outside_triggers(synthetic_store, tmp_path):
+    from seisgrid.seismic.stalta import detect_archive
+
     _, store = synthetic_store
-    with pytest.raises(WindowsError, match="needs a catalog"):
-        build_windows([str(store)], str(tmp_path / "x.zarr"), progress=False)
+    out = str(tmp_path / "quiet.zarr")
+    summary = build_windows([str(store)], out, progress=False, augment_factor=0, store_noise_per_station=20)
+    ds = xr.open_zarr(out).load()
+    _check_schema(ds)
+    assert set(ds.subclass.values) == {"quiet_noise"} and (ds.label.values == 0).all()
+    assert summary["skipped"] == [] and summary["warnings"] == []
+    counts = pd.Series(ds.station.values).value_counts()
+    assert (counts <= 20).all() and len(counts) == 2
+    pad = np.timedelta64(5, "s")
+    for trig in detect_archive(str(store), min_stations=1):
+        on = np.datetime64(pd.Timestamp(trig["time"]).tz_localize(None), "ns") - pad
+        off = on + np.timedelta64(int((trig["duration"]) * 1e9), "ns") + 2 * pad
+        own = np.isin(ds.station.values, trig["stations"])  # with 2 stations every trigger masks its own station
+        hit = (ds.start_time.values < off) & (ds.start_time.values + np.timedelta64(25, "s") > on)
+        assert not (hit & (own | (trig["coincidence_sum"] >= 2))).any()
+    # every window lies in recorded data: the synthetic channel-days have gaps, none is cut across one
+    assert not np.any(np.all(ds.waveform.values == 0, axis=-1) & ds.present.values)
+
+
+def test_store_noise_only_where_data_exist(tmp_path):
+    from seisgrid.seismic.ingest import ingest
+
+    folder = tmp_path / "short-files"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    starts = [obspy_time("2021-03-01T00:00:00"), obspy_time("2021-03-03T00:00:00")]
+    for k, start in enumerate(starts):  # two 20-minute files two days apart
+        for cha in ("HHZ", "HHN", "HHE"):
+            tr = obspy_trace(rng.normal(0, 50, 120000).astype(np.int32), "XX", "AAA", cha, 100.0, start)
+            tr.write(str(folder / f"f{k}{cha}.mseed"), format="MSEED")
+    store = tmp_path / "short.zarr"
+    ingest(str(folder), str(store), progress=False)
+    cat = tmp_path / "catalog.csv"
+    pd.DataFrame([{"event_id": "1", "station": "XX.AAA", "p_time": "2021-03-01T00:10:00",
+                   "s_time": "2021-03-01T00:10:05"}]).to_csv(cat, index=False)
+    summary = build_windows([str(store)], str(tmp_path / "w.zarr"), catalog=str(cat), progress=False,
+                            augment_factor=0, catalog_noise_ratio=5)
+    ds = xr.open_zarr(tmp_path / "w.zarr").load()
+    assert summary["skipped"] == [] and (ds.subclass.values == "quiet_noise").sum() == 5
+    t = ds.start_time.values[ds.label.values == 0]
+    inside = [(t >= np.datetime64(s.datetime) + np.timedelta64(5, "s"))
+              & (t + np.timedelta64(30, "s") <= np.datetime64(s.datetime) + np.timedelta64(1200, "s"))
+              for s in starts]
+    assert np.all(inside[0] | inside[1])
+    # a catalog whose picks cover all the data: 0 noise windows, named in the warnings
+    pd.DataFrame([{"event_id": str(i), "station": "XX.AAA", "p_time": str(np.datetime64(s.datetime)
+                                                                          + np.timedelta64(60 * m, "s"))}
+                  for i, (s, m) in enumerate((s, m) for s in starts for m in range(1, 20, 2))]).to_csv(cat, index=False)
+    summary = build_windows([str(store)], str(tmp_path / "w2.zarr"), catalog=str(cat), progress=False,
+                            augment_factor=0)
+    assert summary["labels"]["noise"] == 0
+    assert summary["warnings"] == ["short.zarr: 0 noise windows although noise was requested (no 25 s of "
+                                   "recorded data at least 60 s from every catalog P and S)"]
+
+
+def obspy_time(text):
+    import obspy
+
+    return obspy.UTCDateTime(text)
+
+
+def obspy_trace(data, net, sta, cha, rate, start):
+    import obspy
+
+    return obspy.Trace(data, header={"network": net, "station": sta, "channel": cha, "sampling_rate": rate,
+                                     "starttime": start})
 
 
 # ------------------------------------------------------------------------------------------ real data
@@ -433,5 +521,42 @@ def test_real_build(tmp_path):
     for split in ("train", "val", "test"):
         assert summary["splits"][split]["earthquake"] > 0 and summary["splits"][split]["noise"] > 0
     assert summary["split_region"]["test"]["noise"] > 0 and summary["split_region"]["test"]["earthquake"] > 0
+    assert summary["subclasses"] == {"phasenet-ncedc": {"earthquake": 154, "pre_event_noise": 154},
+                                     "seisbench-ipoc-dummy": {"earthquake": 100, "pre_event_noise": 2},
+                                     "stead-eqt-sample": {"earthquake": 50}}
+    # the STEAD sample's P comes 4–9 s into each record: no pre-P noise window, and the summary says so
+    assert summary["warnings"] == ["stead-eqt-sample: 0 noise windows although noise was requested "
+                                   "(50 event records too short before P)"]
     ds = xr.open_zarr(tmp_path / "w.zarr")
     _check_schema(ds)
+    quakes = (ds.label.values == 1) & (ds.source.values == "stead-eqt-sample") & ~ds.augmented.values
+    assert np.all(ds.distance_km.values[quakes] > 0)  # from source_distance_km
+
+
+@requires_data("seismic/rutford-icestream")
+def test_real_rutford_quiet_noise(tmp_path):
+    """Two Rutford stations ingested (1000 Hz, a ZZ and a YG station): quiet noise under the trigger mask,
+    region from Stations_Rutford.txt, zero-sample dropouts de-spiked (detect's rule)."""
+    from seisgrid.seismic.ingest import ingest
+
+    folder = data_path("seismic/rutford-icestream")
+    store = tmp_path / "rutford.zarr"
+    ingest(str(folder), str(store), pattern="2009021_040000_ST0[24]_*.m", progress=False)
+    out = str(tmp_path / "w.zarr")
+    summary = build_windows([str(store)], out, progress=False, augment_factor=0,
+                            stations=str(folder / "Stations_Rutford.txt"))
+    ds = xr.open_zarr(out).load()
+    assert summary["warnings"] == [] and summary["skipped"] == []
+    assert set(ds.subclass.values) == {"quiet_noise"} and set(ds.region.values) == {"antarctica-rutford"}
+    assert sorted(set(zip(ds.network.values, ds.station.values, strict=True))) == [("YG", "ST02"), ("ZZ", "ST04")]
+    assert 60 <= ds.sizes["window"] <= 144 and ds.present.values.all()
+    # the de-spike rule at the native rate: ST04's 8 isolated zeros lie 15,192 counts from its DC level
+    from seisgrid.seismic.labelled.store import plan, read_store
+
+    opts = _opts(stations=str(folder / "Stations_Rutford.txt"))
+    tasks, _ = plan(str(store), None, opts, np.random.default_rng(0))
+    st04 = next(t for t in tasks if t["station"] == "ZZ.ST04")
+    raw = read_store(st04, {**opts, "despike": 0.0})
+    clean = read_store(st04, opts)
+    zeros = sum(int((r.data == 0).sum()) for r in raw)
+    assert zeros > 0 and sum(int((r.data == 0).sum()) for r in clean) == 0

@@ -22,12 +22,21 @@ if TYPE_CHECKING:
 
     import xarray as xr
 
-__all__ = ["COMPONENTS", "EARTHQUAKE", "NOISE", "open_dataset", "windows_dataset", "write_windows"]
+__all__ = ["COMPONENTS", "EARTHQUAKE", "NOISE", "SUBCLASSES", "distance_of", "open_dataset", "subclass_of",
+           "windows_dataset", "write_windows"]
 
 #: Component order of ``waveform`` and ``present`` (the ``component`` coordinate).
 COMPONENTS = ("Z", "N", "E")
+#: ``kind`` attribute of a window store.
+KIND = "seisgrid-windows"
 #: ``label`` values.
 NOISE, EARTHQUAKE = 0, 1
+#: ``subclass`` values and their label: ``earthquake`` (1); ``pre_event_noise`` (0, the pre-P part of an event
+#: record), ``quiet_noise`` (0, away from any known event: noise records, continuous records), ``icequake`` (0,
+#: ice events and synth's icequake-like transients: the noise that looks like earthquakes).
+SUBCLASSES = {"earthquake": EARTHQUAKE, "pre_event_noise": NOISE, "quiet_noise": NOISE, "icequake": NOISE}
+#: ``subclass`` of windows of stores written before the variable existed (and of unknown noise).
+UNKNOWN_SUBCLASS = "unknown"
 
 
 def windows_dataset(cols: dict, opts: dict, formats: dict, *, resampling: str) -> xr.Dataset:
@@ -38,10 +47,12 @@ def windows_dataset(cols: dict, opts: dict, formats: dict, *, resampling: str) -
     cols : dict of str to ndarray
         One array per variable, first axis ``window``: ``waveform`` (window, 3, sample), ``present``
         (window, 3), ``label``, ``p_index``, ``s_index``, ``start_time``, ``magnitude``, ``snr_db``,
-        ``augmented``, and the strings ``source``, ``region``, ``network``, ``station``, ``event_id``,
-        ``split``, ``split_region``.
+        ``augmented``, ``distance_km``, and the strings ``source``, ``region``, ``network``, ``station``,
+        ``event_id``, ``subclass``, ``split``, ``split_region``.
     opts : dict
-        Build options (``seisgrid.windows`` keys, ``seed`` and ``split_grouping``), recorded as attributes.
+        Build options (``seisgrid.windows`` keys, ``seed`` and ``split_grouping``; optional
+        ``orientation_unknown``: source → NET.STA list whose N/E slots hold 1/2 channels), recorded as
+        attributes.
     formats : dict of str to str
         Source name → format, recorded as the ``formats`` attribute.
     resampling : str
@@ -68,27 +79,35 @@ def windows_dataset(cols: dict, opts: dict, formats: dict, *, resampling: str) -
         "magnitude": (one, cols["magnitude"].astype(np.float32)),
         "snr_db": (one, cols["snr_db"].astype(np.float32), {"units": "dB"}),
         "augmented": (one, cols["augmented"].astype(bool)),
+        "distance_km": (one, cols["distance_km"].astype(np.float32),
+                        {"units": "km", "long_name": "epicentral distance, NaN unknown"}),
     }
-    for key in ("source", "region", "network", "station", "event_id", "split", "split_region"):
+    for key in ("source", "region", "network", "station", "event_id", "subclass", "split", "split_region"):
         data_vars[key] = (one, np.asarray([str(v) for v in cols[key]], dtype=object))
     counts = {}
     for s in sorted(set(cols["source"])):
         sel = cols["source"] == s
         counts[s] = {"earthquake": int((cols["label"][sel] == 1).sum()), "noise": int((cols["label"][sel] == 0).sum())}
     attrs = {
-        "kind": "seisgrid-windows", "sampling_rate": opts["sampling_rate"], "window_seconds": opts["window_seconds"],
+        "kind": KIND, "sampling_rate": opts["sampling_rate"], "window_seconds": opts["window_seconds"],
         "window_samples": int(n_win), "pre_p_seconds": opts["pre_p_seconds"],
         "noise_margin_seconds": opts["noise_margin_seconds"], "resampling": resampling,
         "components": "".join(COMPONENTS), "source_counts": counts, "formats": formats,
         "split_fractions": opts["split_fractions"], "seed": opts["seed"], "split_grouping": opts["split_grouping"],
         "test_regions": opts["test_regions"], "test_networks": opts["test_networks"],
         "noise_assumption": "noise windows are pre-P segments of event records ending at least "
-                            f"{opts['noise_margin_seconds']:g} s before P (or store times at least "
-                            f"{opts['catalog_noise_seconds']:g} s from any catalog P/S); they may contain "
-                            "unseen events",
+                            f"{opts['noise_margin_seconds']:g} s before P (pfo sources: screened for "
+                            "transients by STA/LTA), store times at least "
+                            f"{opts['catalog_noise_seconds']:g} s from any catalog P/S, or store times outside "
+                            "an STA/LTA trigger mask (no catalog); they may contain unseen events. icequake "
+                            "windows are ice events, label 0 by their source's class",
         "augmentation": f"train only: real earthquakes mixed into real noise at {opts['augment_snr_db']} dB, "
                         f"shifts ±{opts['augment_shift_seconds']:g} s, scale {opts['augment_scale']}",
         "p_prediction": "SeisBench records without picks: first P of TauP iasp91 (p_index predicted)",
+        "subclasses": "earthquake (label 1); pre_event_noise: pre-P part of an event record; quiet_noise: away "
+                      "from any known event (noise records, continuous records); icequake: ice events and "
+                      "icequake-like transients (label 0); p_index of icequake windows is the ice event's P",
+        "orientation_unknown": opts.get("orientation_unknown", {}),
     }
     ds = xr.Dataset(data_vars, coords={"component": ("component", np.array(COMPONENTS, dtype=object))},
                     attrs=attrs)
@@ -156,3 +175,40 @@ def open_dataset(url: str | os.PathLike, what: str = "labelled-window store", ma
     if missing:
         raise StorageError(f"{url}: no {', '.join(missing)} variable(s); expected a {what} (`{make}`)")
     return ds
+
+
+def subclass_of(ds: xr.Dataset) -> np.ndarray:
+    """The ``subclass`` of every window; stores written before the variable existed give it from ``label``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A window store (or a spectrogram store, which copies the 1-D variables).
+
+    Returns
+    -------
+    ndarray of object (str)
+        ``ds.subclass`` when present; else ``earthquake`` for label 1 and ``unknown``
+        (:data:`UNKNOWN_SUBCLASS`) for label 0.
+    """
+    if "subclass" in ds:
+        return np.asarray(ds["subclass"].values, dtype=object)
+    label = np.asarray(ds["label"].values)
+    return np.where(label == EARTHQUAKE, "earthquake", UNKNOWN_SUBCLASS).astype(object)
+
+
+def distance_of(ds: xr.Dataset) -> np.ndarray:
+    """The epicentral distance (km) of every window; NaN when unknown or the store has no ``distance_km``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A window or spectrogram store.
+
+    Returns
+    -------
+    ndarray of float32
+    """
+    if "distance_km" in ds:
+        return np.asarray(ds["distance_km"].values, dtype=np.float32)
+    return np.full(ds.sizes["window"], np.nan, dtype=np.float32)

@@ -5,7 +5,7 @@
 ``trace_P_arrival_sample``), **P is predicted** as the first P arrival (``p``/``P``) of
 ``obspy.taup.TauPyModel("iasp91")`` from the hypocentre (``source_*``) to the station (``station_*``;
 elevation ignored), assuming the trace starts at ``trace_start_time``. Predicted picks can be off by a
-second or more; ``s_index`` stays -1.
+second or more; ``s_index`` stays -1. ``distance_km`` from the source and station coordinates.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from seisgrid.seismic.labelled.base import (
     _hdf5_set_metadata,
     _region_of,
     _timestamp,
+    distance_km,
 )
 from seisgrid.seismic.windowstore import COMPONENTS
 
@@ -164,6 +165,8 @@ def read_seisbench(folder: str | os.PathLike, names: Iterable[str] | None = None
                 event_id=f"{source}:{event}",
                 region=_region_of(source, row.get("station_latitude_deg"), row.get("station_longitude_deg")),
                 start_time=start, magnitude=_float(row.get("source_magnitude")), p_predicted=predicted,
+                distance_km=distance_km(row.get("source_latitude_deg"), row.get("source_longitude_deg"),
+                                        row.get("station_latitude_deg"), row.get("station_longitude_deg")),
             )
 
 

@@ -2,7 +2,10 @@
 
 Datasets (samples, 3) in component order E, N, Z at 100 Hz, keyed by ``trace_name`` under ``data/`` (full
 STEAD) or ``earthquake/local/`` and ``non_earthquake/noise/`` (the EQTransformer sample); manual P and S
-picks in ``p_arrival_sample`` / ``s_arrival_sample``.
+picks in ``p_arrival_sample`` / ``s_arrival_sample``. ``trace_sampling_rate_hz`` gives the rate when
+present (default 100 Hz). Sub-classes: the window around P ``earthquake``, its pre-P noise
+``pre_event_noise``, noise records (``trace_category`` containing ``noise``) ``quiet_noise``;
+``distance_km`` from ``source_distance_km`` (else from the source and receiver coordinates).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from seisgrid.seismic.labelled.base import (
     _hdf5_set_metadata,
     _region_of,
     _timestamp,
+    distance_km,
 )
 
 
@@ -106,6 +110,10 @@ def read_stead(folder: str | os.PathLike, names: Iterable[str] | None = None,
             snr_values = [v for v in (_float(t) for t in re.split(r"[\s\[\],]+", snr) if t) if not math.isnan(v)]
             rate = _float(row.get("trace_sampling_rate_hz"))
             rate = 100.0 if math.isnan(rate) else rate
+            dist = _float(row.get("source_distance_km"))
+            if math.isnan(dist):
+                dist = distance_km(row.get("source_latitude"), row.get("source_longitude"),
+                                   row.get("receiver_latitude"), row.get("receiver_longitude"))
             yield Record(
                 source=source, name=name, data=data, sampling_rate=rate,
                 present=np.ones(3, bool), kind="noise" if is_noise else "event",
@@ -117,6 +125,7 @@ def read_stead(folder: str | os.PathLike, names: Iterable[str] | None = None,
                 start_time=_timestamp(row.get("trace_start_time")),
                 magnitude=_float(row.get("source_magnitude")),
                 snr_db=max(snr_values) if snr_values else math.nan,
+                distance_km=math.nan if is_noise else dist,
             )
 
 

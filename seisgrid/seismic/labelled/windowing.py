@@ -50,20 +50,27 @@ def resample(x: np.ndarray, rate: float, target: float) -> np.ndarray:
     return scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
 
 
-def _window_record(rec: Record, w: np.ndarray, start: int, label: int, opts, p=-1, s=-1) -> dict:
+def _window_record(rec: Record, w: np.ndarray, start: int, label: int, opts, p=-1, s=-1,
+                   subclass: str = "earthquake") -> dict:
     w = w - w.mean(axis=-1, keepdims=True)
     w[~rec.present] = 0.0
     rate = opts["sampling_rate"]
     start_time = rec.start_time + np.timedelta64(round(start / rate * 1e9), "ns") \
         if not np.isnat(rec.start_time) else NAT
+    event = subclass in ("earthquake", "icequake") and p >= 0
     return {
         "waveform": w.astype("float32"), "present": rec.present.copy(), "label": label,
         "p_index": p, "s_index": s, "source": rec.source, "region": rec.region, "network": rec.network,
         "station": rec.station, "event_id": rec.event_id, "start_time": start_time,
-        "magnitude": rec.magnitude if label == EARTHQUAKE else math.nan,
-        "snr_db": rec.snr_db if label == EARTHQUAKE else math.nan, "record": rec.name,
-        "p_predicted": rec.p_predicted,
+        "magnitude": rec.magnitude if event else math.nan,
+        "snr_db": rec.snr_db if event else math.nan, "record": rec.name,
+        "p_predicted": rec.p_predicted, "subclass": subclass, "distance_km": rec.distance_km,
+        "orientation_unknown": rec.orientation_unknown,
     }
+
+
+def _noise_subclass(rec: Record) -> str:
+    return rec.noise_subclass or ("quiet_noise" if rec.kind == "noise" else "pre_event_noise")
 
 
 def cut_windows(rec: Record, opts: dict) -> tuple[list[dict], list[Skip], int]:
@@ -80,9 +87,11 @@ def cut_windows(rec: Record, opts: dict) -> tuple[list[dict], list[Skip], int]:
     Returns
     -------
     windows : list of dict
-        The earthquake window first, then noise windows (or only noise windows for a noise record).
+        The window around P first (``rec.event_label``/``rec.event_subclass``: an earthquake, or an
+        icequake labelled noise), then noise windows (or only noise windows for a noise record).
     skips : list of Skip
-        Why the record gave no window (empty when it gave some).
+        Why the record gave no window (empty when it gave some), and the noise candidates the reader
+        screened out (``rec.screened``).
     no_noise : int
         1 when an event record yields no noise window (pre-P segment too short), else 0.
     """
@@ -106,15 +115,17 @@ def cut_windows(rec: Record, opts: dict) -> tuple[list[dict], list[Skip], int]:
     if n < n_win:
         return [], [Skip(rec.source, rec.name, f"too short ({n} samples < {n_win} after resampling)")], 0
     windows = []
+    screened = [Skip(rec.source, f"{rec.name} noise at {t:g} s", reason) for t, reason in rec.screened]
     if rec.kind == "noise":
-        starts = [round(o * rate) for o in rec.noise_offsets] or \
+        starts = [round(o * rate) for o in rec.noise_offsets] if rec.noise_offsets is not None else \
                  [k * n_win for k in range(min(opts["noise_per_record"], n // n_win))]
         for a in starts:
             if 0 <= a and a + n_win <= n:
-                windows.append(_window_record(rec, x[:, a:a + n_win].copy(), a, NOISE, opts))
+                windows.append(_window_record(rec, x[:, a:a + n_win].copy(), a, NOISE, opts,
+                                              subclass=_noise_subclass(rec)))
         if not windows:
-            return [], [Skip(rec.source, rec.name, "noise record shorter than a window")], 0
-        return windows, [], 0
+            return [], screened + [Skip(rec.source, rec.name, "noise record shorter than a window")], 0
+        return windows, screened, 0
     if rec.p_seconds is None or not math.isfinite(rec.p_seconds):
         return [], [Skip(rec.source, rec.name, "no P pick (and none could be predicted)")], 0
     p = round(rec.p_seconds * rate)
@@ -131,12 +142,15 @@ def cut_windows(rec: Record, opts: dict) -> tuple[list[dict], list[Skip], int]:
     if rec.s_seconds is not None and math.isfinite(rec.s_seconds):
         s_idx = round(rec.s_seconds * rate) - start
         s = s_idx if 0 <= s_idx < n_win else -1
-    windows.append(_window_record(rec, x[:, start:start + n_win].copy(), start, EARTHQUAKE, opts,
-                                  p=p - start, s=s))
+    label = EARTHQUAKE if rec.event_label == EARTHQUAKE else NOISE
+    windows.append(_window_record(rec, x[:, start:start + n_win].copy(), start, label, opts,
+                                  p=p - start, s=s, subclass=rec.event_subclass))
+    if not rec.pre_event_noise:
+        return windows, screened, 0
     end = p - round(opts["noise_margin_seconds"] * rate)
-    k = 0
-    while k < opts["noise_per_record"] and (k + 1) * n_win <= end:
-        a = k * n_win
-        windows.append(_window_record(rec, x[:, a:a + n_win].copy(), a, NOISE, opts))
-        k += 1
-    return windows, [], int(k == 0)
+    starts = [round(o * rate) for o in rec.noise_offsets] if rec.noise_offsets is not None else \
+        list(range(0, end - n_win + 1, n_win))
+    starts = [a for a in starts if 0 <= a and a + n_win <= end][:opts["noise_per_record"]]
+    for a in starts:
+        windows.append(_window_record(rec, x[:, a:a + n_win].copy(), a, NOISE, opts, subclass=_noise_subclass(rec)))
+    return windows, screened, int(not starts)
