@@ -62,6 +62,28 @@ def test_predict_on_cluster_equals_in_process(dask_client):
                                rtol=1e-6)
 
 
+def test_parallel_postfit_scatters_the_model_and_predicts_the_same(dask_client):
+    import pickle
+
+    import dask.array as da
+    from dask_ml.wrappers import ParallelPostFit
+    from distributed import Future
+
+    X, y = _features()
+    model = forest.train_forest(X, y, n_estimators=40, seed=2)
+    direct = model.predict_proba(X)
+    wrapper = forest.postfit(model, dask_client)
+    assert isinstance(wrapper, ParallelPostFit) and isinstance(wrapper.estimator.model, Future)
+    lazy = wrapper.predict_proba(da.from_array(X, chunks=(13, -1)))
+    # the tasks refer to the scattered model: the graph (7 chunks) is smaller than one copy of the model
+    assert len(pickle.dumps(dict(lazy.__dask_graph__()))) < len(pickle.dumps(model)) / 2
+    np.testing.assert_array_equal(dask_client.compute(lazy).result(), direct)
+    # without a client: ParallelPostFit on Dask's local scheduler, and plain NumPy in process
+    np.testing.assert_array_equal(forest.predict_proba(model, da.from_array(X, chunks=(13, -1))), direct[:, 1])
+    np.testing.assert_array_equal(forest.predict_proba(model, X), direct[:, 1])
+    assert forest.predict_proba(model, X[:0]).shape == (0,)
+
+
 def test_save_and_load(tmp_path):
     import json
 

@@ -106,6 +106,50 @@ def test_results_table():
     assert lines[3] == "| X | — | 0.0 % | — | 0.0 % | 12.3 |"
 
 
+def test_bins_and_breakdowns_hand_computed():
+    assert metrics.bin_name(None, 10.0) == "<10" and metrics.bin_name(10.0, 20.0) == "10–20"
+    assert metrics.bin_name(40.0, None) == "≥40"
+    bins = [(0.0, 10.0), (10.0, None)]
+    # half-open bins; NaN and values outside every bin (negative) are unknown
+    assert metrics.assign_bins([0, 9.99, 10, 1e9, np.nan, -1], bins).tolist() == [
+        "0–10", "0–10", "≥10", "≥10", "unknown", "unknown"]
+    y = [1, 1, 1, 1, 0, 0, 0]
+    p = [1, 0, 1, 0, 1, 0, 1]
+    values = [5, 5, 50, np.nan, 5, 5, 5]  # noise windows' values do not count
+    assert metrics.recall_by_bin(y, p, values, bins) == [
+        {"bin": "0–10", "min": 0.0, "max": 10.0, "n": 2, "detected": 1, "recall": 0.5},
+        {"bin": "≥10", "min": 10.0, "max": None, "n": 1, "detected": 1, "recall": 1.0},
+        {"bin": "unknown", "min": None, "max": None, "n": 1, "detected": 0, "recall": 0.0}]
+    groups = ["earthquake"] * 4 + ["icequake", "icequake", None]
+    by = metrics.fpr_by_group(y, p, groups)
+    assert list(by) == ["icequake", "quiet_noise", "pre_event_noise", "unknown"]
+    assert by["icequake"] == {"n": 2, "false_positives": 1, "fpr": 0.5}
+    assert by["unknown"] == {"n": 1, "false_positives": 1, "fpr": 1.0} and math.isnan(by["quiet_noise"]["fpr"])
+    sg = metrics.scores_by_group(y, p, ["a", "a", "b", "b", "a", "b", "b"])
+    assert (sg["a"]["tp"], sg["a"]["fn"], sg["a"]["fp"], sg["a"]["earthquakes"], sg["a"]["noise"]) == (1, 1, 1, 2, 1)
+    assert (sg["b"]["tp"], sg["b"]["fn"], sg["b"]["fp"], sg["b"]["tn"]) == (1, 1, 1, 1)
+    with pytest.raises(ValueError):
+        metrics.recall_by_bin([1], [1, 0], [1], bins)
+
+
+def test_results_table_with_subclasses_and_breakdowns():
+    row = {"precision": 0.5, "recall": 1.0, "fpr": 0.25, "f1": 2 / 3, "hours_per_year": 1.0,
+           "average_precision": 0.875, "fpr_by_subclass": {"icequake": {"fpr": 0.5}, "quiet_noise": {"fpr": None}},
+           "recall_by_snr": [{"bin": "<10", "n": 2, "detected": 1, "recall": 0.5},
+                             {"bin": "unknown", "n": 0, "detected": 0, "recall": None}],
+           "by_region": {"r1": {"earthquakes": 2, "noise": 4, "precision": 0.5, "recall": 1.0, "fpr": 0.25,
+                                "f1": 2 / 3}}}
+    t = metrics.results_table({"M": row}, {"icequake": 2, "quiet_noise": 0})
+    assert t.splitlines()[0] == ("| method | precision | recall | false-positive rate | FPR icequake (n=2) "
+                                 "| FPR quiet noise (n=0) | F1 | average precision "
+                                 "| processing, hours per year of data (one core) |")
+    assert t.splitlines()[2] == "| M | 50.0 % | 100.0 % | 25.0 % | 50.0 % | — | 66.7 % | 0.88 | 1 |"
+    b = metrics.breakdown_tables({"M": row})
+    assert "| method | <10 (n=2) | unknown (n=0) |\n|---|---|---|\n| M | 50.0 % (1/2) | — |" in b
+    assert "| r1 | M | 2 | 4 | 50.0 % | 100.0 % | 25.0 % | 66.7 % |" in b
+    assert "distance" not in b and "By network" not in b  # breakdowns a method lacks are left out
+
+
 def test_figures(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 50)
@@ -131,7 +175,9 @@ def test_evaluate_both_methods_same_test_windows(tmp_path):
         assert 0.5 < m["recall"] <= 1 and 0.5 < m["precision"] <= 1
         assert m["hours_per_year"] > 0
     assert "| STA/LTA |" in out["table"] and "| Random Forest |" in out["table"]
-    assert (tmp_path / "eval" / "results.md").read_text() == out["table"]
+    results_md = (tmp_path / "eval" / "results.md").read_text()
+    assert out["table"] in results_md and out["breakdown_tables"] in results_md
+    assert all(m["average_precision"] is not None for m in out["methods"])
     assert len(out["figures"]) == 2 and all(p.endswith(".png") for p in out["figures"])
     import json
 

@@ -188,3 +188,55 @@ def test_bad_settings():
         stalta.window_scores(wave, present, freqmin=1, freqmax=60)
     with pytest.raises(ConfigError):
         stalta.window_scores(wave, present, sta=0.5, lta=30)
+
+
+def _two_station_store(tmp_path, rate=20.0):
+    """Stations A and B, Z only, 10 minutes on 1 January and 10 minutes on 3 January (nothing between), each
+    piece with two strong onsets 0.3 s apart across the stations."""
+    from seisgrid.seismic.ingest import ingest
+
+    rng = np.random.default_rng(7)
+    src = tmp_path / "src"
+    src.mkdir()
+    n = int(600 * rate)
+    for k, sta in enumerate(("A", "B")):
+        traces = []
+        for day in ("2021-01-01", "2021-01-03"):
+            data = rng.normal(0, 50, n)
+            for t0 in (200.0, 400.0):
+                i, m = int((t0 + 0.3 * k) * rate), int(6 * rate)
+                data[i:i + m] += 2000 * np.exp(-np.arange(m) / (1.5 * rate)) * np.sin(np.arange(m) * 2.0)
+            traces.append(obspy.Trace(np.round(data).astype(np.int32), header={
+                "network": "XX", "station": sta, "channel": "BHZ", "sampling_rate": rate,
+                "starttime": obspy.UTCDateTime(day)}))
+        obspy.Stream(traces).write(str(src / f"{sta}.mseed"), format="MSEED")
+    store = str(tmp_path / "s.zarr")
+    ingest(str(src), store, progress=False)
+    return store
+
+
+def test_small_network_is_warned_tasks_only_where_data_exist(tmp_path, caplog):
+    """Two stations and the default coincidence sum of 3: no event, and a warning that says what to set;
+    tasks only for the days with data; station-days = data time (40 minutes on 2 stations)."""
+    from seisgrid.seismic.detect import detect
+
+    store = _two_station_store(tmp_path)
+    settings = dict(freqmin=1, freqmax=8, sta=0.5, lta=10, thr_on=3, thr_off=1.5, max_trigger_seconds=30)
+    with caplog.at_level("WARNING", logger="seisgrid"):
+        events, info = stalta.detect_archive(store, return_info=True, **settings)
+    assert events == [] and info["tasks"] == 4  # 2 stations × the 2 days with data, not 3 days
+    assert info["station_days"] == pytest.approx(2 * 1200 / 86400, abs=1e-6)
+    assert len(info["warnings"]) == 1 and "2 stations" in info["warnings"][0]
+    assert "--min-stations" in info["warnings"][0] and "seisgrid.stalta.min_stations" in info["warnings"][0]
+    assert info["warnings"][0] in caplog.text
+    events, info = stalta.detect_archive(store, return_info=True, min_stations=2, **settings)
+    assert len(events) == 4 and info["warnings"] == []
+    # through detect --method stalta: --min-stations is the coincidence sum; the summary keeps the warnings
+    import dask
+
+    with dask.config.set({"seisgrid.stalta.archive_freqmin": 1, "seisgrid.stalta.archive_freqmax": 8,
+                          "seisgrid.stalta.thr_on": 3, "seisgrid.stalta.thr_off": 1.5}):
+        warned = detect(store, out_catalog=str(tmp_path / "st" / "cat"), method="stalta")
+        fine = detect(store, out_catalog=str(tmp_path / "st2" / "cat"), method="stalta", min_stations=2)
+    assert warned["n_events"] == 0 and warned["warnings"] and fine["n_events"] == 4 and fine["warnings"] == []
+    assert fine["station_days"] == info["station_days"]

@@ -14,6 +14,15 @@ Processing hours per year of data (:func:`hours_per_year`)
     wall time is this figure ÷ N. It is the study's "processing, hours per year of data" stated per
     core, so figures measured on different machines and core counts are comparable.
 
+Breakdowns (:func:`fpr_by_group`, :func:`recall_by_bin`, :func:`scores_by_group`)
+    The same predictions split by a property of each window: the false-positive rate per noise
+    sub-class (``icequake``, ``quiet_noise``, ``pre_event_noise``; :data:`NOISE_SUBCLASSES`), recall per
+    signal-to-noise bin (:data:`SNR_DB_BINS`, dB of the window store's ``snr_db``) and per epicentral
+    distance bin (:data:`DISTANCE_KM_BINS`, km of ``distance_km``), and every score per region or
+    network. Bins are half-open ``[min, max)`` (None: open end); a window whose value is unknown (NaN,
+    a sub-class missing from an older store) or outside every bin is counted in its own ``unknown`` bin,
+    never dropped.
+
 Figures: :func:`pr_curves_figure`, :func:`spectrogram_panel_figure` and :func:`history_figure` build a
 Matplotlib figure (Agg, no pyplot, see :mod:`seisgrid.figures`); :func:`plot_pr_curves`,
 :func:`plot_spectrogram_panel` and :func:`seisgrid.seismic.train.plot_history` write it as PNG.
@@ -94,6 +103,133 @@ def pr_curve(labels: npt.ArrayLike, scores_: npt.ArrayLike) -> dict:
             "average_precision": float(average_precision_score(y, s))}
 
 
+# --------------------------------------------------------------------------------------- breakdowns
+#: Noise sub-classes (window store ``subclass``) whose false-positive rates are reported separately.
+NOISE_SUBCLASSES = ("icequake", "quiet_noise", "pre_event_noise")
+#: Group and bin name of windows whose value is unknown or outside every bin.
+UNKNOWN = "unknown"
+#: Recall bins of the window SNR (``snr_db``, dB): ``[min, max)``, None an open end.
+SNR_DB_BINS: tuple[tuple[float | None, float | None], ...] = (
+    (None, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 40.0), (40.0, None))
+#: Recall bins of the epicentral distance (``distance_km``, km): ``[min, max)``, None an open end.
+DISTANCE_KM_BINS: tuple[tuple[float | None, float | None], ...] = (
+    (0.0, 20.0), (20.0, 50.0), (50.0, 100.0), (100.0, 200.0), (200.0, None))
+
+
+def bin_name(low: float | None, high: float | None) -> str:
+    """Name of the bin ``[low, high)``: ``"10–20"``, ``"<10"`` (no lower end), ``"≥40"`` (no upper end)."""
+    if low is None and high is None:
+        return "all"
+    if low is None:
+        return f"<{high:g}"
+    if high is None:
+        return f"≥{low:g}"
+    return f"{low:g}–{high:g}"
+
+
+def assign_bins(values: npt.ArrayLike, bins: Sequence[tuple[float | None, float | None]]) -> np.ndarray:
+    """Bin name (:func:`bin_name`) of each value; :data:`UNKNOWN` for NaN or a value outside every bin."""
+    v = np.asarray(values, np.float64).ravel()
+    out = np.full(v.shape, UNKNOWN, dtype=object)
+    finite = np.isfinite(v)
+    for low, high in bins:
+        inside = finite & (v >= (-np.inf if low is None else low)) & (v < (np.inf if high is None else high))
+        out[inside & (out == UNKNOWN)] = bin_name(low, high)
+    return out
+
+
+def recall_by_bin(labels: npt.ArrayLike, predictions: npt.ArrayLike, values: npt.ArrayLike,
+                  bins: Sequence[tuple[float | None, float | None]]) -> list[dict]:
+    """Recall of the earthquake windows per bin of a window property (e.g. SNR, distance).
+
+    Parameters
+    ----------
+    labels, predictions : array_like
+        1 earthquake, 0 noise, per window.
+    values : array_like of float
+        The property per window (NaN unknown); only earthquake windows count.
+    bins : sequence of (min, max)
+        Half-open bins ``[min, max)``; None an open end.
+
+    Returns
+    -------
+    list of dict
+        One per bin in order, then the :data:`UNKNOWN` bin (NaN or outside every bin): ``bin`` (name),
+        ``min``, ``max`` (None for an open end and for the unknown bin), ``n`` (earthquake windows),
+        ``detected`` (of them predicted earthquake), ``recall`` (NaN when ``n`` is 0).
+    """
+    y = np.asarray(labels).astype(bool).ravel()
+    p = np.asarray(predictions).astype(bool).ravel()
+    names = assign_bins(values, bins)
+    if not y.shape == p.shape == names.shape:
+        raise ValueError(f"labels ({y.size}), predictions ({p.size}) and values ({names.size}) differ in length")
+    out = []
+    for low, high, name in [(lo, hi, bin_name(lo, hi)) for lo, hi in bins] + [(None, None, UNKNOWN)]:
+        sel = y & (names == name)
+        n, hit = int(sel.sum()), int((sel & p).sum())
+        out.append({"bin": name, "min": low, "max": high, "n": n, "detected": hit, "recall": _ratio(hit, n)})
+    return out
+
+
+def _group_names(groups, n: int) -> np.ndarray:
+    g = np.asarray(groups, dtype=object).ravel()
+    if g.size != n:
+        raise ValueError(f"{g.size} groups for {n} windows")
+    return np.array([UNKNOWN if v is None or str(v) in ("", "nan", "None") else str(v) for v in g], dtype=object)
+
+
+def fpr_by_group(labels: npt.ArrayLike, predictions: npt.ArrayLike, groups: npt.ArrayLike,
+                 names: Sequence[str] = NOISE_SUBCLASSES) -> dict:
+    """False-positive rate of the noise windows per group (e.g. noise sub-class).
+
+    Parameters
+    ----------
+    labels, predictions : array_like
+        1 earthquake, 0 noise, per window.
+    groups : array_like of str
+        Group per window; empty or None is :data:`UNKNOWN`. Only noise windows count.
+    names : sequence of str
+        Groups always reported, in this order (``n`` 0 and ``fpr`` NaN when absent); other groups of
+        noise windows follow in sorted order.
+
+    Returns
+    -------
+    dict
+        Group → ``{"n": noise windows, "false_positives": of them predicted earthquake, "fpr": ratio}``.
+    """
+    y = np.asarray(labels).astype(bool).ravel()
+    p = np.asarray(predictions).astype(bool).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"labels ({y.size}) and predictions ({p.size}) differ in length")
+    g = _group_names(groups, y.size)
+    order = list(names) + sorted(set(g[~y]) - set(names))
+    out = {}
+    for name in order:
+        sel = ~y & (g == name)
+        n, fp = int(sel.sum()), int((sel & p).sum())
+        out[name] = {"n": n, "false_positives": fp, "fpr": _ratio(fp, n)}
+    return out
+
+
+def scores_by_group(labels: npt.ArrayLike, predictions: npt.ArrayLike, groups: npt.ArrayLike) -> dict:
+    """:func:`scores` of the windows of each group (e.g. region, network), groups in sorted order.
+
+    Returns
+    -------
+    dict
+        Group (empty or None: :data:`UNKNOWN`) → :func:`scores` plus ``earthquakes`` and ``noise`` (window
+        counts).
+    """
+    y = np.asarray(labels).astype(int).ravel()
+    p = np.asarray(predictions).astype(int).ravel()
+    g = _group_names(groups, y.size)
+    out = {}
+    for name in sorted(set(g)):
+        sel = g == name
+        out[name] = {**scores(y[sel], p[sel]), "earthquakes": int(y[sel].sum()), "noise": int((1 - y[sel]).sum())}
+    return out
+
+
 def windows_per_year(window_seconds: float, stride_seconds: float) -> int:
     """Windows of ``window_seconds`` every ``stride_seconds`` in 365.25 days of continuous data."""
     if window_seconds <= 0 or stride_seconds <= 0:
@@ -137,19 +273,87 @@ def _hours(x) -> str:
     return f"{x:.3g}" if x < 10 else f"{x:.1f}"
 
 
-def results_table(methods: dict) -> str:
+def _ap(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def _subclass_title(name: str) -> str:
+    return name.replace("_", " ").replace("pre event", "pre-event")
+
+
+def results_table(methods: Mapping[str, Mapping], noise_subclasses: Mapping[str, int] | None = None) -> str:
     """Markdown table shaped like the study's: one row per method.
 
-    ``methods`` maps a display name to a dict with ``precision``, ``recall``, ``fpr``, ``f1``
-    (fractions) and ``hours_per_year``.
+    Parameters
+    ----------
+    methods : mapping of str to dict
+        Display name → ``precision``, ``recall``, ``fpr``, ``f1`` (fractions) and ``hours_per_year``; optionally
+        ``average_precision`` and ``fpr_by_subclass`` (:func:`fpr_by_group`).
+    noise_subclasses : mapping of str to int, optional
+        Noise sub-class → its number of noise windows: one column "FPR <sub-class> (n=N)" each after the
+        false-positive rate. An "average precision" column follows F1 when a method has one.
+
+    Returns
+    -------
+    str
+        The table, "—" for undefined values.
     """
-    lines = ["| method | precision | recall | false-positive rate | F1 "
-             "| processing, hours per year of data (one core) |",
-             "|---|---|---|---|---|---|"]
+    subs = dict(noise_subclasses or {})
+    with_ap = any("average_precision" in m for m in methods.values())
+    head = ["method", "precision", "recall", "false-positive rate"]
+    head += [f"FPR {_subclass_title(k)} (n={n})" for k, n in subs.items()] + ["F1"]
+    head += ["average precision"] * with_ap + ["processing, hours per year of data (one core)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in methods.items():
-        lines.append(f"| {name} | {_pct(m.get('precision'))} | {_pct(m.get('recall'))} | {_pct(m.get('fpr'))} "
-                     f"| {_pct(m.get('f1'))} | {_hours(m.get('hours_per_year'))} |")
+        by_sub = m.get("fpr_by_subclass") or {}
+        cells = [name, _pct(m.get("precision")), _pct(m.get("recall")), _pct(m.get("fpr"))]
+        cells += [_pct((by_sub.get(k) or {}).get("fpr")) for k in subs] + [_pct(m.get("f1"))]
+        cells += [_ap(m.get("average_precision"))] * with_ap + [_hours(m.get("hours_per_year"))]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _bin_table(methods: Mapping[str, Mapping], key: str) -> list[str]:
+    rows = [(name, m[key]) for name, m in methods.items() if m.get(key)]
+    if not rows:
+        return []
+    bins = rows[0][1]
+    head = ["method"] + [f"{b['bin']} (n={b['n']})" for b in bins]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entries in rows:
+        cells = [_pct(b["recall"]) + (f" ({b['detected']}/{b['n']})" if b["n"] else "") for b in entries]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return lines
+
+
+def _group_table(methods: Mapping[str, Mapping], key: str, what: str) -> list[str]:
+    rows = [(group, name, s) for name, m in methods.items() for group, s in (m.get(key) or {}).items()]
+    if not rows:
+        return []
+    lines = [f"| {what} | method | earthquake windows | noise windows | precision | recall "
+             "| false-positive rate | F1 |", "|---|---|---|---|---|---|---|---|"]
+    for group, name, s in sorted(rows, key=lambda r: r[0]):  # stable: methods in their order per group
+        lines.append(f"| {group} | {name} | {s['earthquakes']} | {s['noise']} | {_pct(s.get('precision'))} "
+                     f"| {_pct(s.get('recall'))} | {_pct(s.get('fpr'))} | {_pct(s.get('f1'))} |")
+    return lines
+
+
+def breakdown_tables(methods: Mapping[str, Mapping]) -> str:
+    """Markdown sections of the breakdowns: recall by SNR and by distance, scores by region and by network.
+
+    ``methods`` maps a display name to a dict with ``recall_by_snr`` and ``recall_by_distance``
+    (:func:`recall_by_bin`), ``by_region`` and ``by_network`` (:func:`scores_by_group`); missing ones are
+    left out. Recall cells read "percent (detected/n)"; "—" for an empty bin.
+    """
+    sections = [
+        ("Recall by signal-to-noise ratio (window store `snr_db`, dB; bins [min, max))",
+         _bin_table(methods, "recall_by_snr")),
+        ("Recall by epicentral distance (window store `distance_km`, km; bins [min, max))",
+         _bin_table(methods, "recall_by_distance")),
+        ("By region", _group_table(methods, "by_region", "region")),
+        ("By network", _group_table(methods, "by_network", "network")),
+    ]
+    return "".join(f"\n### {title}\n\n" + "\n".join(lines) + "\n" for title, lines in sections if lines)
 
 
 # ------------------------------------------------------------------------------------------ figures

@@ -10,8 +10,10 @@ Window mode (the comparison table, ``seisgrid evaluate``)
     after the LTA warm-up (the first ``lta`` seconds of a window have no long-term average, ObsPy
     returns 0 there), and the components present are combined by their maximum. A window is called an
     earthquake when ``score >= threshold``; :func:`tune_threshold` picks the threshold that maximises F1
-    on the **training split only**. Limitation (stated, not hidden): an onset inside the first ``lta``
-    seconds of a 25 s window is not seen by the CF.
+    on the windows it is given — ``seisgrid evaluate`` gives it the **validation windows only** (see
+    :mod:`seisgrid.seismic.evaluate`), never test windows. :func:`window_params` are the settings a
+    threshold belongs to (saved with it as ``stalta.json``). Limitation (stated, not hidden): an onset
+    inside the first ``lta`` seconds of a 25 s window is not seen by the CF.
 
 Archive mode (:func:`detect_archive`)
     On an ingested waveform store: one Dask task per station channel and UTC day reads the day with
@@ -85,6 +87,21 @@ def _check_band(freqmin, freqmax, sampling_rate):
 
 
 # ------------------------------------------------------------------------------------ window mode
+def window_params(*, method: str | None = None, freqmin: float | None = None, freqmax: float | None = None,
+                  corners: int | None = None, sta: float | None = None, lta: float | None = None) -> dict:
+    """The effective window-mode settings (arguments > configuration ``seisgrid.stalta``).
+
+    Returns
+    -------
+    dict
+        ``method``, ``freqmin``, ``freqmax`` (Hz), ``corners``, ``sta``, ``lta`` (s): the keywords of
+        :func:`window_scores` (a window score, and so a threshold, means something only with them).
+    """
+    return {"method": str(_opt("method", method)), "freqmin": float(_opt("freqmin", freqmin)),
+            "freqmax": float(_opt("freqmax", freqmax)), "corners": int(_opt("corners", corners)),
+            "sta": float(_opt("sta", sta)), "lta": float(_opt("lta", lta))}
+
+
 def window_scores(waveform: np.ndarray, present: np.ndarray | None = None, *, sampling_rate: float = 100.0,
                   method: str | None = None, freqmin: float | None = None, freqmax: float | None = None,
                   corners: int | None = None, sta: float | None = None, lta: float | None = None) -> np.ndarray:
@@ -112,12 +129,10 @@ def window_scores(waveform: np.ndarray, present: np.ndarray | None = None, *, sa
     ndarray of float64, shape (window,)
         Scores (dimensionless STA/LTA ratio); 0 for windows without any component present.
     """
-    method = _opt("method", method)
-    freqmin, freqmax = float(_opt("freqmin", freqmin)), float(_opt("freqmax", freqmax))
-    corners = int(_opt("corners", corners))
-    nsta = int(round(float(_opt("sta", sta)) * sampling_rate))
-    nlta = int(round(float(_opt("lta", lta)) * sampling_rate))
-    cf_func = _cf_function(method)
+    p = window_params(method=method, freqmin=freqmin, freqmax=freqmax, corners=corners, sta=sta, lta=lta)
+    freqmin, freqmax, corners = p["freqmin"], p["freqmax"], p["corners"]
+    nsta, nlta = int(round(p["sta"] * sampling_rate)), int(round(p["lta"] * sampling_rate))
+    cf_func = _cf_function(p["method"])
     _check_band(freqmin, freqmax, sampling_rate)
     data = np.asarray(waveform)
     if data.ndim != 3:
@@ -186,11 +201,11 @@ def score_dataset(ds: xr.Dataset, *, client: Client | None = None,
 
 
 def tune_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
-    """The score threshold that maximises F1 of ``score >= threshold`` on the given (training) windows.
+    """The score threshold that maximises F1 of ``score >= threshold`` on the given (validation) windows.
 
     Candidates are the distinct scores; ties in F1 go to the highest threshold (fewest false
-    positives). Call it with the **training split only**; the threshold then does not depend on any
-    test label.
+    positives). Call it with validation (or, lacking those, training) windows only; the threshold then
+    does not depend on any test label.
 
     Returns
     -------
@@ -220,42 +235,32 @@ def predict(scores: npt.ArrayLike, threshold: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- archive mode
-def _select_channels(archive, stations=None, components=None) -> list[str]:
-    """One channel per (network, station, component letter): the one with the most samples."""
-    comps = str(components)
-    best: dict = {}
-    for ch in archive.inventory()["channels"]:
-        net, sta, loc, cha = ch["id"].split(".")
-        if stations is not None and sta not in stations and f"{net}.{sta}" not in stations:
-            continue
-        if not cha or cha[-1] not in comps or not ch["samples"]:
-            continue
-        key = (net, sta, cha[-1])
-        if key not in best or ch["samples"] > best[key][0]:
-            best[key] = (ch["samples"], ch["id"])
-    return sorted(cid for _, cid in best.values())
+def _select_channels(archive, stations=None, components=None) -> dict[str, dict[str, str]]:
+    """``{NET.STA: {letter: channel id}}`` of the stations used (:mod:`seisgrid.seismic.stationdata`)."""
+    from seisgrid.seismic.stationdata import station_channels
+
+    groups = station_channels(archive, str(components))
+    if stations is not None:
+        groups = {k: v for k, v in groups.items() if k in stations or k.split(".", 1)[1] in stations}
+    return groups
 
 
-def _day_tasks(archive, cid, start_ns, end_ns):
-    inv = archive.channel(cid)
-    segs = inv["segments"]
-    if not segs:
-        return []
-    rate, origin = inv["sampling_rate"], inv["origin_ns"]
-    lo = origin + int(round(segs[0][0] * 1e9 / rate))
-    hi = origin + int(round(segs[-1][1] * 1e9 / rate))
-    if start_ns is not None:
-        lo = max(lo, start_ns)
-    if end_ns is not None:
-        hi = min(hi, end_ns)
-    if lo >= hi:
-        return []
-    days = []
-    d = lo // NS_PER_DAY * NS_PER_DAY
-    while d < hi:
-        days.append((max(d, lo), min(d + NS_PER_DAY, hi)))
-        d += NS_PER_DAY
-    return days
+def _day_tasks(archive, cid: str, start_ns: int | None, end_ns: int | None) -> list[tuple[int, int]]:
+    """``(lo, hi)`` per UTC day with data of the channel inside ``[start, end)``, from its first to last sample.
+
+    Days without data get no task.
+    """
+    from seisgrid.seismic.stationdata import data_spans
+
+    days: dict[int, list[int]] = {}
+    for a, b in data_spans(archive, [cid], start_ns, end_ns):
+        for d in range(a // NS_PER_DAY, (b - 1) // NS_PER_DAY + 1):
+            lo, hi = max(a, d * NS_PER_DAY), min(b, (d + 1) * NS_PER_DAY)
+            if d in days:
+                days[d][1] = hi
+            else:
+                days[d] = [lo, hi]
+    return [(lo, hi) for _, (lo, hi) in sorted(days.items())]
 
 
 def _channel_day(url, options, cid, lo_ns, hi_ns, params) -> dict:
@@ -270,8 +275,10 @@ def _channel_day(url, options, cid, lo_ns, hi_ns, params) -> dict:
 
 
 def _trace_pieces(stream, lo_ns, hi_ns, params) -> dict:
+    from seisgrid.seismic.stationdata import despike
+
     cf_func = _cf_function(params["method"])
-    pieces, samples, skipped, n_triggers = [], 0, [], 0
+    pieces, samples, skipped, n_triggers, spikes = [], 0, [], 0, 0
     for tr in stream:
         rate = tr.stats.sampling_rate
         nsta, nlta = int(params["sta"] * rate), int(params["lta"] * rate)
@@ -281,6 +288,7 @@ def _trace_pieces(stream, lo_ns, hi_ns, params) -> dict:
         _check_band(params["freqmin"], params["freqmax"], rate)
         tr = tr.copy()
         tr.data = tr.data.astype(np.float64)
+        spikes += despike(tr.data, params["despike"])
         tr.filter("bandpass", freqmin=params["freqmin"], freqmax=params["freqmax"],
                   corners=params["corners"], zerophase=False)
         cf = cf_func(tr.data, nsta, nlta)
@@ -299,14 +307,14 @@ def _trace_pieces(stream, lo_ns, hi_ns, params) -> dict:
                 starttime=tr.stats.starttime + float(on) / rate))
             pieces.append(piece)
             n_triggers += 1
-    return {"pieces": pieces, "samples": samples, "triggers": n_triggers, "skipped": skipped}
+    return {"pieces": pieces, "samples": samples, "triggers": n_triggers, "skipped": skipped, "despiked": spikes}
 
 
 def archive_params(*, method: str | None = None, freqmin: float | None = None, freqmax: float | None = None,
                    corners: int | None = None, sta: float | None = None, lta: float | None = None,
                    thr_on: float | None = None, thr_off: float | None = None, min_stations: float | None = None,
                    max_trigger_seconds: float | None = None, pad_seconds: float | None = None,
-                   components: str | None = None) -> dict:
+                   components: str | None = None, despike: float | None = None) -> dict:
     """The effective archive-mode settings (arguments > configuration ``seisgrid.stalta.archive_*``)."""
     p = {
         "method": config.get("stalta.archive_method", override=method),
@@ -320,6 +328,7 @@ def archive_params(*, method: str | None = None, freqmin: float | None = None, f
         "min_stations": float(_opt("min_stations", min_stations)),
         "max_trigger_seconds": float(_opt("max_trigger_seconds", max_trigger_seconds)),
         "components": str(_opt("components", components)),
+        "despike": float(config.get("stalta.archive_despike", override=despike) or 0.0),
     }
     pad = _opt("pad_seconds", pad_seconds)
     p["pad_seconds"] = float(3 * p["lta"] if pad is None else pad)
@@ -344,6 +353,7 @@ class ArchiveSettings(TypedDict, total=False):
     max_trigger_seconds: float | None
     pad_seconds: float | None
     components: str | None
+    despike: float | None
 
 
 @overload
@@ -382,7 +392,8 @@ def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime 
     start, end : str or obspy.UTCDateTime, optional
         Span to scan (default: everything in the store).
     stations : list of str, optional
-        Station codes (``STA`` or ``NET.STA``) to use; default all.
+        Station codes (``STA`` or ``NET.STA``) to use; default all. Stations are grouped as for every
+        archive detector (:func:`seisgrid.seismic.stationdata.station_channels`).
     client : distributed.Client or LazyClient, optional
         Cluster to run the station-day tasks on; default the current Dask scheduler.
     storage_options : dict, optional
@@ -392,27 +403,35 @@ def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime 
     **settings
         ``method`` (classic/recursive), ``freqmin``, ``freqmax`` (Hz), ``corners``, ``sta``, ``lta``
         (s), ``thr_on``, ``thr_off``, ``min_stations`` (coincidence sum threshold),
-        ``max_trigger_seconds``, ``pad_seconds``, ``components`` (letters, e.g. ``"Z"``); defaults
-        from ``seisgrid.stalta`` (``archive_*`` keys for the CF settings).
+        ``max_trigger_seconds``, ``pad_seconds``, ``components`` (letters, e.g. ``"Z"``), ``despike``
+        (:func:`seisgrid.seismic.stationdata.despike` factor; 0: off); defaults from ``seisgrid.stalta``
+        (``archive_*`` keys for the CF settings and ``despike``).
 
     Returns
     -------
     list of dict
         Chronological network triggers: ``time`` (ISO UTC), ``duration`` (s), ``stations``,
         ``trace_ids``, ``coincidence_sum``, ``cft_peak_wmean``, ``cft_std_wmean`` (ObsPy's
-        ``coincidence_trigger(..., details=True)`` output). With ``return_info``: ``(events, info)``.
+        ``coincidence_trigger(..., details=True)`` output). With ``return_info``: ``(events, info)``,
+        ``info`` holding ``channels``, ``stations``, ``tasks``, ``samples``, ``station_days`` (data time,
+        :mod:`seisgrid.seismic.stationdata`), ``station_triggers``, ``despiked``, ``skipped``,
+        ``warnings`` (e.g. fewer stations than ``min_stations``) and ``params``.
     """
     from seisgrid import storage
     from seisgrid.cluster import resolve_client
+    from seisgrid.seismic.stationdata import check_stations, data_days, station_channels
     from seisgrid.seismic.store import Archive
 
     params = archive_params(**settings)
     options = storage.storage_options(str(store_url)) if storage_options is None else storage_options
     archive = Archive(store_url, storage_options=options)
-    channels = _select_channels(archive, stations, params["components"])
-    if not channels:
+    groups = _select_channels(archive, stations, params["components"])
+    if not groups:
         raise SeisgridError(f"{store_url}: no channel with component {params['components']!r}"
                             + (f" at stations {stations}" if stations else ""))
+    channels = sorted(cid for comps in groups.values() for cid in comps.values())
+    warnings = check_stations(len(groups), params["min_stations"], "detect --method stalta",
+                              "--min-stations (or seisgrid.stalta.min_stations)")
     start_ns = obspy.UTCDateTime(start).ns if start is not None else None
     end_ns = obspy.UTCDateTime(end).ns if end is not None else None
     tasks = [dask.delayed(_channel_day, pure=True)(str(store_url), options, cid, lo, hi, params)
@@ -425,9 +444,13 @@ def detect_archive(store_url: str | os.PathLike, start: str | obspy.UTCDateTime 
     events = coincide(results, params, channels)
     if not return_info:
         return events
-    info = {"channels": channels, "tasks": len(tasks), "samples": int(sum(r["samples"] for r in results)),
+    zne = station_channels(archive, "ZNE")  # station-days: one definition for every detector (stationdata)
+    days = data_days(archive, {k: zne.get(k, v) for k, v in groups.items()}, start_ns, end_ns)
+    info = {"channels": channels, "stations": len(groups), "tasks": len(tasks),
+            "samples": int(sum(r["samples"] for r in results)), "station_days": round(sum(days.values()), 6),
             "station_triggers": int(sum(r["triggers"] for r in results)),
-            "skipped": [s for r in results for s in r["skipped"]], "params": params}
+            "despiked": int(sum(r.get("despiked", 0) for r in results)),
+            "skipped": [s for r in results for s in r["skipped"]], "warnings": warnings, "params": params}
     return events, info
 
 
