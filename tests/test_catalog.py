@@ -34,7 +34,8 @@ def test_associate_groups_by_travel_time_and_min_stations():
     assert [e["stations"] for e in events] == [["SY.A", "SY.B"], ["SY.B", "SY.C"]]
     assert [e["event_id"] for e in events] == [1, 2]
     assert events[0]["first_arrival"] == t(100.0) and events[0]["probability"] == 0.8
-    assert events[0]["origin_time"] is not None and events[0]["latitude"] is not None
+    # located only where the picks constrain an origin (associate.locate); never half located
+    assert all((e["origin_time"] is None) == (e["latitude"] is None) for e in events)
     assert associate(picks, STATIONS, min_stations=3) == []
     # without coordinates: a fixed window, no location
     free = associate(picks[:3], None, min_stations=3, max_travel_seconds=30.0)
@@ -102,10 +103,12 @@ def test_stalta_triggers_score_on_first_arrivals():
 
 
 def test_catalog_files_round_trip(tmp_path):
-    picks = [{"station": "SY.A", "time": t(100.0), "probability": 0.9, "channel": "SY.A..HHZ"},
-             {"station": "SY.B", "time": t(104.0), "probability": 0.7, "channel": "SY.B..HHZ"}]
-    events = associate(picks, STATIONS, min_stations=2) + from_stalta(
-        [{"time": t(600.0), "trace_ids": ["SY.C..HHZ", "SY.A..HHZ"]}])
+    picks = [{"station": "SY.A", "time": t(100.0), "probability": 0.9, "channel": "SY.A..HHZ", "residual": 0.1},
+             {"station": "SY.B", "time": t(104.0), "probability": 0.7, "channel": "SY.B..HHZ", "residual": -0.1}]
+    located = {"event_id": 1, "origin_time": t(95.0), "first_arrival": t(100.0), "latitude": -77.3,
+               "longitude": 167.0, "depth_km": 10.0, "rms_seconds": 0.1, "n_stations": 2,
+               "stations": ["SY.A", "SY.B"], "probability": 0.8, "picks": picks}
+    events = [located] + from_stalta([{"time": t(600.0), "trace_ids": ["SY.C..HHZ", "SY.A..HHZ"]}])
     events[1]["event_id"] = 2
     paths = write_catalog(events, str(tmp_path / "cat.csv"), summary={"station_days": 4.0})
     assert paths["quakeml"].endswith("cat.xml") and paths["csv"].endswith("cat.csv")
@@ -123,3 +126,63 @@ def test_catalog_files_round_trip(tmp_path):
     truth = [{"event_id": 1, "origin_time": events[0]["origin_time"], "snr": 3.0}]
     r = score(paths["csv"], truth, tolerance_seconds=1.0)
     assert r["station_days"] == 4.0 and r["false_per_station_day"] == pytest.approx(1 / 4.0)
+
+
+def test_score_matches_on_arrivals_with_pick_times():
+    """An event located ~100 km off with its origin 20 s early (two stations cannot constrain it) is a
+    miss on origins but a hit on arrivals: its earliest pick is 0.1 s after the true first P."""
+    truth = [{"event_id": "a", "origin_time": t(0), "p_time": t(6.0), "station": "SY.A"},
+             {"event_id": "a", "origin_time": t(0), "p_time": t(7.5), "station": "SY.B"},
+             {"event_id": "b", "origin_time": t(500), "p_time": t(504.0)}]
+    bad_origin = {"event_id": 1, "origin_time": t(-20.0), "first_arrival": t(6.1), "latitude": -76.0,
+                  "picks": [{"station": "SY.B", "time": t(7.6)}, {"station": "SY.A", "time": t(6.1)}]}
+    unlocated = {"event_id": 2, "origin_time": None, "first_arrival": None,
+                 "picks": [{"station": "SY.A", "time": t(504.3)}]}  # pick times, not first_arrival, are used
+    by_origin = score([bad_origin, unlocated], truth, tolerance_seconds=5.0, station_days=1.0)
+    assert by_origin["match"] == "origin" and by_origin["matched"] == 1  # the unlocated one, on arrivals
+    by_arrival = score([bad_origin, unlocated], truth, tolerance_seconds=5.0, station_days=1.0, match="arrival")
+    assert by_arrival["matched"] == 2 and by_arrival["recall"] == 1.0 and by_arrival["false_per_station_day"] == 0
+    assert sorted(m["dt_seconds"] for m in by_arrival["matches"]) == [0.1, 0.3]
+    from seisgrid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="expected one of"):
+        score([bad_origin], truth, match="picks")
+
+
+def test_truth_from_quakeml_and_csv_rows_left_out(tmp_path):
+    """QuakeML truth (analyst picks, an event without an origin); CSV rows without times are reported and
+    left out while the others are scored."""
+    from obspy.core.event import Arrival, Catalog, Event, Origin, Pick, WaveformStreamID
+
+    def pick(seconds, sta, phase):
+        return Pick(time=obspy.UTCDateTime(t(seconds)), phase_hint=phase,
+                    waveform_id=WaveformStreamID(network_code="SY", station_code=sta))
+
+    located = Event(origins=[Origin(time=obspy.UTCDateTime(t(0)), latitude=-77.2, longitude=167.0)],
+                    picks=[pick(9.0, "B", "S"), pick(5.0, "A", "P"), pick(6.0, "B", "P")])
+    no_phase_hint = Event(picks=[pick(302.0, "A", None), pick(303.0, "B", None)])
+    no_phase_hint.origins.append(Origin(time=obspy.UTCDateTime(t(300)),
+                                        arrivals=[Arrival(pick_id=no_phase_hint.picks[1].resource_id, phase="P")]))
+    picks_only = Event(picks=[pick(600.5, "A", None), pick(601.0, "C", None)])  # no phases named: all count
+    empty = Event()
+    path = tmp_path / "truth.xml"
+    Catalog(events=[located, no_phase_hint, picks_only, empty]).write(str(path), format="QUAKEML")
+    skipped: list = []
+    from seisgrid.seismic.catalog import read_truth
+
+    true = read_truth(str(path), skipped=skipped)
+    assert [(e["origin_ns"], e["first_p_ns"]) for e in true] == [
+        (T0, T0 + 5 * 10**9), (T0 + 300 * 10**9, T0 + 303 * 10**9), (None, T0 + 600_500_000_000)]
+    assert len(skipped) == 1 and "neither an origin nor a P pick" in skipped[0]
+    detected = [_ev(origin=0.5), {"origin_time": t(290.0), "first_arrival": t(303.2)}, _ev(first=601.0)]
+    r = score(detected, str(path), tolerance_seconds=2.0, station_days=1.0)
+    assert r["matched"] == 2 and r["truth_skipped"] == skipped  # the 290 s origin is 10 s off
+    by_arrival = score(detected, str(path), tolerance_seconds=2.0, match="arrival")
+    assert by_arrival["matched"] == 2 and by_arrival["no_arrival"] == 1  # the origin-only event has no arrival
+
+    rows = tmp_path / "truth.csv"
+    rows.write_text("event_id,origin_time,p_time,snr\n1,2021-01-01T00:00:00,2021-01-01T00:00:05,12\n"
+                    "2,,,3\n3,yesterday,,\n")
+    r = score([_ev(first=5.2)], str(rows), tolerance_seconds=1.0, station_days=1.0)
+    assert r["true"] == 1 and r["matched"] == 1 and len(r["truth_skipped"]) == 2
+    assert "row 2: neither origin_time nor p_time" in r["truth_skipped"][0]

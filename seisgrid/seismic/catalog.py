@@ -11,14 +11,45 @@ Event → Origin (+ Arrivals) and Picks, ``smi:seisgrid/...`` resource ids; open
 :func:`obspy.read_events`), ``STEM.csv`` (one row per event) and ``STEM.json`` (the run summary, e.g.
 ``station_days``, read by :func:`score`).
 
+Truth catalogs (:func:`read_truth`)
+    **CSV** (``catalog.csv`` of :func:`seisgrid.seismic.synth.synthesize`, or your own): one row per event
+    and station, header row, times ISO 8601 UTC. Columns (others are ignored):
+
+    ==============  ========  =================================================================
+    column          needed    meaning
+    ==============  ========  =================================================================
+    ``event_id``    advised   rows with the same id are one event (without it each row is one)
+    ``origin_time`` one of    the event's origin time
+    ``p_time``      the two   P arrival at the row's ``station``; the event's **first P** is the
+                              earliest over its rows (the origin time when no row has one)
+    ``station``     no        ``NET.STA`` or ``STA`` of the row
+    ``snr``         no        SNR at the station; the event's SNR is the maximum (for ``recall_by_snr``)
+    ``magnitude``   no        the event's magnitude
+    ==============  ========  =================================================================
+
+    A row with neither time, or an unreadable one, is reported (``truth_skipped``) and left out; the
+    other rows are used. **QuakeML** (or any format :func:`obspy.read_events` reads; recognised by a
+    ``.xml``/``.quakeml``/``.qml`` suffix or by content): per event the preferred (else first) origin's
+    time and the earliest **P pick** (phase hint, or the phase of the origin's arrival for the pick,
+    starting with ``P``; when no pick of the event names a phase, every pick counts); an event with
+    neither is reported and left out. SNR is unknown (NaN) there; magnitude is the preferred one's.
+
 Scoring (:func:`score`)
     Detected and true events are matched one to one: every pair closer than ``tolerance_seconds`` is a
     candidate and pairs are taken greedily from the closest (ties: earlier true event, then earlier
-    detection). A detected event with an ``origin_time`` is compared with the true origin time; one
-    without (not located, e.g. STA/LTA triggers) with the true **first arrival** (earliest P over the
-    stations). ``precision`` = matched / detected, ``recall`` = matched / true,
-    ``false_per_station_day`` = unmatched detections / station-days, and ``recall_by_snr`` in bins of the
-    true event's SNR (the maximum over its stations in the truth CSV).
+    detection). What is compared (``match``):
+
+    * ``"origin"`` (default): the detected ``origin_time`` with the true origin time when both exist;
+      otherwise (an unlocated event, e.g. STA/LTA triggers or a location the picks cannot constrain, or a
+      truth event without an origin) the detected **first arrival** with the true **first P**;
+    * ``"arrival"``: always the detected first arrival with the true first P (the earliest P over the
+      stations), so badly located events are not penalised for their origin.
+
+    A detected event's first arrival is its earliest pick time (``picks``), else its ``first_arrival``.
+    ``precision`` = matched / detected, ``recall`` = matched / true, ``false_per_station_day`` =
+    unmatched detections / station-days — data time in days summed over stations, the one definition
+    of every archive detector (:mod:`seisgrid.seismic.detect`, ``station_days`` of its summary) — and
+    ``recall_by_snr`` in bins of the true event's SNR.
 """
 
 from __future__ import annotations
@@ -48,7 +79,7 @@ from obspy.core.event import (
 )
 
 from seisgrid import config, storage
-from seisgrid.errors import SeisgridError
+from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic.associate import iso
 
 if TYPE_CHECKING:
@@ -61,6 +92,7 @@ SNR_BINS = [(0.0, 1.0), (1.0, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, None)]
 CSV_COLUMNS = ["event_id", "origin_time", "first_arrival", "latitude", "longitude", "depth_km", "rms_seconds",
                "n_stations", "stations", "probability", "picks"]
 SUFFIXES = (".xml", ".quakeml", ".qml", ".csv", ".json")
+MATCH_BY = ("origin", "arrival")
 PREFIX = "smi:seisgrid"
 
 
@@ -249,29 +281,37 @@ def from_stalta(triggers: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------- truth
-def read_truth(truth: str | pathlib.Path | Iterable[dict]) -> list[dict]:
-    """True events of a truth CSV or of its rows.
+def _is_csv(fs, fpath: str) -> bool:
+    if fpath.lower().endswith(".csv"):
+        return True
+    if fpath.lower().endswith((".xml", ".quakeml", ".qml")):
+        return False
+    with fs.open(fpath, "rb") as f:
+        head = f.read(512).lstrip()
+    header = head.split(b"\n", 1)[0]
+    return not head.startswith(b"<") and (b"origin_time" in header or b"p_time" in header)
 
-    The CSV is ``catalog.csv`` of :func:`seisgrid.seismic.synth.synthesize` (one row per event and
-    station); a list of such row dicts also works. Each event has ``event_id``, ``origin_ns``,
-    ``first_p_ns`` (earliest P, or the origin when no ``p_time``), ``snr`` (max over stations, NaN when
-    absent), ``magnitude``.
-    """
-    if isinstance(truth, (str, pathlib.Path)):
-        rows = storage.read_csv_rows(str(truth), "truth catalog (CSV with event_id, origin_time[, p_time, snr])")
-    else:
-        rows = list(truth)
+
+def _truth_rows(truth, skipped: list[str]) -> list[dict]:
+    """Events of truth rows (CSV format: module docstring); bad rows go to ``skipped``."""
+    rows = truth if isinstance(truth, list) else list(truth)
     events: dict = {}
     for i, row in enumerate(rows):
         try:
-            eid = str(row.get("event_id", i + 1))
-            origin = _ns(row["origin_time"])
-        except (KeyError, TypeError, ValueError, Exception) as exc:  # noqa: BLE001  (UTCDateTime raises many)
-            raise SeisgridError(f"{truth}: row {i + 1}: expected event_id and origin_time ({exc})") from None
+            eid = str(row["event_id"]) if row.get("event_id") not in (None, "") else f"row{i + 1}"
+            origin = _ns(row["origin_time"]) if row.get("origin_time") not in (None, "") else None
+            p = _ns(row["p_time"]) if row.get("p_time") not in (None, "") else None
+        except Exception as exc:  # noqa: BLE001  (UTCDateTime raises many kinds)
+            skipped.append(f"row {i + 1}: unreadable time ({exc})")
+            continue
+        if origin is None and p is None:
+            skipped.append(f"row {i + 1}: neither origin_time nor p_time")
+            continue
         ev = events.setdefault(eid, {"event_id": eid, "origin_ns": origin, "first_p_ns": None, "snr": math.nan,
                                      "magnitude": _float(row.get("magnitude"))})
-        if row.get("p_time") not in (None, ""):
-            p = _ns(row["p_time"])
+        if ev["origin_ns"] is None:
+            ev["origin_ns"] = origin
+        if p is not None:
             ev["first_p_ns"] = p if ev["first_p_ns"] is None else min(ev["first_p_ns"], p)
         snr = _float(row.get("snr"))
         if not math.isnan(snr):
@@ -279,7 +319,78 @@ def read_truth(truth: str | pathlib.Path | Iterable[dict]) -> list[dict]:
     for ev in events.values():
         if ev["first_p_ns"] is None:
             ev["first_p_ns"] = ev["origin_ns"]
-    return sorted(events.values(), key=lambda e: (e["origin_ns"], e["event_id"]))
+    return list(events.values())
+
+
+def _truth_obspy(cat: Catalog, skipped: list[str]) -> list[dict]:
+    """Events of an ObsPy catalog: preferred origin time, earliest P pick (module docstring)."""
+    events = []
+    for n, event in enumerate(cat, 1):
+        origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
+        phases = {str(a.pick_id): a.phase for o in event.origins for a in o.arrivals if a.phase}
+        phase = [(p, p.phase_hint or phases.get(str(p.resource_id))) for p in event.picks]
+        p_picks = [p for p, ph in phase if ph and ph.upper().startswith("P")]
+        if not p_picks and not any(ph for _, ph in phase):
+            p_picks = list(event.picks)  # no phase named anywhere: every pick is an arrival
+        eid = str(event.resource_id) if event.resource_id else f"event{n}"
+        if origin is None and not p_picks:
+            skipped.append(f"event {n} ({eid}): neither an origin nor a P pick")
+            continue
+        mag = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
+        origin_ns = origin.time.ns if origin is not None else None
+        first = min(p.time.ns for p in p_picks) if p_picks else origin_ns
+        events.append({"event_id": eid, "origin_ns": origin_ns,
+                       "first_p_ns": first, "snr": math.nan,
+                       "magnitude": float(mag.mag) if mag is not None and mag.mag is not None else math.nan})
+    return events
+
+
+def read_truth(truth: str | pathlib.Path | Catalog | Iterable[dict], *,
+               skipped: list[str] | None = None) -> list[dict]:
+    """True events of a truth catalog: CSV, QuakeML (or another :func:`obspy.read_events` format), Catalog, rows.
+
+    The formats and what is taken from each: module docstring, "Truth catalogs".
+
+    Parameters
+    ----------
+    truth : str, Catalog or list of dict
+        Path/URL, catalog or rows.
+    skipped : list, optional
+        Receives a line per row or event that could not be used (they are left out, the rest is read).
+
+    Returns
+    -------
+    list of dict
+        Per event ``event_id``, ``origin_ns`` (None without an origin), ``first_p_ns`` (earliest P, or the
+        origin when there is no P), ``snr`` (max over stations, NaN when absent), ``magnitude``; sorted by time.
+    """
+    skipped = [] if skipped is None else skipped
+    if isinstance(truth, Catalog):
+        events = _truth_obspy(truth, skipped)
+    elif isinstance(truth, (str, pathlib.Path)):
+        fs, fpath = storage.filesystem(str(truth))
+        if not fs.exists(fpath):
+            raise SeisgridError(f"{truth}: no truth catalog there (a CSV with origin_time and/or p_time, or QuakeML)")
+        if _is_csv(fs, fpath):
+            rows = storage.read_csv_rows(str(truth), "truth catalog (CSV with event_id, origin_time, p_time, snr)")
+            events = _truth_rows(rows, skipped)
+        else:
+            with fs.open(fpath, "rb") as f:
+                try:
+                    cat = obspy.read_events(io.BytesIO(f.read()))
+                except Exception as exc:  # noqa: BLE001  (ObsPy's readers raise many kinds)
+                    raise SeisgridError(f"{truth}: not a truth catalog ObsPy can read, nor a CSV with origin_time "
+                                        f"or p_time ({exc})") from None
+            events = _truth_obspy(cat, skipped)
+    else:
+        events = _truth_rows(truth, skipped)
+    for line in skipped:
+        logger.warning("truth catalog %s: %s: left out", truth if isinstance(truth, (str, pathlib.Path)) else "",
+                       line)
+    if not events and skipped:
+        raise SeisgridError(f"{truth}: no usable true event ({len(skipped)} left out, first: {skipped[0]})")
+    return sorted(events, key=lambda e: (e["origin_ns"] if e["origin_ns"] is not None else e["first_p_ns"],
+                                         e["event_id"]))
 
 
 def _float(v) -> float:
@@ -313,23 +424,42 @@ def _station_days(catalog, truth, station_days):
     return None
 
 
-def match(detected: list[dict], truth: list[dict], tolerance_seconds: float) -> list[tuple[int, int, float]]:
-    """One-to-one matches ``(detected index, truth index, |dt| s)`` (module docstring: the rule)."""
+def first_arrival_ns(event: dict) -> int | None:
+    """An event's first arrival: its earliest pick time, else its ``first_arrival``, else None."""
+    times = [_ns(p["time"]) for p in event.get("picks") or [] if p.get("time")]
+    if times:
+        return min(times)
+    return _ns(event["first_arrival"]) if event.get("first_arrival") else None
+
+
+def match_events(detected: list[dict], truth: list[dict], tolerance_seconds: float,
+                 by: str = "origin") -> list[tuple[int, int, float]]:
+    """One-to-one matches ``(detected index, truth index, |dt| s)`` (module docstring: the rule).
+
+    ``by``: ``"origin"`` or ``"arrival"`` (module docstring, Scoring).
+    """
+    if by not in MATCH_BY:
+        raise ConfigError(f"score: match {by!r}: expected one of {list(MATCH_BY)}")
     tol_ns = tolerance_seconds * 1e9
-    truth_origin = np.array([t["origin_ns"] for t in truth], dtype=np.int64)
+    has_origin = np.array([t["origin_ns"] is not None for t in truth], dtype=bool)
+    truth_origin = np.array([t["origin_ns"] or 0 for t in truth], dtype=np.int64)
     truth_first = np.array([t["first_p_ns"] for t in truth], dtype=np.int64)
     pairs: list[tuple[int, int, int]] = []
     for i, ev in enumerate(detected):
-        if ev.get("origin_time"):
-            t, ref = _ns(ev["origin_time"]), truth_origin
-        elif ev.get("first_arrival"):
-            t, ref = _ns(ev["first_arrival"]), truth_first
-        else:
-            raise SeisgridError(f"detected event {ev.get('event_id', i + 1)}: has neither origin_time nor "
+        arrival = first_arrival_ns(ev)
+        origin = _ns(ev["origin_time"]) if by == "origin" and ev.get("origin_time") else None
+        if origin is None and arrival is None:
+            if by == "arrival":
+                continue  # nothing to compare: unmatched (score counts them in no_arrival)
+            raise SeisgridError(f"detected event {ev.get('event_id', i + 1)}: has no origin_time, pick time or "
                                 "first_arrival")
-        if not len(ref):
+        if not len(truth):
             continue
-        gap = np.abs(ref - t)
+        gap = np.full(len(truth), np.iinfo(np.int64).max, dtype=np.int64)
+        if arrival is not None:
+            gap = np.abs(truth_first - arrival)
+        if origin is not None:
+            gap = np.where(has_origin, np.abs(truth_origin - origin), gap)
         for k in np.flatnonzero(gap <= tol_ns):
             pairs.append((int(gap[k]), int(k), i))
     pairs.sort()
@@ -345,9 +475,9 @@ def match(detected: list[dict], truth: list[dict], tolerance_seconds: float) -> 
     return sorted(out)
 
 
-def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Path | Iterable[dict], *,
+def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Path | Catalog | Iterable[dict], *,
           tolerance_seconds: float | None = None, station_days: float | None = None,
-          snr_bins: Iterable[tuple[float, float | None]] | None = None) -> dict:
+          snr_bins: Iterable[tuple[float, float | None]] | None = None, match: str | None = None) -> dict:
     """Precision, recall, false detections per station-day and recall by SNR of a detected catalog.
 
     Parameters
@@ -355,29 +485,43 @@ def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Pat
     catalog : str or list of dict
         Catalog file (QuakeML or seisgrid CSV, :func:`read_catalog`) or event dicts (e.g.
         :func:`from_stalta` of ``detect_archive``'s output, or ``detect(...)["events"]``).
-    truth : str or list of dict
-        Truth CSV (``catalog.csv`` of ``seisgrid synth``) or its rows.
+    truth : str, Catalog or list of dict
+        Truth catalog: CSV (``catalog.csv`` of ``seisgrid synth``, or any CSV in the format of the module
+        docstring), QuakeML (origin times and P picks, e.g. analyst picks), an ObsPy Catalog, or CSV rows.
     tolerance_seconds : float, optional
         Largest time difference of a match (default ``seisgrid.detect.score_tolerance_seconds``).
     station_days : float, optional
-        Station-days of data scanned; default from the catalog's ``STEM.json`` or the truth's
-        ``archive.json``; ``false_per_station_day`` is None when unknown.
+        Station-days of data scanned: the data time summed over stations (the definition shared by every
+        detector, :mod:`seisgrid.seismic.detect`); default from the catalog's ``STEM.json`` (``detect``
+        writes it) or the truth's ``archive.json``; ``false_per_station_day`` is None when unknown.
     snr_bins : list of (min, max), optional
         Default ``[0, 1), [1, 3), [3, 10), [10, 30), [30, ∞)`` (max None = open).
+    match : {"origin", "arrival"}, optional
+        What is compared (module docstring); default ``seisgrid.detect.score_match`` (``"origin"``).
 
     Returns
     -------
     dict
-        ``precision``, ``recall``, ``f1``, ``false_per_station_day``, ``recall_by_snr`` (list of
-        ``{snr_min, snr_max, n, detected, recall}``), ``detected``, ``true``, ``matched``, ``false``,
-        ``missed``, ``station_days``, ``tolerance_seconds``, ``median_abs_dt_seconds``, ``matches``
-        (``[{event_id, truth_event_id, dt_seconds}]``).
+        ``precision``, ``recall``, ``f1``, ``false_per_station_day`` (unmatched detections ÷ station-days),
+        ``recall_by_snr`` (list of ``{snr_min, snr_max, n, detected, recall}``), ``detected``, ``true``,
+        ``matched``, ``false``, ``missed``, ``station_days``, ``tolerance_seconds``, ``match``,
+        ``median_abs_dt_seconds``, ``truth_skipped`` (rows or events of the truth left out, with why),
+        ``no_arrival`` (with ``match="arrival"``: detected events without a pick time or first arrival,
+        counted unmatched) and ``matches`` (``[{event_id, truth_event_id, dt_seconds}]``).
     """
     tol = float(config.get("detect.score_tolerance_seconds", override=tolerance_seconds))
+    by = str(config.get("detect.score_match", "origin", override=match))
+    if by not in MATCH_BY:
+        raise ConfigError(f"score: match {by!r}: expected one of {list(MATCH_BY)}")
     detected = read_catalog(catalog) if isinstance(catalog, (str, pathlib.Path)) else list(catalog)
-    true = read_truth(truth)
+    skipped: list[str] = []
+    true = read_truth(truth, skipped=skipped)
     days = _station_days(catalog, truth, station_days)
-    pairs = match(detected, true, tol)
+    pairs = match_events(detected, true, tol, by)
+    no_arrival = sum(first_arrival_ns(ev) is None for ev in detected) if by == "arrival" else 0
+    if no_arrival:
+        logger.warning("score --match arrival: %d detected events have no pick time or first_arrival: "
+                       "counted as unmatched", no_arrival)
     n_match = len(pairs)
     matched_truth = {j for _, j, _ in pairs}
     precision = n_match / len(detected) if detected else None
@@ -397,18 +541,21 @@ def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Pat
         "false_per_station_day": false / days if days else None,
         "recall_by_snr": by_snr,
         "detected": len(detected), "true": len(true), "matched": n_match, "false": false,
-        "missed": len(true) - n_match, "station_days": days, "tolerance_seconds": tol,
+        "missed": len(true) - n_match, "station_days": days, "tolerance_seconds": tol, "match": by,
         "median_abs_dt_seconds": float(np.median([dt for *_, dt in pairs])) if pairs else None,
+        "truth_skipped": skipped, "no_arrival": no_arrival,
         "matches": [{"event_id": detected[i].get("event_id"), "truth_event_id": true[j]["event_id"],
                      "dt_seconds": round(dt, 3)} for i, j, dt in pairs],
     }
 
 
 __all__ = [
+    "MATCH_BY",
     "SNR_BINS",
+    "first_arrival_ns",
     "from_obspy",
     "from_stalta",
-    "match",
+    "match_events",
     "read_catalog",
     "read_truth",
     "score",

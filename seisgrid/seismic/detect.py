@@ -5,18 +5,25 @@ The detector (a **scorer**, :data:`SCORERS`) is either a trained classifier chec
 (:class:`ForestScorer`, ``method="forest"``: the same images, its 65 spectral features,
 ``predict_proba``). It replaces only step 3; everything else is shared.
 
-One Dask task per **station-day** (:func:`detect_station_day`, run by :func:`seisgrid.cluster.run_tasks` with a
-progress bar). The windows of a day are numbered ``k`` (start ``day + k × stride``); a run over
-``[start, end)`` evaluates the windows ``[k0, k1)`` of each day that start in it, as one or more
-**intervals** per task (the parts not done before, see 4). Per interval:
+Stations are the store's ``NET.STA`` groups with one sensor's Z, N, E channels (1/2 read as N/E; rules,
+network-code quirks and coordinates matched by station code: :mod:`seisgrid.seismic.stationdata`).
+One Dask task per **station-day with data** (:func:`detect_station_day`, run by
+:func:`seisgrid.cluster.run_tasks` with a progress bar). The windows of a day are numbered ``k`` (start
+``day + k × stride``); a run over ``[start, end)`` evaluates the windows of each day that start in it
+**and lie inside the station's data** (the union of its channels' segments), as one or more **intervals**
+per task (the parts not done before, see 4); days whose windows hold no data get no task, so a store of
+short event files costs a task per file-day, not per day of its whole span. Per interval:
 
-1. **Read** the station's Z, N, E channels (per component letter the channel with the most samples)
-   with :meth:`Archive.stream` over ``[start of window k0 − look − pad, end of window k1 − 1 + look)``:
-   ``look`` = ``max(ceil(L / stride), min_windows)`` windows of look-back and look-ahead (``L`` = the
-   window length; so runs of triggering windows crossing an interval's edge are seen whole and
-   reported once, by the interval in which they start) and ``pad = 3 × refine_lta`` for the
-   STA/LTA warm-up. Channels at another rate are resampled to the model's rate (100 Hz) per contiguous
-   segment with :func:`seisgrid.seismic.labelled.resample` (the windows' own resampler). Gaps are NaN.
+1. **Read** the station's channels with :meth:`Archive.stream` at the store's rate over
+   ``[start of window k0 − look − pad, end of window k1 − 1 + look)``: ``look`` =
+   ``max(ceil(L / stride), min_windows)`` windows of look-back and look-ahead (``L`` = the window
+   length; so runs of triggering windows crossing an interval's edge are seen whole and reported once,
+   by the interval in which they start) and ``pad = 3 × refine_lta`` for the STA/LTA warm-up. Isolated
+   zero samples (dropouts) are replaced (``despike``, rule: :func:`seisgrid.seismic.stationdata.despike`).
+   Channels at another rate than the detector's (the ``sampling_rate`` of its config, 100 Hz: a 1000 Hz
+   store is read at 1000 Hz and resampled in the task) are resampled per contiguous segment with
+   :func:`seisgrid.seismic.labelled.windowing.resample` (the windows' own polyphase rule; segment mean
+   kept). Gaps are NaN.
 2. **Windows**: ``window_seconds`` from the model (25 s = 2500 samples), starting every
    ``stride_seconds`` (default **5 s**) on a grid fixed to midnight. 5 s ≤ the 6 s spread of P positions
    in the training windows (P 5–11 s after the window start), so every P falls inside the trained
@@ -47,13 +54,25 @@ progress bar). The windows of a day are numbered ``k`` (start ``day + k × strid
    P ≥ ``threshold`` (default: the checkpoint's ``threshold``, else 0.5). ``pick_method``:
    ``"stalta"`` (default) — the P pick is the first sample, inside ``[first window start − stride,
    first window end)``, where a recursive STA/LTA (``refine_sta``/``refine_lta`` s) of the bandpassed
-   (``refine_freqmin``–``refine_freqmax`` Hz) Z component reaches ``refine_thr``; when it never does
+   (``refine_freqmin``–``refine_freqmax`` Hz) Z component reaches ``refine_thr``. The STA/LTA is computed
+   per contiguous data segment, each demeaned first, so a restart of data after a gap (at any DC offset)
+   is no onset, and it is 0 for the first ``refine_lta`` seconds of every segment (the LTA warm-up): no
+   pick falls there. When it never reaches the threshold
    (or there is no Z) the pick falls back to the ``"window"`` rule: the first triggering window's start
    plus ``pick_offset_seconds`` (default: the training windows' ``pre_p_seconds``, 8 s).
 
 Then (driver) the picks of the triggers starting in the span, of all station-days, are associated into events
 (:func:`seisgrid.seismic.associate.associate`) and written as QuakeML + CSV (+ a JSON summary) by
-:func:`seisgrid.seismic.catalog.write_catalog`.
+:func:`seisgrid.seismic.catalog.write_catalog`. A store with fewer stations than an event needs
+(``min_stations``) is warned about (log and ``warnings``).
+
+**station-days** (``station_days`` of every method: model, forest, STA/LTA, and the denominator of
+false detections per station-day in :func:`seisgrid.seismic.catalog.score`): the **data time** inside
+the run's span ``[start, end)`` (default: all of the store), in days, summed over the stations the method
+reads — per station the union of the segments of its Z/N/E channels, gaps not counted, channels not
+counted twice (:func:`seisgrid.seismic.stationdata.data_days`). It depends on the store and the span only,
+not on the stride, the window length or how many station-day tasks ran, so the same archive gives the
+same figure for every method.
 """
 
 from __future__ import annotations
@@ -73,9 +92,20 @@ import obspy
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic.layout import DAY_NS, MANIFEST, NS, day_label, iso_ns
+from seisgrid.seismic.peers import EQTScorer, eqt_scorer_config
+from seisgrid.seismic.stationdata import (
+    check_stations,
+    data_days,
+    data_spans,
+    read_component,
+    require_channels,
+    station_channels,
+    station_coordinates,
+)
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
 
     import torch
     import zarr
@@ -218,7 +248,15 @@ class ForestScorer:
         return out
 
 
-SCORERS = {"model": ModelScorer, "forest": ForestScorer}
+#: Detectors by ``method``: a class built once per worker process from ``(path, settings)`` and called on
+#: windows ``(n, 3, samples)`` at the detector's rate with the complete components ``present`` ``(n, 3)``,
+#: returning P(earthquake) ``(n,)``. Another detector registers its class here and, unless it is a file
+#: with a seisgrid ``.json`` (:func:`scorer_config`), its config reader in :data:`SCORER_CONFIGS`.
+SCORERS: dict[str, Callable[[str, dict], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+    "model": ModelScorer, "forest": ForestScorer, "eqt": EQTScorer}
+#: ``method`` → ``(path) -> (resolved path, config)`` for detectors whose config is not a seisgrid ``.json``
+#: beside a file (e.g. EQTransformer weights named ``pnw``); the config holds what :func:`model_settings` reads.
+SCORER_CONFIGS: dict[str, Callable[[str], tuple[str, dict]]] = {"eqt": eqt_scorer_config}
 _SCORER_CACHE: dict = {}
 _SCORER_LOCK = threading.Lock()
 _THREADS_SET = False
@@ -275,34 +313,6 @@ def probabilities(model: torch.nn.Module, windows: np.ndarray, params: Spectrogr
 
 
 # -------------------------------------------------------------------------------------- the task
-def _station_channels(archive) -> dict[str, dict[str, str]]:
-    """``{NET.STA: {component letter: channel id}}``: per letter the channel with the most samples."""
-    best: dict = {}
-    for cid in archive.ids:
-        net, sta, _loc, cha = cid.split(".")
-        if not cha or cha[-1] not in COMPONENTS:
-            continue
-        samples = int(archive.channel(cid).get("samples", 0))
-        if not samples:
-            continue
-        key = (f"{net}.{sta}", cha[-1])
-        if key not in best or samples > best[key][0]:
-            best[key] = (samples, cid)
-    out: dict = {}
-    for (station, comp), (_, cid) in sorted(best.items()):
-        out.setdefault(station, {})[comp] = cid
-    return out
-
-
-def _span_ns(archive, cid):
-    attrs = archive.channel(cid)
-    segs = attrs["segments"]
-    if not segs:
-        return None
-    rate, origin = attrs["sampling_rate"], attrs["origin_ns"]
-    return (origin + round(segs[0][0] * NS / rate), origin + round(segs[-1][1] * NS / rate))
-
-
 def _segments_in(archive, cid, lo_ns, hi_ns) -> list:
     attrs = archive.channel(cid)
     rate, origin = attrs["sampling_rate"], attrs["origin_ns"]
@@ -314,36 +324,29 @@ def _segments_in(archive, cid, lo_ns, hi_ns) -> list:
     return [rate, out]
 
 
-def _read_component(archive, cid, lo_ns, hi_ns, rate: float) -> np.ndarray:
-    """Samples of ``cid`` on the grid ``lo_ns + k / rate`` for ``[lo_ns, hi_ns)``: float32, NaN in gaps."""
-    from seisgrid.seismic.labelled.windowing import resample
-
-    n = round((hi_ns - lo_ns) * rate / NS)
-    out = np.full(n, np.nan, dtype=np.float32)
-    stream = archive.stream(cid, obspy.UTCDateTime(ns=lo_ns), obspy.UTCDateTime(ns=hi_ns))
-    for tr in stream:
-        src = float(tr.stats.sampling_rate)
-        data = tr.data.astype(np.float64)
-        if not math.isclose(src, rate, rel_tol=1e-9):
-            if len(data) < 16:
-                continue
-            data = resample(data, src, rate)
-        start = round((tr.stats.starttime.ns - lo_ns) * rate / NS)
-        a, b = max(start, 0), min(start + len(data), n)
-        if a < b:
-            out[a:b] = data[a - start:b - start]
-    return out
-
-
 def _stalta_cf(z: np.ndarray, rate: float, s: dict) -> np.ndarray:
+    """Recursive STA/LTA of the bandpassed Z, computed per contiguous segment (NaN = gap), 0 elsewhere.
+
+    Each segment is demeaned before the bandpass, so the step from a gap to data (at any DC offset) is
+    not an onset, and its STA/LTA starts afresh: ObsPy's warm-up leaves the first ``refine_lta`` seconds
+    of every segment at 0, so no pick falls there.
+    """
     from obspy.signal.filter import bandpass
     from obspy.signal.trigger import recursive_sta_lta
 
-    x = np.nan_to_num(z.astype(np.float64), nan=0.0)
-    if not x.any():
-        return np.zeros_like(x)
-    x = bandpass(x, s["refine_freqmin"], min(s["refine_freqmax"], 0.45 * rate), rate, corners=4, zerophase=False)
-    return recursive_sta_lta(x, max(1, int(s["refine_sta"] * rate)), max(2, int(s["refine_lta"] * rate)))
+    cf = np.zeros(len(z), dtype=np.float64)
+    nsta, nlta = max(1, int(s["refine_sta"] * rate)), max(2, int(s["refine_lta"] * rate))
+    for a, b in _runs(np.isfinite(z)):
+        if b - a <= nlta:
+            continue
+        x = z[a:b].astype(np.float64)
+        x -= x.mean()
+        if not x.any():
+            continue
+        x = bandpass(x, s["refine_freqmin"], min(s["refine_freqmax"], 0.45 * rate), rate, corners=4,
+                     zerophase=False)
+        cf[a:b] = recursive_sta_lta(x, nsta, nlta)
+    return cf
 
 
 def _runs(above: np.ndarray) -> list[tuple[int, int]]:
@@ -426,7 +429,8 @@ def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path:
     for k, comp in enumerate(COMPONENTS):
         cid = task["channels"].get(comp)
         if cid is not None:
-            comps[k] = _read_component(archive, cid, read_lo, read_hi, rate)[: comps.shape[1]]
+            comps[k] = read_component(archive, cid, read_lo, read_hi, rate,
+                                      despike_factor=s["despike"])[: comps.shape[1]]
     offset = round(pad_ns * rate / NS)
     starts = offset + np.arange(n_all) * stride
     # a component is complete in a window when none of its samples is NaN (cumulative NaN counts)
@@ -479,8 +483,9 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     earlier intervals with the same fingerprint); returns the record.
 
     ``task``: ``station``, ``day`` (days since 1970), ``channels`` ({component letter: channel id}),
-    ``fingerprint``, ``intervals`` (``[[k0, k1], ...]``: window indices of the day to compute) and
-    ``previous`` (None, or the record whose ``spans`` these intervals complete).
+    ``fingerprint``, ``intervals`` (``[[k0, k1], ...]``: window indices of the day to compute),
+    ``previous`` (None, or the record whose ``spans`` these intervals complete) and ``station_days`` (the
+    station's data time in the day, for the record).
     """
     from seisgrid.seismic.ingest import write_record
     from seisgrid.seismic.store import Archive
@@ -523,7 +528,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     record = {"station": task["station"], "day": label, "fingerprint": task["fingerprint"],
               "channels": task["channels"], "windows": int(n_day), "spans": _merge(spans),
               "evaluated": evaluated, "windows_evaluated": n_evaluated, "windows_computed": computed,
-              "above_threshold": above, "station_days": round(n_evaluated * s["stride_seconds"] / 86400.0, 6),
+              "above_threshold": above, "station_days": task.get("station_days"),
               "picks": sorted(picks, key=lambda p: p["time_ns"]),
               "seconds": round(time.perf_counter() - t_start, 3), "device": s["device"]}
     write_record(store_url, store_options, f"{MANIFEST}/days/{task['station']}/{label}", record)
@@ -531,14 +536,15 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
 
 
 # ------------------------------------------------------------------------------------------ driver
-def _sha1_file(path: str) -> str:
+def _sha1_file(path: str, cfg: dict | None = None) -> str:
+    """SHA-1 of a detector: its file and ``.json`` when they exist, and its config."""
     fs, fpath = storage.filesystem(path)
-    h = hashlib.sha1()
-    with fs.open(fpath, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    with fs.open(fpath + ".json", "rb") as f:
-        h.update(f.read())
+    h = hashlib.sha1(json.dumps(cfg or {}, sort_keys=True, default=str).encode())
+    for name in (fpath, fpath + ".json"):
+        if fs.isfile(name):
+            with fs.open(name, "rb") as f:
+                while block := f.read(1 << 22):
+                    h.update(block)
     return h.hexdigest()
 
 
@@ -591,7 +597,8 @@ def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict
 
 def detect_stalta(store_url: str | os.PathLike, out_catalog: str | os.PathLike, *,
                   start: str | obspy.UTCDateTime | None = None, end: str | obspy.UTCDateTime | None = None,
-                  client: Client | LazyClient | None = None, storage_options: dict | None = None) -> dict:
+                  client: Client | LazyClient | None = None, storage_options: dict | None = None,
+                  min_stations: float | None = None) -> dict:
     """The STA/LTA + coincidence baseline over a whole archive, written as a catalog like :func:`detect`'s.
 
     Recursive STA/LTA per station-day and ObsPy's ``coincidence_trigger`` across stations
@@ -610,21 +617,24 @@ def detect_stalta(store_url: str | os.PathLike, out_catalog: str | os.PathLike, 
         Cluster for the station-day tasks; None: in this process.
     storage_options : dict, optional
         fsspec options of the store (default: from the configuration).
+    min_stations : float, optional
+        Coincidence sum of a network trigger (default ``seisgrid.stalta.min_stations``, 3). A store with
+        fewer stations is warned about (``warnings``).
 
     Returns
     -------
     dict
-        ``method`` ("stalta"), ``n_events``, ``catalog`` (paths), ``station_days`` and the trigger run's
-        counts (``tasks``, ...).
+        ``method`` ("stalta"), ``n_events``, ``catalog`` (paths), ``station_days`` (module docstring: data
+        time), ``station_triggers``, ``seconds``, ``warnings`` and the trigger run's counts (``tasks``, ...).
     """
     from seisgrid.seismic.catalog import from_stalta, write_catalog
     from seisgrid.seismic.stalta import detect_archive
 
+    t0 = time.perf_counter()
     triggers, info = detect_archive(store_url, start, end, client=client, storage_options=storage_options,
-                                    return_info=True)
+                                    return_info=True, min_stations=min_stations)
     events = from_stalta(triggers)
-    # one channel per station and component letter (seisgrid.stalta.components, Z): tasks = station-days
-    info["station_days"] = info["tasks"]
+    info["seconds"] = round(time.perf_counter() - t0, 3)
     paths = write_catalog(events, out_catalog, summary={"method": "stalta", **info}, method="stalta")
     return {"method": "stalta", "n_events": len(events), "catalog": paths, **info}
 
@@ -639,7 +649,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
            probabilities_url: str | os.PathLike | None = None, start: str | obspy.UTCDateTime | None = None,
            end: str | obspy.UTCDateTime | None = None, min_stations: int | None = None,
            velocity_kms: float | None = None, tolerance_seconds: float | None = None,
-           max_travel_seconds: float | None = None, method: str | None = None, **options: float) -> dict:
+           max_travel_seconds: float | None = None, method: str | None = None, **options: float | str) -> dict:
     """Detect earthquakes in an ingested waveform store with a trained model and write a catalog.
 
     See the module docstring for windows, probabilities, picks, resumption and the task layout.
@@ -655,8 +665,10 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     out_catalog : str
         Catalog path: ``STEM.xml`` (QuakeML), ``STEM.csv`` and ``STEM.json`` (summary) are written.
     stations : str, list or dict, optional
-        Station coordinates (CSV such as ``stations.csv`` of ``seisgrid synth``) for association
-        windows from distances and for locating events; without them events are not located.
+        Station coordinates for association windows from distances and for locating events; without them
+        events are not located. A CSV such as ``stations.csv`` of ``seisgrid synth`` or
+        ``Stations_Rutford.txt`` (``Name``, ``Latitude``, ``Longitude``), matched on ``NET.STA`` or else on
+        the station code (:func:`seisgrid.seismic.stationdata.station_coordinates`).
     window_seconds : float, optional
         Window length; default the model's (25 s). Another value than the model's is refused.
     stride_seconds : float, optional
@@ -679,23 +691,27 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     probabilities_url : str, optional
         Zarr store of probabilities and the manifest (default ``STEM.probabilities.zarr``).
     start, end : str or UTCDateTime, optional
-        Exact span: the windows starting in ``[start, end)`` are evaluated and the triggers starting
-        among them reported (default: every day with data, whole). Still one task per station-day;
+        Exact span: the windows starting in ``[start, end)`` that overlap data are evaluated and the
+        triggers starting among them reported (default: all the data). One task per station-day with data;
         windows of a station-day evaluated before (same fingerprint) are not computed again.
     min_stations, velocity_kms, tolerance_seconds, max_travel_seconds : optional
-        Association (:func:`seisgrid.seismic.associate.associate`).
+        Association (:func:`seisgrid.seismic.associate.associate`). With ``method="stalta"``,
+        ``min_stations`` is the coincidence sum (default ``seisgrid.stalta.min_stations``).
     method : {"model", "forest", "stalta"}, optional
         What ``model_path`` is (default: recognised from its ``.json``); a mismatch is refused.
         ``"stalta"``: the STA/LTA baseline (:func:`detect_stalta`; no model, only ``start``/``end``).
     **options
-        ``refine_freqmin``, ``refine_freqmax``, ``refine_sta``, ``refine_lta``, ``refine_thr``, and the
-        location options ``p_velocity_kms``, ``depth_km``, ``grid_radius_km``, ``grid_step_km``.
+        ``refine_freqmin``, ``refine_freqmax``, ``refine_sta``, ``refine_lta``, ``refine_thr``, ``despike``
+        (:func:`seisgrid.seismic.stationdata.despike`; 0: off), ``associator`` (``pyocto`` or ``grid``) and the
+        location options ``p_velocity_kms``, ``depth_km``, ``grid_radius_km``, ``grid_step_km``,
+        ``location_sigma_seconds``, ``location_confidence`` (:func:`seisgrid.seismic.associate.associate`).
 
     Returns
     -------
     dict
         ``events`` (list of event dicts), ``n_events``, ``picks``, ``catalog`` (paths), ``probabilities``,
-        ``tasks_run``, ``tasks_skipped``, ``station_days`` (evaluated in the span), ``windows``
+        ``tasks_run``, ``tasks_skipped``, ``station_days`` (data time in the span, module docstring),
+        ``station_triggers`` (picks), ``warnings``, ``windows_evaluated`` (in the span), ``windows``
         (computed now), ``seconds``, ``windows_per_s``, ``method``, ``start``, ``end``, ``settings`` and
         ``tasks`` (per station-day summaries of the tasks run now).
     """
@@ -720,15 +736,19 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     from seisgrid.seismic.store import Archive
 
     t0 = time.perf_counter()
-    refine_keys = ("refine_freqmin", "refine_freqmax", "refine_sta", "refine_lta", "refine_thr")
-    locate_keys = ("p_velocity_kms", "depth_km", "grid_radius_km", "grid_step_km")
-    unknown = sorted(set(options) - set(refine_keys) - set(locate_keys))
+    refine_keys = ("refine_freqmin", "refine_freqmax", "refine_sta", "refine_lta", "refine_thr", "despike")
+    locate_keys = ("p_velocity_kms", "depth_km", "grid_radius_km", "grid_step_km", "location_sigma_seconds",
+                   "location_confidence")
+    unknown = sorted(set(options) - set(refine_keys) - set(locate_keys) - {"associator"})
     if unknown:
         raise ConfigError(f"detect: unknown options {unknown}")
     if method not in (None, *SCORERS):
         raise ConfigError(f"detect: method {method!r}: expected one of {[*SCORERS, 'stalta']}")
     model_path = str(model_path)
-    method, cfg = scorer_config(model_path, method)
+    if method in SCORER_CONFIGS:
+        model_path, cfg = SCORER_CONFIGS[method](model_path)
+    else:
+        method, cfg = scorer_config(model_path, method)
     ms = model_settings(cfg)
     if window_seconds is not None and not math.isclose(float(window_seconds), ms["window_seconds"]):
         raise ConfigError(f"detect: window_seconds={window_seconds} but the model was trained on "
@@ -758,7 +778,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
         "batch_size": int(_opt("batch_size", batch_size)),
         "device": "cpu" if method == "forest" else str(models.pick_device(_opt("device", device))),
         **{k: float(_opt(k, options.get(k))) for k in refine_keys},
-        "model_fingerprint": _sha1_file(model_path),
+        "model_fingerprint": _sha1_file(model_path, cfg),
     }
     if method == "forest":
         settings["forest_features_from"] = str(cfg.get("features_from", "spectrograms"))
@@ -771,9 +791,8 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     prob_root = _open_probabilities(prob_url, prob_options, {"model": model_path, "settings": public})
 
     archive = Archive(store_url, storage_options=archive_options)
-    stations_channels = _station_channels(archive)
-    if not stations_channels:
-        raise SeisgridError(f"{store_url}: no channel with component Z, N or E and data")
+    stations_channels = station_channels(archive, COMPONENTS)
+    require_channels(stations_channels, store_url, COMPONENTS)
     lo_ns = obspy.UTCDateTime(start).ns if start is not None else None
     hi_ns = obspy.UTCDateTime(end).ns if end is not None else None
     if lo_ns is not None and hi_ns is not None and hi_ns <= lo_ns:
@@ -796,20 +815,27 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     storage.consolidate_metadata(prob_url, prob_options, exclude=(MANIFEST,))
     all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
     picks, evaluated = _picks_in_span(all_records, wanted, stride_ns)
-    events = associate(picks, stations, min_stations=min_stations, velocity_kms=velocity_kms,
+    need = _opt("min_stations", min_stations)
+    warnings = check_stations(len(stations_channels), float(need), f"detect --method {method}",
+                              "--min-stations (seisgrid.detect.min_stations)")
+    coords = station_coordinates(stations, stations_channels) if stations is not None else None
+    events = associate(picks, coords, min_stations=min_stations, velocity_kms=velocity_kms,
                        tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
+                       associator=None if options.get("associator") is None else str(options["associator"]),
                        **cast("LocateOptions", {k: options[k] for k in locate_keys if k in options}))
     for ev in events:
         for p in ev["picks"]:
             p.pop("time_ns", None)
-    station_days = round(evaluated * stride / 86400.0, 6)
+    station_days = round(sum(data_days(archive, stations_channels, lo_ns, hi_ns).values()), 6)
     windows_now = int(sum(r["windows_computed"] for r in new))
     seconds = time.perf_counter() - t0
     summary = {
         "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
         "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
         "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
-        "station_days": station_days, "windows": windows_now, "seconds": round(seconds, 3),
+        "station_days": station_days, "station_triggers": len(picks), "warnings": warnings,
+        "windows_evaluated": evaluated,
+        "windows": windows_now, "seconds": round(seconds, 3),
         "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
         "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
     }
@@ -820,56 +846,76 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
 
 
 def _stalta_baseline(store_url, out_catalog, start, end, client, model_only: dict) -> dict:
-    """``detect(method="stalta")``: refuse the settings of the model and forest, then :func:`detect_stalta`."""
+    """``detect(method="stalta")``: refuse the settings of the model and forest, then :func:`detect_stalta`.
+
+    ``min_stations`` is the coincidence sum there (the stations an event needs, as in association).
+    """
+    min_stations = model_only.pop("min_stations", None)
     given = sorted(k for k, v in model_only.items() if v is not None)
     if given:
         raise ConfigError(f"detect --method stalta: {given} apply to the model and forest only; the STA/LTA "
                           "baseline takes its settings from seisgrid.stalta.archive_*")
     if not out_catalog:
         raise ConfigError("detect: out_catalog (--out) is required")
-    return detect_stalta(store_url, out_catalog, start=start, end=end, client=client)
+    return detect_stalta(store_url, out_catalog, start=start, end=end, client=client, min_stations=min_stations)
+
+
+def _data_windows(spans: list[tuple[int, int]], window_ns: int, stride_ns: int) -> dict[int, list[list[int]]]:
+    """Per day, the merged intervals ``[k0, k1)`` of the windows that lie inside a data span.
+
+    Only those can hold a complete component (a window is evaluated when one does). Window ``k`` of day
+    ``d`` covers ``[d + k × stride, d + k × stride + window)``; the stride divides a day, so window ``K``
+    counted from 1970 is window ``K mod n`` of day ``K div n``.
+    """
+    n_day = DAY_NS // stride_ns
+    out: dict[int, list[list[int]]] = {}
+    for a, b in spans:
+        first = -(-a // stride_ns)  # the first window starting at or after a
+        last = (b - window_ns) // stride_ns + 1  # after the last window ending at or before b
+        for day in range(first // n_day, (last - 1) // n_day + 1):
+            k0, k1 = max(first - day * n_day, 0), min(last - day * n_day, n_day)
+            if k0 < k1:
+                out.setdefault(day, []).append([k0, k1])
+    return {day: _merge(iv) for day, iv in sorted(out.items())}
 
 
 def _plan_tasks(archive, stations_channels: dict, lo_ns, hi_ns, stride_ns: int, ms: dict, settings: dict,
                 fp_settings: dict, done: dict) -> tuple[list[dict], list[dict], dict]:
     """The station-day tasks of the span, the records reused as they are and the windows wanted per day.
 
-    ``wanted`` maps ``(station, day label)`` to ``(day, k0, k1)``, the windows of the day starting in the
-    span. A record in ``done`` with the day's fingerprint leaves only the windows outside its ``spans``
-    to compute (none: the record is reused, no task); otherwise the day starts afresh (module docstring,
-    step 4).
+    Only days with windows inside the station's data get a task, and only those windows are
+    computed (intervals of the day); ``wanted`` maps ``(station, day label)`` to ``(day, k0, k1)``, the
+    windows of the day starting in the span. A record in ``done`` with the day's fingerprint leaves only
+    the data windows outside its ``spans`` to compute (none: the record is reused, no task); otherwise the
+    day starts afresh (module docstring, step 4).
     """
     tasks, records, wanted = [], [], {}
+    window_ns = int(ms["window_seconds"] * NS)
+    reach = 2 * (max(window_ns, settings["min_windows"] * stride_ns) + stride_ns)
     for station, channels in stations_channels.items():
-        spans = [sp for sp in (_span_ns(archive, cid) for cid in channels.values()) if sp]
-        if not spans:
-            continue
-        a = min(sp[0] for sp in spans)
-        b = max(sp[1] for sp in spans)
-        if lo_ns is not None:
-            a = max(a, lo_ns)
-        if hi_ns is not None:
-            b = min(b, hi_ns)
-        for day in range(a // DAY_NS, (b - 1) // DAY_NS + 1) if a < b else []:
+        spans = data_spans(archive, channels.values())
+        for day, data_iv in _data_windows(spans, window_ns, stride_ns).items():
             k0, k1 = window_range(day, lo_ns, hi_ns, stride_ns)
-            if k0 >= k1:
+            todo = _merge([max(a, k0), min(b, k1)] for a, b in data_iv)
+            if not todo:
                 continue
             wanted[(station, day_label(day))] = (day, k0, k1)
-            reach = 2 * (max(int(ms["window_seconds"] * NS), settings["min_windows"] * stride_ns) + stride_ns)
             span = (day * DAY_NS - reach - int(3 * settings["refine_lta"] * NS), (day + 1) * DAY_NS + reach)
             inputs = {c: _segments_in(archive, cid, *span) for c, cid in sorted(channels.items())}
             fingerprint = hashlib.sha1(json.dumps([station, day, channels, inputs, fp_settings], sort_keys=True,
                                                   default=str).encode()).hexdigest()
             previous = done.get((station, day_label(day)))
             if previous and previous["fingerprint"] == fingerprint:
-                missing = _subtract(k0, k1, previous["spans"])
+                missing = _merge(iv for a, b in todo for iv in _subtract(a, b, previous["spans"]))
                 if not missing:
                     records.append(previous)
                     continue
             else:
-                previous, missing = None, [[k0, k1]]
+                previous, missing = None, todo
+            day_data = sum(min(b, (day + 1) * DAY_NS) - max(a, day * DAY_NS) for a, b in spans
+                           if a < (day + 1) * DAY_NS and b > day * DAY_NS)
             tasks.append({"station": station, "day": day, "channels": channels, "fingerprint": fingerprint,
-                          "intervals": missing, "previous": previous})
+                          "intervals": missing, "previous": previous, "station_days": round(day_data / DAY_NS, 6)})
     return tasks, records, wanted
 
 
@@ -883,5 +929,5 @@ def _picks_in_span(records: list[dict], wanted: dict, stride_ns: int) -> tuple[l
     return picks, evaluated
 
 
-__all__ = ["SCORERS", "ForestScorer", "ModelScorer", "detect", "detect_stalta", "detect_station_day", "model_settings",
-           "probabilities", "scorer_config", "window_range"]
+__all__ = ["SCORERS", "SCORER_CONFIGS", "ForestScorer", "ModelScorer", "detect", "detect_stalta", "detect_station_day",
+           "model_settings", "probabilities", "scorer_config", "window_range"]
