@@ -7,7 +7,9 @@ ingested as they are into a waveform store; then, on one LocalCluster (``--worke
 1. **STA/LTA**: ``detect --method stalta`` with the package settings (``seisgrid.stalta.archive_*``:
    recursive 0.5 s / 10 s in 10–20 Hz, on 3.5 / off 1, coincidence of 3 stations; dropouts removed);
 2. **Random Forest**: ``detect --method forest`` with a forest saved by ``seisgrid evaluate --out``;
-3. **model**: ``detect`` with a classifier checkpoint (``--model``, e.g. the final ResNet). Without
+3. **eqt**: ``detect --method eqt`` with EQTransformer's ``--eqt`` weights (default ``pnw``; needs the
+   ``peers`` extra), its threshold 0.5 (``peers.eqt_threshold``), through the same tasks;
+4. **model**: ``detect`` with a classifier checkpoint (``--model``, e.g. the final ResNet). Without
    ``--model`` / ``--forest`` both are made here from the shared labelled sets (STEAD sample, PhaseNet
    NCEDC, SeisBench IPOC dummy): ``seisgrid windows`` → ``spectrograms`` → ``evaluate --methods forest
    --out`` (the forest) and ``train --arch tiny --split split_region`` (a 47 k-parameter net, a few CPU
@@ -196,7 +198,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="classifier checkpoint (default: a tiny net trained here)")
     parser.add_argument("--forest", default=None, help="forest.joblib of seisgrid evaluate --out (default: made here)")
-    parser.add_argument("--methods", default="stalta,forest,model", help="comma-separated, of stalta,forest,model")
+    parser.add_argument("--methods", default="stalta,forest,eqt,model",
+                        help="comma-separated, of stalta,forest,eqt,model")
+    parser.add_argument("--eqt", default="pnw", help="EQTransformer weights for method eqt (default pnw)")
     parser.add_argument("--quick", action="store_true", help="the first 10 minutes only")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     parser.add_argument("--sample", type=int, default=8, help="model events in the figure (default 8)")
@@ -242,13 +246,14 @@ def main(argv=None) -> int:
                 if method == "stalta":
                     r = detect(store, out_catalog=out, method="stalta", start=START, end=end, client=client)
                 else:
-                    r = detect(store, model if method == "model" else forest, out, method=method,
+                    detector = {"model": model, "forest": forest, "eqt": args.eqt}[method]
+                    r = detect(store, detector, out, method=method,
                                stations=stations_file, start=START, end=end, client=client, progress=False,
                                probabilities_url=str(workdir / "catalogs" / method / "p.zarr"))
                 runs[method] = _rates(r, hours, station_hours)
                 runs[method]["catalog"] = r["catalog"]["quakeml"]
                 if method != "stalta":
-                    runs[method]["detector"] = model if method == "model" else forest
+                    runs[method]["detector"] = detector
                     runs[method]["threshold"] = r["settings"]["threshold"]
                     runs[method]["located"] = sum(e.get("latitude") is not None for e in r["events"])
                 if method == "model":

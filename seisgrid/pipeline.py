@@ -12,7 +12,8 @@ Example (``pipelines/demo.yaml``)::
 A step is any step of :mod:`seisgrid.steps` (``seisgrid ghf map`` is ``ghf_map``); its keys are the
 command's argument and option names (``--stride-seconds`` is ``stride_seconds``), so a pipeline step
 reads like the command line. String values are formatted with ``vars`` (overridable with ``--set
-output=/elsewhere``). The whole file is checked — step names, argument names, required arguments —
+output=/elsewhere``); ``{data}`` is the real-data folder (``$SEISGRID_DATA``, else ``../shared/data``)
+unless the file defines ``data`` itself. The whole file is checked — step names, argument names, required arguments —
 before the first step runs; the cluster starts when the first step needs one.
 """
 
@@ -22,6 +23,7 @@ import sys
 
 import yaml
 
+from seisgrid import config
 from seisgrid.errors import ConfigError
 from seisgrid.steps import pipeline_steps
 
@@ -76,7 +78,9 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(spec, dict) or not isinstance(spec.get("steps"), list):
         raise ConfigError(f"{path}: a pipeline needs a 'steps' list")
-    variables = {**(spec.get("vars") or {}), **parse_overrides(overrides)}
+    data = config.data_dir()
+    builtin = {"data": str(data)} if data is not None else {}
+    variables = {**builtin, **(spec.get("vars") or {}), **parse_overrides(overrides)}
     table = pipeline_steps()
     steps = []
     for number, step in enumerate(spec["steps"], 1):

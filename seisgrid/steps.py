@@ -512,7 +512,8 @@ BUILTIN_STEPS: tuple[Step, ...] = (
               param="spectrograms_url"),
           Arg("methods", "comma-separated: stalta (threshold tuned on val) or stalta:THRESHOLD / "
                          "stalta:DIR/stalta.json; forest (trained here) or forest:DIR/forest.joblib; "
-                         "resnet:CHECKPOINT (default: stalta,forest)", type=names, default=["stalta", "forest"]),
+                         "resnet:CHECKPOINT; eqt:pnw, eqt:original or eqt:WEIGHTS (EQTransformer, extra 'peers') "
+                         "(default: stalta,forest)", type=names, default=["stalta", "forest"]),
           Arg("split", "split column: split_region (cross-region test; default) or split (by event and station)",
               choices=("split_region", "split"), default="split_region"),
           Arg("subset", "windows scored: test (the split column's test windows; default) or all (every window but "

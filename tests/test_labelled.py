@@ -560,3 +560,22 @@ def test_real_rutford_quiet_noise(tmp_path):
     clean = read_store(st04, opts)
     zeros = sum(int((r.data == 0).sum()) for r in raw)
     assert zeros > 0 and sum(int((r.data == 0).sum()) for r in clean) == 0
+
+
+def test_augmentation_noise_drawn_per_subclass_and_band_limited():
+    from seisgrid.seismic.labelled.augment import _bandpass, draw_noise
+
+    rng = np.random.default_rng(0)
+    pool = np.arange(100)
+    noise_class = np.array(["pre_event_noise"] * 90 + ["icequake"] * 10, dtype=object)
+    by_class = [draw_noise(pool, noise_class, rng) >= 90 for _ in range(2000)]
+    uniform = [draw_noise(pool, None, rng) >= 90 for _ in range(2000)]
+    assert 0.45 < np.mean(by_class) < 0.55  # 10 icequakes are drawn as often as 90 pre-event windows
+    assert 0.07 < np.mean(uniform) < 0.13
+    # the band-limited event keeps 5-10 Hz and loses 30 Hz
+    rate, t = 100.0, np.arange(2500) / 100.0
+    x = np.stack([np.sin(2 * np.pi * 7 * t) + np.sin(2 * np.pi * 30 * t)] * 3)
+    y = _bandpass(x, rate, rng, {"augment_bandpass_low_hz": [4.0, 4.0], "augment_bandpass_high_hz": [12.0, 12.0]})
+    spec = np.abs(np.fft.rfft(y[0, 500:2000]))
+    freqs = np.fft.rfftfreq(1500, 1 / rate)
+    assert spec[np.argmin(abs(freqs - 30))] < 0.01 * spec[np.argmin(abs(freqs - 7))]

@@ -32,3 +32,18 @@ def test_pipeline_errors_name_the_file_and_step(tmp_path):
     with pytest.raises(ConfigError, match="cannot read pipeline"):
         load(str(tmp_path / "missing.yaml"))
     assert main(["run", str(bad)]) == 2  # a bad pipeline file is a usage error
+
+
+def test_train_detector_recipe_reads_the_shared_data_folder(tmp_path, monkeypatch):
+    recipe = DEMO.parent / "train-detector.yaml"
+    monkeypatch.setenv("SEISGRID_DATA", str(tmp_path / "data"))
+    spec = load(str(recipe), ["output=/out", "test_regions=none"])
+    steps = dict(spec["steps"])
+    assert steps["ingest"]["source"] == f"{tmp_path}/data/seismic/rutford-icestream"
+    assert f"{tmp_path}/data/seismic/thwaites-icequakes" in steps["windows"]["sources"]
+    assert steps["windows"]["test_regions"] == "none" and steps["windows"]["test_networks"] == "none"
+    assert steps["train"]["out"] == "/out/detector.pt" and "resnet:/out/detector.pt" in steps["evaluate"]["methods"]
+    # a file that defines data itself keeps its own
+    own = tmp_path / "own.yaml"
+    own.write_text("vars: {data: /mine}\nsteps:\n  - inventory: {store: '{data}/x.zarr'}\n")
+    assert dict(load(str(own))["steps"])["inventory"]["store"] == "/mine/x.zarr"

@@ -83,6 +83,9 @@ def test_empty_test_lists():
         opts = _options(None, {"test_regions": value, "test_networks": value})
         assert opts["test_regions"] == [] and opts["test_networks"] == []
     assert _options(None, {"test_regions": ["antarctica"]})["test_regions"] == ["antarctica"]
+    # one comma-separated text (a pipeline variable) is a list too
+    assert _options(None, {"test_regions": "a, b-c"})["test_regions"] == ["a", "b-c"]
+    assert _options(None, {"test_regions": ["a,b", "c"]})["test_regions"] == ["a", "b", "c"]
 
 
 def test_old_store_without_subclass(two_stores, tmp_path):

@@ -116,7 +116,8 @@ def test_read_images_any_order_with_repeats(tmp_path):
 def test_early_stopping_restores_best_weights(tmp_path):
     write_spectrogram_store(tmp_path / "spec.zarr", flip_val=True)
     out = str(tmp_path / "es.pt")
-    r = tr.train(str(tmp_path / "spec.zarr"), "tiny", out, epochs=30, patience=2, seed=0, **FAST)
+    # calibrate="none": a folded temperature would change the saved model's val loss
+    r = tr.train(str(tmp_path / "spec.zarr"), "tiny", out, epochs=30, patience=2, seed=0, calibrate="none", **FAST)
     assert r["epochs_run"] < 30  # stopped early
     assert r["epochs_run"] == r["best_epoch"] + 2
     best = r["history"][r["best_epoch"] - 1]["val_loss"]
@@ -125,7 +126,7 @@ def test_early_stopping_restores_best_weights(tmp_path):
     ds = tr.open_store(str(tmp_path / "spec.zarr"))
     val = np.flatnonzero(ds["split"].values.astype(str) == "val")
     buf = tr._Buffers(ds, val, ds["label"].values[val].astype(np.int64), 2048)
-    loss, _ = tr._validate(model, buf, torch.device("cpu"), 256)
+    loss, _, _ = tr._validate(model, buf, torch.device("cpu"), 256)
     assert loss == pytest.approx(best, rel=1e-4)  # the saved weights are the best epoch's, not the last
 
 
@@ -211,3 +212,49 @@ def test_training_and_prediction_on_cuda(tmp_path):
     ds = tr.open_store(str(tmp_path / "spec.zarr"))
     proba = tr.predict_proba(model, tr.read_images(ds, np.arange(32)), torch.device("cuda"))
     assert ((proba >= cfg["threshold"]) == ds["label"].values.astype(bool)).all()
+
+
+def test_balanced_draws_share_each_class_between_its_sources():
+    labels = np.array([1] * 90 + [1] * 10 + [0] * 50)
+    groups = np.array([0] * 90 + [1] * 10 + [2] * 50)
+    gen = torch.Generator().manual_seed(0)
+    draws = np.concatenate([tr._balanced(labels, gen, groups) for _ in range(20)])
+    share = np.bincount(groups[draws], minlength=3) / len(draws)
+    assert share == pytest.approx([0.25, 0.25, 0.5], abs=0.03)
+    class_only = np.concatenate([tr._balanced(labels, gen) for _ in range(20)])
+    assert np.bincount(groups[class_only], minlength=3) / len(class_only) == pytest.approx([0.45, 0.05, 0.5], abs=0.03)
+
+
+def test_temperature_scaling_recovers_an_overconfident_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    true_logit = rng.normal(0, 2, 4000)
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    logits = np.stack([np.zeros(4000), 3.0 * true_logit], axis=1)  # three times too confident
+    t = tr.fit_temperature(logits, labels)
+    assert t == pytest.approx(3.0, rel=0.1)
+    before, after = tr.calibration_scores(logits, labels), tr.calibration_scores(logits, labels, t)
+    assert after["nll"] < before["nll"] and after["ece"] < before["ece"]
+    assert tr.fit_temperature(logits, np.zeros(4000, int)) == 1.0  # one class: nothing to fit
+    model = models.build("tiny")
+    x = torch.randn(4, 3, SIZE, SIZE)
+    model.eval()
+    with torch.no_grad():
+        raw = model(x)
+        tr.fold_temperature(model, 2.5)
+        np.testing.assert_allclose(model(x).numpy(), raw.numpy() / 2.5, rtol=1e-5, atol=1e-6)
+
+
+def test_training_calibrates_and_records_it(tmp_path):
+    write_spectrogram_store(tmp_path / "spec.zarr")
+    out = str(tmp_path / "cal.pt")
+    r = tr.train(str(tmp_path / "spec.zarr"), "tiny", out, epochs=3, seed=0, **FAST)
+    cal = r["calibration"]
+    assert cal["method"].startswith("temperature") and cal["temperature"] > 0
+    assert cal["val_after"]["nll"] <= cal["val_before"]["nll"] + 1e-9
+    _, cfg = models.load_checkpoint(out, device="cpu")
+    assert cfg["calibration"]["temperature"] == cal["temperature"] and cfg["training"]["balance"] == "source"
+    r2 = tr.train(str(tmp_path / "spec.zarr"), "tiny", str(tmp_path / "raw.pt"), epochs=3, seed=0,
+                  calibrate="none", **FAST)
+    assert r2["calibration"] == {"method": "none", "temperature": 1.0}
+    with pytest.raises(Exception, match="balance"):
+        tr.train(str(tmp_path / "spec.zarr"), "tiny", str(tmp_path / "x.pt"), balance="station", **FAST)

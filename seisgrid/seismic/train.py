@@ -11,15 +11,22 @@ Recipe (defaults in ``seisgrid.train`` of ``seisgrid.yaml``):
   Images are read **chunk-wise** straight from Zarr (no Dask graph): per epoch the store chunks holding
   training windows are shuffled and read ``buffer_windows`` at a time; a set that fits in one buffer is
   read once and kept in memory. ``max_windows`` caps the train and val windows (drawn per class, seeded).
-- **Class balance**: inside each buffer, windows are drawn with replacement with weights 1 / (count of
-  their class) (:class:`torch.utils.data.WeightedRandomSampler`), as many draws as windows, so every
-  epoch sees earthquakes and noise equally often.
+- **Balance**: inside each buffer, windows are drawn with replacement
+  (:class:`torch.utils.data.WeightedRandomSampler`), as many draws as windows. ``balance: class``
+  weights a window 1 / (count of its class), so every epoch sees earthquakes and noise equally often;
+  ``balance: source`` (default) also splits each class's half equally between the sources (data sets)
+  present in it, so 370 polar noise windows weigh as much as 1,200 Californian ones and no single
+  network's look defines a class.
 - **Optimiser**: AdamW (decoupled weight decay) with a one-cycle (warm-up, cosine decay) or cosine
   learning-rate schedule over ``epochs`` × batches per epoch; cross-entropy loss.
 - **Early stopping** on the validation loss (or F1, ``monitor``) with ``patience`` epochs; the best
   epoch's weights are restored before saving.
+- **Calibration**: ``calibrate: temperature`` (default) fits one temperature T on the val windows' logits
+  (best weights; minimum negative log-likelihood, Guo et al. 2017) and folds it into the last layer
+  (``fc`` weights and bias ÷ T), so every consumer of the checkpoint gets calibrated P(earthquake); T and
+  the val NLL / Brier score before and after are in the config. ``none``: raw softmax.
 - **Decision threshold**: the P(earthquake) threshold with the highest F1 on the val windows (best
-  weights), saved in the checkpoint config; 0.5 when val has not both classes.
+  weights, after calibration), saved in the checkpoint config; 0.5 when val has not both classes.
 - **Device**: picked once (:func:`seisgrid.seismic.models.pick_device`); on CUDA bf16 autocast and
   channels_last, on CPU float32 — the same code.
 - **Output**: ``out`` (weights) + ``out.json`` (config: arch, classes, the spectrogram store's STFT
@@ -113,10 +120,15 @@ def _cap(index: np.ndarray, labels: np.ndarray, n: int | None, rng: np.random.Ge
 
 
 class _Buffers:
-    """Windows ``index`` read chunk-wise in buffers of about ``buffer_windows`` (cached when one buffer)."""
+    """Windows ``index`` read chunk-wise in buffers of about ``buffer_windows`` (cached when one buffer).
 
-    def __init__(self, ds, index, labels, buffer_windows: int):
+    ``groups`` (per window of ``index``) are the integer groups that balanced draws share equally
+    within a class (the window's source); None: one group.
+    """
+
+    def __init__(self, ds, index, labels, buffer_windows: int, groups=None):
         self.ds, self.index, self.labels = ds, np.asarray(index), np.asarray(labels)
+        self.groups_of = np.zeros(len(self.index), np.int64) if groups is None else np.asarray(groups, np.int64)
         self.chunk = _chunk_size(ds)
         self.buffer_windows = max(int(buffer_windows), self.chunk)
         self._cache: np.ndarray | None = None
@@ -150,12 +162,19 @@ class _Buffers:
             yield pos, read_images(self.ds, self.index[pos], self.chunk)
 
 
-def _balanced(labels: np.ndarray, generator: torch.Generator) -> np.ndarray:
-    """As many draws as ``labels``, with replacement, weights 1 / class count (WeightedRandomSampler)."""
+def _balanced(labels: np.ndarray, generator: torch.Generator, groups: np.ndarray | None = None) -> np.ndarray:
+    """As many draws as ``labels``, with replacement (WeightedRandomSampler).
+
+    Each class gets an equal share of the draws and, within a class, each of its ``groups`` an equal
+    share of the class's (weight 1 / (groups in the class × windows of the class and group)).
+    """
     from torch.utils.data import WeightedRandomSampler
 
-    counts = np.bincount(labels, minlength=2).astype(np.float64)
-    weights = 1.0 / counts[labels]
+    groups = np.zeros(len(labels), np.int64) if groups is None else np.asarray(groups, np.int64)
+    key = labels.astype(np.int64) * (int(groups.max(initial=0)) + 1) + groups
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    groups_per_class = {c: len(np.unique(groups[labels == c])) for c in np.unique(labels)}
+    weights = 1.0 / (counts[inverse] * np.array([groups_per_class[c] for c in labels], dtype=np.float64))
     # torch's stubs type weights as Sequence[float]; the sampler takes (and documents) a Tensor too
     sampler = WeightedRandomSampler(torch.as_tensor(weights),  # type: ignore[arg-type]
                                     num_samples=len(labels), replacement=True, generator=generator)
@@ -193,10 +212,11 @@ def predict_proba(model: nn.Module, images: np.ndarray, device: torch.device | s
     return out
 
 
-def _validate(model, buffers: _Buffers, device, batch_size: int) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy and P(earthquake) over the val windows (in ``buffers.index`` order)."""
+def _validate(model, buffers: _Buffers, device, batch_size: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean cross-entropy, P(earthquake) and the logits (n, 2) of the val windows (``buffers.index`` order)."""
     model.eval()
     loss_sum, proba = 0.0, np.empty(len(buffers.index), np.float32)
+    logit_rows = np.empty((len(buffers.index), 2), np.float32)
     with torch.no_grad():
         for pos, images in buffers.groups():
             for i in range(0, len(pos), batch_size):
@@ -207,7 +227,60 @@ def _validate(model, buffers: _Buffers, device, batch_size: int) -> tuple[float,
                 logits = logits.float()
                 loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
                 proba[pos[i:i + batch_size]] = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
-    return loss_sum / max(len(buffers.index), 1), proba
+                logit_rows[pos[i:i + batch_size]] = logits.cpu().numpy()
+    return loss_sum / max(len(buffers.index), 1), proba, logit_rows
+
+
+def fit_temperature(logits: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """Temperature T > 0 minimising the negative log-likelihood of softmax(logits / T) (temperature scaling).
+
+    Parameters
+    ----------
+    logits : array (n, classes)
+    labels : array (n,) of int
+
+    Returns
+    -------
+    float
+        T (1.0 without both classes among ``labels``), bounded to [0.5, 20]: a val set the model separates
+        perfectly would drive T towards 0 (ever sharper), which a few hundred windows cannot justify.
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    if len(y) == 0 or len(torch.unique(y)) < 2:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        return float(nn.functional.cross_entropy(z / math.exp(log_t), y))
+
+    # one bounded scalar search (the NLL is convex in 1/T); scipy's Brent method, no hand-written optimiser
+    best = minimize_scalar(nll, bounds=(math.log(0.5), math.log(20.0)), method="bounded")
+    return float(math.exp(best.x))
+
+
+def calibration_scores(logits: npt.ArrayLike, labels: npt.ArrayLike, temperature: float = 1.0) -> dict:
+    """NLL, Brier score and expected calibration error (10 equal-width bins) of softmax(logits / T)."""
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float64)) / float(temperature)
+    y = np.asarray(labels, dtype=np.int64)
+    p = torch.softmax(z, dim=1)[:, 1].numpy()
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum(abs(float(np.mean(p[bins == b])) - float(np.mean(y[bins == b]))) * np.mean(bins == b)
+              for b in range(10) if np.any(bins == b))
+    return {"nll": float(nn.functional.cross_entropy(z, torch.as_tensor(y))), "brier": float(np.mean((p - y) ** 2)),
+            "ece": float(ece)}
+
+
+def fold_temperature(model: nn.Module, temperature: float) -> None:
+    """Divide the final layer (``model.fc``) by ``temperature`` in place: the model then outputs logits / T."""
+    fc = getattr(model, "fc", None)
+    if not isinstance(fc, nn.Linear):
+        raise SeisgridError(f"{type(model).__name__}: no final nn.Linear 'fc' to fold a temperature into")
+    with torch.no_grad():
+        fc.weight.div_(temperature)
+        if fc.bias is not None:
+            fc.bias.div_(temperature)
 
 
 def tune_threshold(proba: npt.ArrayLike, labels: npt.ArrayLike) -> float:
@@ -236,13 +309,14 @@ def _threads(threads) -> None:
 # ------------------------------------------------------------------------------------------------ train
 def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr=None, weight_decay=None,
                 patience=None, seed=None, split=None, device=None, progress=True, max_windows=None,
-                schedule=None, monitor=None, buffer_windows=None, eval_batch_size=None, threads=None) -> dict:
+                schedule=None, monitor=None, buffer_windows=None, eval_batch_size=None, threads=None,
+                balance=None, calibrate=None) -> dict:
     """One training run in this process (the body of the Dask task); see :func:`train`."""
     t_start = time.perf_counter()
     s = _settings(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                   patience=patience, seed=seed, split=split, max_windows=max_windows, schedule=schedule,
                   monitor=monitor, buffer_windows=buffer_windows, eval_batch_size=eval_batch_size,
-                  threads=threads, device=device)
+                  threads=threads, device=device, balance=balance, calibrate=calibrate)
     epochs, bs, patience, seed = int(s["epochs"]), int(s["batch_size"]), int(s["patience"]), int(s["seed"])
     _check_settings(s, epochs, bs)
     _threads(s["threads"])
@@ -259,7 +333,8 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
     if dev.type == "cuda":
         # torch's stubs give Module.to no memory_format keyword (it has one)
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    train_buf = _Buffers(ds, train_idx, labels[train_idx], int(s["buffer_windows"]))
+    train_buf = _Buffers(ds, train_idx, labels[train_idx], int(s["buffer_windows"]),
+                         groups=_source_groups(ds, train_idx) if s["balance"] == "source" else None)
     val_buf = _Buffers(ds, val_idx, labels[val_idx], int(s["buffer_windows"]))
     steps = sum(len(range(0, n, bs)) for n in _group_sizes(train_buf))
     optimiser = torch.optim.AdamW(model.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
@@ -283,7 +358,7 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": correct / max(seen, 1),
                "lr": float(optimiser.param_groups[0]["lr"])}
         if len(val_idx):
-            val_loss, proba = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
+            val_loss, proba, _ = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
             sc = metrics.scores(val_buf.labels, (proba >= 0.5).astype(np.int8))
             row.update(val_loss=val_loss, val_precision=_num(sc["precision"]), val_recall=_num(sc["recall"]),
                        val_f1=_num(sc["f1"]), val_accuracy=float(np.mean((proba >= 0.5) == val_buf.labels)))
@@ -309,9 +384,19 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
 
     assert best_state is not None  # epochs ≥ 1 (_check_settings) and the first epoch always sets it
     model.load_state_dict(best_state)
-    threshold, val_best = 0.5, {}
+    threshold, val_best, calibration = 0.5, {}, {"method": "none", "temperature": 1.0}
     if len(val_idx):
-        val_loss, proba = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
+        val_loss, proba, logits = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
+        if s["calibrate"] == "temperature" and len(np.unique(val_buf.labels)) == 2:
+            temperature = fit_temperature(logits, val_buf.labels)
+            before = calibration_scores(logits, val_buf.labels)
+            after = calibration_scores(logits, val_buf.labels, temperature)
+            calibration = {"method": "temperature (val NLL)", "temperature": temperature,
+                           "val_before": before, "val_after": after}
+            fold_temperature(model, temperature)
+            val_loss, proba, logits = _validate(model, val_buf, dev, int(s["eval_batch_size"]))
+            logger.info("train %s: temperature %.3f (val NLL %.4f → %.4f)", s["arch"], temperature,
+                        before["nll"], after["nll"])
         threshold = tune_threshold(proba, val_buf.labels)
         sc = metrics.scores(val_buf.labels, (proba >= threshold).astype(np.int8))
         val_best = {"loss": val_loss, **{k: (v if k in ("tp", "fp", "tn", "fn") else _num(v)) for k, v in sc.items()}}
@@ -330,10 +415,10 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
         "threshold": float(threshold),
         "threshold_source": "max F1 of P(earthquake) on val (best weights)" if len(val_idx) and
                             len(np.unique(val_buf.labels)) == 2 else "0.5 (no val windows of both classes)",
-        "val_at_threshold": val_best, "best_epoch": best_epoch, "epochs_run": len(history),
+        "val_at_threshold": val_best, "calibration": calibration, "best_epoch": best_epoch, "epochs_run": len(history),
         "monitor": s["monitor"], "history": history,
         "training": {k: s[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience",
-                                       "seed", "max_windows", "buffer_windows")},
+                                       "seed", "max_windows", "buffer_windows", "balance", "calibrate")},
         "optimizer": "AdamW", "device": str(dev), "precision": "bf16 autocast" if dev.type == "cuda" else "float32",
         "torch": torch.__version__, "parameters": models.parameter_count(model),
         "seconds": round(time.perf_counter() - t_start, 2),
@@ -342,7 +427,7 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
     figure = plot_history(history, str(out) + ".png", best_epoch=best_epoch, title=f"{s['arch']} ({split})")
     return {"checkpoint": saved["weights"], "config": saved["config"], "figure": figure, "arch": s["arch"],
             "seed": seed, "split": split, "device": str(dev), "best_epoch": best_epoch, "epochs_run": len(history),
-            "threshold": float(threshold), "val": val_best, "history": history,
+            "threshold": float(threshold), "val": val_best, "calibration": calibration, "history": history,
             "train_windows": len(train_idx), "val_windows": len(val_idx),
             "parameters": cfg["parameters"], "seconds": cfg["seconds"]}
 
@@ -355,6 +440,18 @@ def _check_settings(s: dict, epochs: int, bs: int) -> None:
         raise ConfigError(f"train: monitor={s['monitor']!r}: expected 'val_loss' or 'val_f1'")
     if s["schedule"] not in ("onecycle", "cosine"):
         raise ConfigError(f"train: schedule={s['schedule']!r}: expected 'onecycle' or 'cosine'")
+    if s["balance"] not in ("class", "source"):
+        raise ConfigError(f"train: balance={s['balance']!r}: expected 'class' or 'source'")
+    if s["calibrate"] not in ("temperature", "none"):
+        raise ConfigError(f"train: calibrate={s['calibrate']!r}: expected 'temperature' or 'none'")
+
+
+def _source_groups(ds: xr.Dataset, index: np.ndarray) -> np.ndarray | None:
+    """Integer source of each window of ``index`` (None when the store has no ``source``)."""
+    if "source" not in ds:
+        return None
+    sources = np.asarray(ds["source"].values, dtype=object).astype(str)[index]
+    return np.unique(sources, return_inverse=True)[1].astype(np.int64)
 
 
 def _split_windows(ds: xr.Dataset, spectrograms_url, split: str, max_windows,
@@ -388,7 +485,7 @@ def _train_epoch(model, train_buf: _Buffers, rng, gen, optimiser, scheduler, dev
     model.train()
     loss_sum, seen, correct = 0.0, 0, 0
     for pos, images in train_buf.groups(rng):
-        draw = _balanced(train_buf.labels[pos], gen)
+        draw = _balanced(train_buf.labels[pos], gen, train_buf.groups_of[pos])
         for i in range(0, len(draw), bs):
             b = draw[i:i + bs]
             if len(b) < 2:  # BatchNorm needs two samples
@@ -520,7 +617,8 @@ def train(spectrograms_url: str | os.PathLike, arch: str | None = None, out: str
     progress : bool
         One line per epoch on stderr (of the process that trains).
     **options
-        ``schedule``, ``monitor``, ``buffer_windows``, ``eval_batch_size``, ``threads``.
+        ``schedule``, ``monitor``, ``buffer_windows``, ``eval_batch_size``, ``threads``, ``balance``,
+        ``calibrate``.
 
     Returns
     -------
@@ -530,7 +628,8 @@ def train(spectrograms_url: str | os.PathLike, arch: str | None = None, out: str
     """
     from seisgrid.cluster import resolve_client
 
-    unknown = sorted(set(options) - {"schedule", "monitor", "buffer_windows", "eval_batch_size", "threads"})
+    unknown = sorted(set(options) - {"schedule", "monitor", "buffer_windows", "eval_batch_size", "threads",
+                                     "balance", "calibrate"})
     if unknown:
         raise SeisgridError(f"train: options {unknown}: unknown")
     if out is None:
@@ -539,7 +638,7 @@ def train(spectrograms_url: str | os.PathLike, arch: str | None = None, out: str
     models.build(arch)  # unknown architectures fail here, before any task is submitted
     kwargs = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                   seed=seed, split=split, device=device, progress=progress, max_windows=max_windows, **options)
-    settings = _settings(arch=arch, **{"monitor": None, "schedule": None,
+    settings = _settings(arch=arch, **{"monitor": None, "schedule": None, "balance": None, "calibrate": None,
                                        **{k: v for k, v in kwargs.items() if k != "progress"}})
     _check_settings(settings, int(settings["epochs"]), int(settings["batch_size"]))  # before any cluster starts
     client = resolve_client(client)
@@ -579,4 +678,5 @@ def train_many(spectrograms_url: str | os.PathLike, arch: str | None = None, out
     return client.gather(futures)
 
 
-__all__ = ["open_store", "plot_history", "predict_proba", "read_images", "train", "train_many", "tune_threshold"]
+__all__ = ["calibration_scores", "fit_temperature", "fold_temperature", "open_store", "plot_history", "predict_proba",
+           "read_images", "train", "train_many", "tune_threshold"]

@@ -1,4 +1,13 @@
-"""Augmentation: real earthquakes mixed into real noise, from train windows only."""
+"""Augmentation: real earthquakes mixed into real noise, from train windows only.
+
+Each augmented window is a train earthquake (shifted, optionally band-limited) scaled to a drawn SNR
+over a train noise window. With ``augment_noise: subclass`` the noise window is drawn uniformly over the
+noise sub-classes present (pre-event noise, quiet ice-stream noise, icequakes, ...) and then uniformly
+within one, so a few hundred polar noise windows are used as often as thousands of pre-event segments;
+``uniform`` draws every noise window equally. ``augment_bandpass_probability`` of the events are
+band-limited first (zero-phase Butterworth, corners log-uniform in ``augment_bandpass_low_hz`` and
+``augment_bandpass_high_hz``): the same event seen through other instruments and paths.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import signal
 
 from seisgrid.seismic.labelled.base import NAT
 from seisgrid.seismic.windowstore import EARTHQUAKE, NOISE
@@ -32,11 +42,13 @@ def _augment(columns: dict, opts: dict, seed: int) -> dict:
     max_shift = round(opts["augment_shift_seconds"] * rate)
     taper = max(1, round(TAPER_SECONDS * rate))
     sig_len = round(SNR_SIGNAL_SECONDS * rate)
+    noise_class = np.asarray(columns["subclass"], dtype=object) if "subclass" in columns else None
+    by_subclass = opts.get("augment_noise", "subclass") == "subclass" and noise_class is not None
     out: dict[str, list[Any]] = {k: [] for k in ("waveform", "present", "p_index", "s_index", "snr_db", "src")}
     for _ in range(n):
         q = int(quakes[rng.integers(len(quakes))])
         match = noises[np.all(present[noises] >= present[q], axis=1)]
-        nz = int((match if len(match) else noises)[rng.integers(len(match) if len(match) else len(noises))])
+        nz = draw_noise(match if len(match) else noises, noise_class if by_subclass else None, rng)
         p0 = int(columns["p_index"][q])
         lo = max(-max_shift, int(0.5 * rate) - p0)
         hi = min(max_shift, n_win - sig_len - p0)
@@ -55,6 +67,8 @@ def _augment(columns: dict, opts: dict, seed: int) -> dict:
                 eq[:, edge:edge + taper] *= ramp[: max(0, min(taper, n_win - edge))]
             else:
                 eq[:, max(0, edge - taper):edge] *= ramp[::-1][taper - min(taper, edge):]
+        if rng.random() < opts.get("augment_bandpass_probability", 0.0):
+            eq = _bandpass(eq, rate, rng, opts)
         p = p0 + shift
         both = present[q] & present[nz]
         noise = wave[nz].astype("float64")
@@ -85,3 +99,30 @@ def _augment(columns: dict, opts: dict, seed: int) -> dict:
     aug["split_region"] = np.full(n, "train", dtype=object)
     aug["start_time"] = np.full(n, NAT)
     return aug
+
+
+def draw_noise(pool: np.ndarray, noise_class: np.ndarray | None, rng: np.random.Generator) -> int:
+    """One window of ``pool``, drawn uniformly, or per sub-class first.
+
+    With ``noise_class`` (per window of the store) a sub-class present in the pool is drawn uniformly,
+    then a window uniformly within it.
+    """
+    if noise_class is not None:
+        kinds = np.unique(noise_class[pool])
+        pool = pool[noise_class[pool] == kinds[rng.integers(len(kinds))]]
+    return int(pool[rng.integers(len(pool))])
+
+
+def _bandpass(x: np.ndarray, rate: float, rng: np.random.Generator, opts: dict) -> np.ndarray:
+    """``x`` (3, n) through a zero-phase 4-pole Butterworth band with log-uniform drawn corners."""
+    lo_hz = _log_uniform(rng, opts["augment_bandpass_low_hz"])
+    hi_hz = min(_log_uniform(rng, opts["augment_bandpass_high_hz"]), 0.45 * rate)
+    if hi_hz <= 1.5 * lo_hz:
+        return x
+    sos = signal.butter(4, [lo_hz, hi_hz], btype="bandpass", fs=rate, output="sos")
+    return signal.sosfiltfilt(sos, x, axis=-1)
+
+
+def _log_uniform(rng: np.random.Generator, bounds) -> float:
+    lo, hi = float(bounds[0]), float(bounds[1])
+    return float(np.exp(rng.uniform(math.log(lo), math.log(hi))))

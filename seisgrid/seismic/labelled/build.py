@@ -152,9 +152,22 @@ def _options(seed, overrides: dict) -> dict:
         opts[key] = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
     if len(opts["augment_snr_db"]) != 2 or len(opts["augment_scale"]) != 2 or min(opts["augment_scale"]) <= 0:
         raise ConfigError("windows.augment_snr_db and windows.augment_scale take [low, high] (scale > 0)")
+    if opts["augment_noise"] not in ("subclass", "uniform"):
+        raise ConfigError(f"windows.augment_noise={opts['augment_noise']!r}: expected 'subclass' or 'uniform'")
+    opts["augment_bandpass_probability"] = float(opts["augment_bandpass_probability"])
+    if not 0 <= opts["augment_bandpass_probability"] <= 1:
+        raise ConfigError(f"windows.augment_bandpass_probability={opts['augment_bandpass_probability']}: "
+                          "expected a probability in [0, 1]")
+    for key in ("augment_bandpass_low_hz", "augment_bandpass_high_hz"):
+        value = opts[key]
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not 0 < float(value[0]) <= float(value[1]):
+            raise ConfigError(f"windows.{key}={value!r}: expected [low, high] in Hz with 0 < low ≤ high")
+        opts[key] = [float(v) for v in value]
     for key in ("test_regions", "test_networks"):
         value = opts[key] or []
-        values = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        # a list, or one text of comma-separated names (what a pipeline variable can hold)
+        values = [part.strip() for v in (value if isinstance(value, (list, tuple)) else [value])
+                  for part in str(v).split(",") if part.strip()] or [""]
         # "none" or "[]" (alone) is the empty list: the CLI flag takes one or more values
         opts[key] = [] if [v.strip().lower() for v in values] in (["none"], ["[]"], [""]) else values
     opts["source_class"] = _source_classes(opts["source_class"])
