@@ -262,6 +262,25 @@ def test_assign_region_splits():
     assert set(out[[0, 1, 4]]) <= {"train", "val"} and out[0] == out[4]
 
 
+def test_region_split_gives_val_a_share_of_every_training_source():
+    # a one-station source with 40 events (one component: PFO-like), a 10-station noise source, a test region
+    events = [f"e{i}" for i in range(40)] + [""] * 20 + ["t1"]
+    stations = ["AZ.PFO"] * 40 + [f"ZZ.S{i % 10}" for i in range(20)] + ["NC.X"]
+    regions = ["south"] * 40 + ["ice"] * 20 + ["north"]
+    sources = ["pfo"] * 40 + ["rutford"] * 20 + ["ncedc"]
+    times = np.array(["2020-01-01T00"] * 61, dtype="datetime64[ns]")
+    networks = [s.split(".")[0] for s in stations]
+    whole = assign_region_splits(events, stations, regions, networks, ["north"], [], seed=0)
+    assert len(set(whole[:40])) == 1  # without sources the one-station set is one block
+    out = assign_region_splits(events, stations, regions, networks, ["north"], [], seed=0,
+                               sources=sources, start_times=times)
+    assert out[60] == "test" and "test" not in out[:60]
+    for part in (out[:40], out[40:60]):
+        assert 0.05 < np.mean(part == "val") < 0.35  # val gets its share of each source
+    for st in set(stations[40:60]):  # the noise source still splits whole stations
+        assert len({o for o, s in zip(out[40:60], stations[40:60], strict=True) if s == st}) == 1
+
+
 # ---------------------------------------------------------------------------------- build + schema
 
 

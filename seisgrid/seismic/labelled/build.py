@@ -370,7 +370,8 @@ def build_windows(sources: Sequence[str | pathlib.Path] | str | pathlib.Path, ou
                                   opts["split_fractions"], opts["seed"])
     cols["split_region"] = assign_region_splits(
         cols["event_id"], stations, cols["region"], cols["network"], opts["test_regions"],
-        opts["test_networks"], opts["split_fractions"], opts["seed"])
+        opts["test_networks"], opts["split_fractions"], opts["seed"], sources=cols["source"],
+        start_times=cols["start_time"])
     aug = _augment(cols, opts, opts["seed"])
     if aug:
         cols = {k: np.concatenate([cols[k], aug[k]]) for k in cols}

@@ -117,10 +117,16 @@ def split_groups(event_ids: Sequence[str], stations: Sequence[str], start_times:
 def assign_region_splits(event_ids: Sequence[str], stations: Sequence[str], regions: Sequence[str],
                          networks: Sequence[str], test_regions: Sequence[str] = (),
                          test_networks: Sequence[str] = (),
-                         fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
+                         fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0,
+                         sources: Sequence[str] | None = None, start_times: Sequence | None = None) -> np.ndarray:
     """Cross-region split: components touching a held-out region or network are ``test``.
 
-    The rest is train/val in the ratio of the first two ``fractions``.
+    The rest is train/val in the ratio of the first two ``fractions``. With ``sources`` (and
+    ``start_times``), each source's windows are split train/val on their own, grouped as
+    :func:`split_groups` does (so a one-station set such as PFO, one component, falls back to grouping by
+    event and still gives val its share): val then holds a part of every training source instead of
+    whole sources, which is what the threshold, early stopping and calibration need. Without them,
+    whole components go to train or val.
 
     Parameters
     ----------
@@ -143,7 +149,18 @@ def assign_region_splits(event_ids: Sequence[str], stations: Sequence[str], regi
     held_comp = np.isin(comp, np.unique(comp[held]))
     out = np.full(len(comp), "test", dtype=object)
     rest = ~held_comp
-    if rest.any():
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2]))
+    if not rest.any():
+        return out
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2]))
+    if sources is None:
         out[rest] = _greedy(comp[rest], ["train", "val"], list(fractions[:2]), rng)
+        return out
+    source = np.asarray(sources, dtype=object)
+    events, names = np.asarray(event_ids, dtype=object), np.asarray(stations, dtype=object)
+    times = np.asarray(start_times if start_times is not None else [""] * len(source), dtype=object)
+    for name in sorted(set(source[rest])):
+        sel = np.flatnonzero(rest & (source == name))
+        keys, grouping = split_groups(list(events[sel]), list(names[sel]), list(times[sel]), list(fractions[:2]))
+        sub = _components(keys, keys if grouping == "event" else list(names[sel]))
+        out[sel] = _greedy(sub, ["train", "val"], list(fractions[:2]), rng)
     return out
