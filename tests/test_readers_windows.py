@@ -99,3 +99,13 @@ def test_old_store_without_subclass(two_stores, tmp_path):
     assert set(subclass_of(opened)) == {"earthquake", "unknown"} and np.isnan(distance_of(opened)).all()
     summary = build_windows([old], str(tmp_path / "again.zarr"), progress=False, augment_factor=0)
     assert summary["subclasses"] == {"pn": {"earthquake": 3, "unknown": 3}}
+
+
+def test_warns_when_the_region_split_leaves_nothing_to_train_on(two_stores, tmp_path):
+    _, b = two_stores  # PFO-like: network AZ only
+    summary = build_windows([b], str(tmp_path / "held.zarr"), progress=False, augment_factor=0,
+                            test_regions=["none"], test_networks=["AZ"])
+    assert any(w.startswith("split_region: no train earthquake or noise windows") for w in summary["warnings"])
+    fine = build_windows([b], str(tmp_path / "fine.zarr"), progress=False, augment_factor=0,
+                         test_regions=["none"], test_networks=["none"])
+    assert not any(w.startswith("split_region") for w in fine["warnings"])

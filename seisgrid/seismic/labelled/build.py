@@ -274,6 +274,13 @@ def _warnings(planned: dict, catalog, opts, cols, skipped, no_noise_by_source) -
                 cause = f" ({short} event records too short before P)" if short else ""
             out.append(f"{name}: 0 noise windows although noise was requested{cause}"
                        + (f" (skipped: {why})" if why else ""))
+    train = (cols["split_region"] == "train") & ~cols["augmented"]
+    missing = [kind for kind, label in (("earthquake", EARTHQUAKE), ("noise", NOISE))
+               if not (train & (cols["label"] == label)).any()]
+    if len(cols["label"]) and missing:
+        out.append(f"split_region: no train {' or '.join(missing)} windows outside the test regions "
+                   f"{opts['test_regions']} and networks {opts['test_networks']}; a detector cannot be trained on "
+                   "this split (choose other --test-regions / --test-networks, or none)")
     return out
 
 
