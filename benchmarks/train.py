@@ -5,10 +5,10 @@ float32 images (random: the cost does not depend on the values) → forward, cro
 step, with the same device conventions as training (CUDA: channels_last + bf16 autocast; CPU: float32 on
 all of torch's threads). Per architecture: ``--steps`` timed steps after ``--warmup`` steps; the median
 step time gives windows/s and the minutes one epoch over ``--windows`` training windows takes (the
-recipe's cross-region train split holds 1,903). Inference (eval mode, ``torch.inference_mode``) is timed
+recipe's cross-region train split holds 3,736). Inference (eval mode, ``torch.inference_mode``) is timed
 the same way for the validation and detection cost.
 
-    python benchmarks/train.py [--archs resnet18,resnet34,resnet50] [--windows 1903] [--quick]
+    python benchmarks/train.py [--archs resnet18,resnet34,resnet50] [--windows 3736] [--quick]
 
 Human lines go to stderr; the last stdout line is the JSON result, also written to
 ``benchmarks/results/train.json`` (``train-quick.json`` with ``--quick``).
@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="resnet18,resnet34,resnet50")
     parser.add_argument("--batch", type=int, default=32, help="training batch (the recipe's 32)")
-    parser.add_argument("--windows", type=int, default=1903, help="training windows per epoch (the recipe's)")
+    parser.add_argument("--windows", type=int, default=3736, help="training windows per epoch (the recipe's)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default=None)
