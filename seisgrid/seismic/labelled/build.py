@@ -277,7 +277,9 @@ def _warnings(planned: dict, catalog, opts, cols, skipped, no_noise_by_source) -
     train = (cols["split_region"] == "train") & ~cols["augmented"]
     missing = [kind for kind, label in (("earthquake", EARTHQUAKE), ("noise", NOISE))
                if not (train & (cols["label"] == label)).any()]
-    if len(cols["label"]) and missing:
+    # only where the store has both classes (a noise-only or earthquake-only store is a part to merge or a test set)
+    both = (cols["label"] == EARTHQUAKE).any() and (cols["label"] == NOISE).any()
+    if both and missing:
         out.append(f"split_region: no train {' or '.join(missing)} windows outside the test regions "
                    f"{opts['test_regions']} and networks {opts['test_networks']}; a detector cannot be trained on "
                    "this split (choose other --test-regions / --test-networks, or none)")
