@@ -439,3 +439,28 @@ def detect_format(source: str | os.PathLike) -> str:
         "PhaseNet .npz files (+ waveform.csv), miniSEED event files with a QuakeML, pick CSV or Nordic S-files, "
         "PFO-style NET.STA.LOC.CHA_START_END.mseed windows, a window store, or an ingested Zarr store"
     )
+
+
+def folder_files(folder: str | os.PathLike, suffix: str, accept=None) -> dict[str, pathlib.Path]:
+    """Files ``*suffix`` of ``folder`` and of its subfolders one level down, by name (the top level wins).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A local folder.
+    suffix : str
+        File name ending, e.g. ``".npz"``.
+    accept : callable, optional
+        ``accept(name) -> bool``; files whose name it rejects are left out.
+
+    Returns
+    -------
+    dict
+        File name → path, in sorted order.
+    """
+    folder = pathlib.Path(folder)
+    files: dict[str, pathlib.Path] = {}
+    for p in [*sorted(folder.glob(f"*{suffix}")), *sorted(folder.glob(f"*/*{suffix}"))]:
+        if accept is None or accept(p.name):
+            files.setdefault(p.name, p)
+    return files

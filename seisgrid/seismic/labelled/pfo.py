@@ -36,7 +36,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from seisgrid.seismic.labelled.base import KNOWN_REGIONS, Reader, Record, Skip, _local, region_of, station_coordinates
+from seisgrid.seismic.labelled.base import (
+    KNOWN_REGIONS,
+    Reader,
+    Record,
+    Skip,
+    _local,
+    folder_files,
+    region_of,
+    station_coordinates,
+)
 
 if TYPE_CHECKING:
     import os
@@ -54,11 +63,7 @@ FILES_PER_TASK = 128
 
 
 def _files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
-    files = {p.name: p for p in sorted(folder.glob("*.mseed")) if _NAME.match(p.name)}
-    for p in sorted(folder.glob("*/*.mseed")):
-        if _NAME.match(p.name):
-            files.setdefault(p.name, p)
-    return files
+    return folder_files(folder, ".mseed", accept=_NAME.match)
 
 
 def detect(folder: pathlib.Path) -> bool:

@@ -16,18 +16,14 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from seisgrid.seismic.labelled.base import Reader, Record, Skip, _region_of
+from seisgrid.seismic.labelled.base import Reader, Record, Skip, _region_of, folder_files
 from seisgrid.seismic.windowstore import COMPONENTS
 
 _PHASENET_NAME = re.compile(r"^(?P<net>[A-Za-z0-9]+)_(?P<sta>[A-Za-z0-9]+)_(?P<time>\d{8,16})(?:_\d+)?\.npz$")
 
 
 def _phasenet_files(folder) -> dict[str, pathlib.Path]:
-    folder = pathlib.Path(folder)
-    files = {p.name: p for p in sorted(folder.glob("*.npz"))}
-    for p in sorted(folder.glob("*/*.npz")):
-        files.setdefault(p.name, p)
-    return files
+    return folder_files(folder, ".npz")
 
 
 def detect(folder: pathlib.Path) -> bool:
