@@ -441,7 +441,8 @@ def detect_format(source: str | os.PathLike) -> str:
     )
 
 
-def folder_files(folder: str | os.PathLike, suffix: str, accept=None) -> dict[str, pathlib.Path]:
+def folder_files(folder: str | os.PathLike, suffix: str,
+                 accept: Callable[[str], object] | None = None) -> dict[str, pathlib.Path]:
     """Files ``*suffix`` of ``folder`` and of its subfolders one level down, by name (the top level wins).
 
     Parameters
