@@ -157,6 +157,20 @@ def client_scope(spec: str | Client | None = None, lazy: bool = False,
         client.close()
 
 
+def tasks_in_flight(client: Client) -> int:
+    """How many tasks :func:`run_tasks` keeps submitted at once on ``client``'s cluster.
+
+    ``cluster.tasks_in_flight_per_thread`` × the threads of the workers now connected, at least
+    ``cluster.min_tasks_in_flight`` (an adaptive cluster may have no worker yet).
+    """
+    try:
+        threads = sum(client.nthreads().values())
+    except Exception:  # noqa: BLE001  (a client that cannot say: the minimum)
+        threads = 0
+    per_thread = int(config.get("cluster.tasks_in_flight_per_thread", default=4))
+    return max(int(config.get("cluster.min_tasks_in_flight", default=8)), per_thread * threads)
+
+
 def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence, args: tuple = (),
               desc: str = "tasks", unit: str = "task", progress: bool = True,
               priorities: Sequence[int] | None = None, bar: Any = None) -> list:
@@ -176,7 +190,12 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
     bar : tqdm.tqdm, optional
         An open progress bar to advance instead of a new one (it is left open).
 
-    Futures still pending when a task fails are cancelled, so a failure does not leave work running.
+    At most ``cluster.tasks_in_flight_per_thread`` × the cluster's threads (at least
+    ``cluster.min_tasks_in_flight``) tasks are submitted at a time; each next one is submitted as one
+    finishes, and each future is released as soon as its result is taken. Holding every future to the end
+    costs client memory at archive scale, and lets a retiring worker (``--lifetime``, adaptive scaling)
+    lose finished results the scheduler then recomputes. Futures still pending when a task fails are
+    cancelled, so a failure does not leave work running.
     """
     from tqdm.auto import tqdm
 
@@ -198,15 +217,29 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
             order = list(range(len(items)))
             if priorities is not None:
                 order.sort(key=lambda i: -priorities[i])
-            position = {}
-            for i in order:
+            pending = iter(order)
+            position: dict = {}
+
+            def submit_next() -> bool:
+                i = next(pending, None)
+                if i is None:
+                    return False
                 future = client.submit(fn, items[i], *args, pure=False,
                                        priority=0 if priorities is None else priorities[i])
                 position[future] = i
+                running.add(future)
+                return True
+
+            running = as_completed([])
+            for _ in range(tasks_in_flight(client)):
+                if not submit_next():
+                    break
             try:
-                for future in as_completed(list(position)):
-                    results[position[future]] = future.result()
+                for future in running:
+                    results[position.pop(future)] = future.result()
+                    future.release()  # the result is ours now: the cluster may forget it
                     bar.update()
+                    submit_next()
             finally:
                 client.cancel([f for f in position if not f.done()])
     finally:

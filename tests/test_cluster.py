@@ -123,3 +123,38 @@ def test_raise_if_dask_computes_wins_over_a_client(dask_client):
 
     with pytest.raises(RuntimeError, match="Too many computes"), raise_if_dask_computes():
         da.ones(4, chunks=2).sum().compute()
+
+
+def _slow_square(x):
+    import time
+
+    time.sleep(0.05)
+    return x * x
+
+
+class _CountingBar:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, n=1):
+        self.n += n
+
+
+def test_run_tasks_bounds_work_in_flight_and_releases_results(dask_client, monkeypatch):
+    bar, submitted, most = _CountingBar(), [0], [0]
+    real_submit = dask_client.submit
+
+    def counting_submit(*args, **kwargs):  # a spy on the real client: how far ahead of the results it runs
+        submitted[0] += 1
+        most[0] = max(most[0], submitted[0] - bar.n)
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(dask_client, "submit", counting_submit)
+    with dask.config.set({"seisgrid.cluster.tasks_in_flight_per_thread": 1, "seisgrid.cluster.min_tasks_in_flight": 3}):
+        assert cluster.tasks_in_flight(dask_client) == 3  # 2 workers × 1 thread, at least 3
+        out = cluster.run_tasks(dask_client, _slow_square, list(range(20)), bar=bar)
+    assert out == [x * x for x in range(20)] and bar.n == 20 and submitted[0] == 20
+    assert most[0] <= 3  # never more than 3 submitted ahead of the results taken
+    # every future was released: the scheduler keeps none of the 20 results
+    assert dask_client.run_on_scheduler(
+        lambda dask_scheduler: sum(k.startswith("_slow_square") for k in map(str, dask_scheduler.tasks))) == 0
