@@ -42,7 +42,7 @@ def _local_cluster(**overrides) -> LocalCluster:
                 n_workers=int(n_workers),
                 threads_per_worker=int(settings.get("threads_per_worker") or 1),
                 memory_limit=settings.get("memory_limit", "auto"),
-                dashboard_address=settings.get("dashboard_address", ":8787"),
+                dashboard_address=_free_dashboard_address(settings.get("dashboard_address", "127.0.0.1:8787")),
                 processes=True,
             )
     finally:
@@ -51,6 +51,25 @@ def _local_cluster(**overrides) -> LocalCluster:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _free_dashboard_address(address: str | None) -> str | None:
+    """``address`` (``host:port``), or ``host:0`` (a free port) when that port is taken, said in one line."""
+    import socket
+
+    if not address or ":" not in str(address):
+        return address
+    host, _, port = str(address).rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return address
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host or "0.0.0.0", int(port)))  # noqa: S104  (only where the user asked for every interface)
+        except OSError:
+            print(f"seisgrid: port {port} is in use (another Dask dashboard?); the dashboard takes a free port "
+                  "(the link below)", file=sys.stderr)
+            return f"{host}:0"
+    return address
 
 
 def get_client(

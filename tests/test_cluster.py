@@ -158,3 +158,19 @@ def test_run_tasks_bounds_work_in_flight_and_releases_results(dask_client, monke
     # every future was released: the scheduler keeps none of the 20 results
     assert dask_client.run_on_scheduler(
         lambda dask_scheduler: sum(k.startswith("_slow_square") for k in map(str, dask_scheduler.tasks))) == 0
+
+
+def test_dashboard_on_loopback_and_a_free_port_when_taken(capfd):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with cluster.get_client("local", n_workers=1, dashboard_address=f"127.0.0.1:{port}") as client:
+            link = client.dashboard_link
+            client.close()
+            client.cluster.close()
+    err = capfd.readouterr().err
+    assert f"port {port} is in use" in err and "127.0.0.1" in link and f":{port}/" not in link
+    assert "already in use" not in err  # not distributed's raw warning
