@@ -167,8 +167,10 @@ def test_dashboard_on_loopback_and_a_free_port_when_taken(capfd):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with cluster.get_client("local", n_workers=1, dashboard_address=f"127.0.0.1:{port}") as client:
+        client = cluster.get_client("local", n_workers=1, dashboard_address=f"127.0.0.1:{port}")
+        try:
             link = client.dashboard_link
+        finally:
             client.close()
             client.cluster.close()
     err = capfd.readouterr().err
