@@ -68,6 +68,7 @@ from seisgrid.seismic.labelled.base import (
     WindowsError,
     _float,
     _local,
+    _timestamp,
     distance_km,
     region_of,
     station_coordinates,
@@ -130,15 +131,9 @@ def detect(folder: pathlib.Path) -> bool:
 
 
 def _ns(value) -> int | None:
-    try:
-        t = pd.Timestamp(str(value))
-    except (TypeError, ValueError):
-        return None
-    if t is pd.NaT:
-        return None
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return int(t.value)
+    """``value`` as UTC nanoseconds (the reader registry's time parsing), None when it is not a time."""
+    t = _timestamp(value)
+    return None if np.isnat(t) else int(t.astype("int64"))
 
 
 def _phase(text) -> str | None:
