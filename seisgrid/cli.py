@@ -18,7 +18,8 @@ from seisgrid.steps import EXIT_FAILURE, EXIT_USAGE, Arg, Step, jsonable, regist
 
 DESCRIPTION = ("seisgrid: miniSEED archives → Zarr → earthquake detection, and geothermal heat-flow maps, "
                "on Dask. Every STEP is also a step of `seisgrid run PIPELINE.yaml`.")
-CLUSTER_HELP = "'local' (a LocalCluster sized to this machine) or a scheduler address such as tcp://127.0.0.1:8786"
+CLUSTER_HELP = ("'local' (a LocalCluster sized to this machine), a cluster profile (slurm, pbs, slurm-gpu: "
+                "cluster/*.yaml; or PATH.yaml; dask-jobqueue) or a scheduler address such as tcp://127.0.0.1:8786")
 
 
 def _flag(name: str) -> str:

@@ -1,10 +1,18 @@
-"""Dask clients: a LocalCluster sized to the machine (default) or an existing scheduler address."""
+"""Dask clients and the task runner.
+
+A client is a LocalCluster sized to the machine (default), an existing scheduler (``tcp://host:8786``) or
+a batch-scheduler cluster through dask-jobqueue, described by a profile YAML (``cluster/slurm.yaml``,
+``cluster/pbs.yaml``, ``cluster/slurm-gpu.yaml`` or a file of the user's): ``--cluster slurm``.
+:func:`run_tasks` runs one Dask task per item with bounded work in flight, retries and failures recorded.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import pathlib
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -82,6 +90,8 @@ def get_client(
     spec : str or Client, optional
         ``"local"`` (default from ``seisgrid.cluster.default``): a new LocalCluster with one worker
         process per core; ``tcp://host:port`` (or ``host:port``): connect to a running scheduler;
+        ``slurm``, ``pbs``, ``slurm-gpu`` or any profile name or ``PATH.yaml``: a dask-jobqueue cluster
+        from that profile (see :func:`load_profile`), adaptive between the profile's bounds;
         an existing Client is returned as it is.
     quiet : bool
         Do not print the dashboard link.
@@ -101,6 +111,8 @@ def get_client(
         except BaseException:
             local.close()
             raise
+    elif _is_profile(spec):
+        client = _jobqueue_client(load_profile(spec), quiet=quiet)
     elif "://" in spec or ":" in spec:
         try:
             client = Client(spec, timeout=timeout)
@@ -111,11 +123,202 @@ def get_client(
             ) from exc
     else:
         raise ConfigError(
-            f"--cluster {spec!r}: expected 'local' or a scheduler address such as tcp://127.0.0.1:8786"
+            f"--cluster {spec!r}: expected 'local', a profile (slurm, pbs, slurm-gpu, PATH.yaml; folders "
+            f"searched: {', '.join(map(str, profile_folders()))}) or a scheduler address such as tcp://127.0.0.1:8786"
         )
     if not quiet:
-        print(f"seisgrid: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        print(f"seisgrid: Dask dashboard at {dashboard_link(client)}", file=sys.stderr)
     return client
+
+
+JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+PROFILE_KEYS = {"kind", "adapt", "jobs", "wait_for_workers", "jobqueue"}
+ADAPT_KEYS = {"minimum", "maximum", "wait_count"}
+# dask-jobqueue keys that are not in its jobqueue.yaml defaults for every kind
+EXTRA_JOBQUEUE_KEYS = {"python", "resource-spec", "job-name", "project"}
+
+
+def profile_folders() -> list[pathlib.Path]:
+    """Folders searched for a profile given by name: ``seisgrid.cluster.profile_folders``, ./cluster, the checkout's."""
+    folders = [pathlib.Path(os.path.expandvars(os.path.expanduser(str(f))))
+               for f in (config.get("cluster.profile_folders", default=[]) or [])]
+    folders += [pathlib.Path("cluster"), pathlib.Path(__file__).resolve().parents[1] / "cluster"]
+    unique: list[pathlib.Path] = []
+    for folder in folders:
+        if folder.resolve() not in [u.resolve() for u in unique]:
+            unique.append(folder)
+    return unique
+
+
+def _is_profile(spec: str) -> bool:
+    return spec.endswith((".yaml", ".yml")) or bool(re.fullmatch(r"[A-Za-z][\w-]*", spec))
+
+
+def _profile_file(spec: str) -> pathlib.Path | None:
+    if spec.endswith((".yaml", ".yml")):
+        path = pathlib.Path(spec).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--cluster {spec}: no such profile file")
+        return path
+    for folder in profile_folders():
+        for suffix in (".yaml", ".yml"):
+            if (folder / f"{spec}{suffix}").is_file():
+                return folder / f"{spec}{suffix}"
+    return None
+
+
+def load_profile(spec: str) -> dict:
+    """The cluster profile ``spec`` (a name such as ``slurm`` or a ``PATH.yaml``), checked.
+
+    A profile names the dask-jobqueue ``kind`` (slurm, pbs), how many jobs (``adapt: {minimum, maximum,
+    wait_count}`` or a fixed ``jobs``), ``wait_for_workers``, and ``jobqueue.<kind>``: dask-jobqueue's own
+    keys (as in its ``jobqueue.yaml``), which override the user's dask-jobqueue configuration. A name is
+    looked up as ``NAME.yaml`` in :func:`profile_folders`; ``slurm`` or ``pbs`` without a file means
+    dask-jobqueue's configuration as it is, adaptive from 0 to 4 jobs.
+
+    Returns
+    -------
+    dict
+        The profile, with ``path`` (the file, or None) and ``options`` (the keyword arguments for the
+        dask-jobqueue cluster class).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown key (named with the file), unknown kind or a bad value.
+    """
+    import yaml
+
+    try:
+        import dask_jobqueue  # noqa: F401  (registers its jobqueue.yaml defaults in dask.config)
+    except ImportError as exc:
+        raise ConfigError(f"--cluster {spec}: needs dask-jobqueue (pip install 'seisgrid[hpc]')") from exc
+    path = _profile_file(spec)
+    if path is None:
+        if spec not in JOBQUEUE_CLASSES:
+            raise ConfigError(f"--cluster {spec}: no profile {spec}.yaml in {', '.join(map(str, profile_folders()))}; "
+                              "expected 'local', a profile (slurm, pbs, slurm-gpu, PATH.yaml) or a scheduler "
+                              "address such as tcp://127.0.0.1:8786")
+        raw: Any = {"kind": spec}
+    else:
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the cluster profile ({exc})") from exc
+    where = str(path) if path else f"profile {spec!r}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a cluster profile is a mapping with keys {sorted(PROFILE_KEYS)}")
+    unknown = sorted(set(raw) - PROFILE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(PROFILE_KEYS)}")
+    kind = raw.get("kind")
+    if kind not in JOBQUEUE_CLASSES:
+        raise ConfigError(f"{where}: kind {kind!r}: expected one of {sorted(JOBQUEUE_CLASSES)}")
+    adapt = {"minimum": 0, "maximum": 4, **(raw.get("adapt") or {})}
+    if set(adapt) - ADAPT_KEYS:
+        raise ConfigError(f"{where}: adapt: unknown key(s) {sorted(set(adapt) - ADAPT_KEYS)}; "
+                          f"expected {sorted(ADAPT_KEYS)}")
+    jobs = raw.get("jobs")
+    for name, value in [*(("adapt." + k, v) for k, v in adapt.items()), ("jobs", jobs),
+                        ("wait_for_workers", raw.get("wait_for_workers"))]:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"{where}: {name}: {value!r} is not a whole number ≥ 0")
+    if adapt["maximum"] < adapt["minimum"]:
+        raise ConfigError(f"{where}: adapt: maximum {adapt['maximum']} < minimum {adapt['minimum']}")
+    section = ((raw.get("jobqueue") or {}).get(kind) or {}) if isinstance(raw.get("jobqueue"), dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: jobqueue.{kind} must be a mapping of dask-jobqueue settings")
+    known = {k.replace("_", "-") for k in dask.config.get(f"jobqueue.{kind}", default={})} | EXTRA_JOBQUEUE_KEYS
+    unknown = sorted(k for k in section if str(k).replace("_", "-") not in known)
+    if unknown:
+        raise ConfigError(f"{where}: jobqueue.{kind}: unknown dask-jobqueue key(s) {unknown}; expected some of "
+                          f"{sorted(known)}")
+    options = {str(k).replace("-", "_"): v for k, v in section.items() if v is not None}
+    if "name" in options:  # the job's name; a cluster's `name` is something else in dask-jobqueue
+        options["job_name"] = options.pop("name")
+    return {"path": path, "kind": kind, "adapt": adapt, "jobs": jobs,
+            "wait_for_workers": int(raw.get("wait_for_workers") or 0), "options": options}
+
+
+def jobqueue_cluster(profile: dict) -> Any:
+    """A dask-jobqueue cluster (no jobs submitted yet) for a profile from :func:`load_profile`."""
+    import dask_jobqueue
+
+    options = dict(profile["options"])
+    scheduler = dict(options.pop("scheduler_options", None) or
+                     dask.config.get(f"jobqueue.{profile['kind']}.scheduler-options", default={}) or {})
+    scheduler["dashboard_address"] = _free_dashboard_address(scheduler.get("dashboard_address", "127.0.0.1:8787"))
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[profile["kind"]])
+    try:
+        return cls(scheduler_options=scheduler, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{profile['path'] or profile['kind']}: dask-jobqueue refused the profile ({exc})") from exc
+
+
+def _jobqueue_client(profile: dict, quiet: bool = False) -> Client:
+    cluster = jobqueue_cluster(profile)
+    try:
+        if profile["jobs"] is not None:
+            cluster.scale(jobs=profile["jobs"])
+            sizing = f"{profile['jobs']} jobs"
+        else:
+            adapt = profile["adapt"]
+            cluster.adapt(minimum_jobs=adapt["minimum"], maximum_jobs=adapt["maximum"],
+                          **({"wait_count": adapt["wait_count"]} if "wait_count" in adapt else {}))
+            sizing = f"adaptive, {adapt['minimum']}–{adapt['maximum']} jobs"
+        client = Client(cluster)
+        if not quiet:
+            options = {**dask.config.get(f"jobqueue.{profile['kind']}"), **profile["options"]}
+            print(f"seisgrid: {profile['kind'].upper()} cluster from {profile['path'] or 'dask-jobqueue settings'} "
+                  f"({sizing} of {options.get('cores')} cores, {options.get('memory')}, walltime "
+                  f"{options.get('walltime')}; `seisgrid cluster script --cluster {profile['path'] or profile['kind']}`"
+                  " shows the job script)", file=sys.stderr)
+        if profile["wait_for_workers"]:
+            client.wait_for_workers(profile["wait_for_workers"])
+        return client
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def job_script(cluster: str = "slurm") -> dict:
+    """The batch script dask-jobqueue submits for each worker job of the profile ``cluster``.
+
+    Parameters
+    ----------
+    cluster : str
+        A profile name (``slurm``, ``pbs``, ``slurm-gpu``) or ``PATH.yaml``.
+
+    Returns
+    -------
+    dict
+        ``profile`` (its file), ``kind`` and ``script`` (the text of ``Cluster.job_script()``).
+    """
+    profile = load_profile(cluster)
+    profile["options"].setdefault("scheduler_options", {})["dashboard_address"] = ":0"
+    jq = jobqueue_cluster(profile)
+    try:
+        return {"profile": str(profile["path"]) if profile["path"] else None, "kind": profile["kind"],
+                "script": jq.job_script()}
+    finally:
+        jq.close()
+
+
+def dashboard_link(client: Client) -> str:
+    """The dashboard URL of ``client``'s scheduler, with the host it listens on when that is loopback.
+
+    (A dask-jobqueue scheduler's own link names its network address even when the dashboard listens on
+    127.0.0.1 only.)
+    """
+    link = client.dashboard_link
+    try:
+        host = client.cluster.scheduler.http_server.address
+        port = client.scheduler_info()["services"]["dashboard"]
+    except Exception:  # noqa: BLE001  (a remote scheduler: its own link)
+        return link
+    if str(host).startswith("127."):
+        return re.sub(r"//[^/]+/", f"//{host}:{port}/", link, count=1)
+    return link
 
 
 class LazyClient:
@@ -190,9 +393,19 @@ def tasks_in_flight(client: Client) -> int:
     return max(int(config.get("cluster.min_tasks_in_flight", default=8)), per_thread * threads)
 
 
+def task_retries() -> int:
+    """How often :func:`run_tasks` retries a failed task (``seisgrid.cluster.task_retries``)."""
+    return int(config.get("cluster.task_retries", default=2))
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence, args: tuple = (),
               desc: str = "tasks", unit: str = "task", progress: bool = True,
-              priorities: Sequence[int] | None = None, bar: Any = None) -> list:
+              priorities: Sequence[int] | None = None, bar: Any = None,
+              failures: list | None = None, retries: int | None = None) -> list:
     """``[fn(item, *args) for item in items]`` as Dask tasks (results in item order) with a tqdm bar.
 
     Parameters
@@ -208,60 +421,87 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
         task does not run alone; items are also submitted in that order.
     bar : tqdm.tqdm, optional
         An open progress bar to advance instead of a new one (it is left open).
+    failures : list, optional
+        Given: a task that still fails after its retries is appended here as ``{"index", "item",
+        "error"}`` (its result is None) and the others go on. Not given: the first such failure is
+        raised and the tasks still pending are cancelled.
+    retries : int, optional
+        Retries of a failed task (default ``seisgrid.cluster.task_retries``). A worker that dies under a
+        task is not a failure of the task: the scheduler reruns it elsewhere, up to
+        ``distributed.scheduler.allowed-failures`` times, before it counts as one (``KilledWorker``).
 
     At most ``cluster.tasks_in_flight_per_thread`` × the cluster's threads (at least
     ``cluster.min_tasks_in_flight``) tasks are submitted at a time; each next one is submitted as one
     finishes, and each future is released as soon as its result is taken. Holding every future to the end
     costs client memory at archive scale, and lets a retiring worker (``--lifetime``, adaptive scaling)
-    lose finished results the scheduler then recomputes. Futures still pending when a task fails are
-    cancelled, so a failure does not leave work running.
+    lose finished results the scheduler then recomputes.
     """
     from tqdm.auto import tqdm
 
     results = [None] * len(items)
     if not items:
         return results
+    retries = task_retries() if retries is None else int(retries)
     client = resolve_client(client)
     own_bar = bar is None
     if own_bar:
         bar = tqdm(total=len(items), desc=desc, unit=unit, file=sys.stderr, disable=not progress)
+
+    def failed(i: int, exc: BaseException) -> None:
+        if failures is None:
+            raise exc
+        logger.warning("%s: task %d failed: %s", desc, i, _error_text(exc))
+        failures.append({"index": i, "item": items[i], "error": _error_text(exc)})
+
     try:
         if client is None:
             for i, item in enumerate(items):
-                results[i] = fn(item, *args)
+                for attempt in range(retries + 1):
+                    try:
+                        results[i] = fn(item, *args)
+                        break
+                    except Exception as exc:  # noqa: BLE001  (recorded or raised by `failed`)
+                        if attempt == retries:
+                            failed(i, exc)
                 bar.update()
         else:
-            from distributed import as_completed
-
-            order = list(range(len(items)))
-            if priorities is not None:
-                order.sort(key=lambda i: -priorities[i])
-            pending = iter(order)
-            position: dict = {}
-
-            def submit_next() -> bool:
-                i = next(pending, None)
-                if i is None:
-                    return False
-                future = client.submit(fn, items[i], *args, pure=False,
-                                       priority=0 if priorities is None else priorities[i])
-                position[future] = i
-                running.add(future)
-                return True
-
-            running = as_completed([])
-            for _ in range(tasks_in_flight(client)):
-                if not submit_next():
-                    break
-            try:
-                for future in running:
-                    results[position.pop(future)] = future.result()
-                    future.release()  # the result is ours now: the cluster may forget it
-                    bar.update()
-                    submit_next()
-            finally:
-                client.cancel([f for f in position if not f.done()])
+            _run_on_cluster(client, fn, items, args, priorities, retries, results, bar, failed)
     finally:
         if own_bar:
             bar.close()
     return results
+
+
+def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, priorities: Sequence[int] | None,
+                    retries: int, results: list, bar: Any, failed: Callable) -> None:
+    from distributed import as_completed
+
+    order = list(range(len(items)))
+    if priorities is not None:
+        order.sort(key=lambda i: -priorities[i])
+    pending = iter(order)
+    position: dict = {}
+    running = as_completed([])
+
+    def submit_next() -> None:
+        i = next(pending, None)
+        if i is not None:
+            future = client.submit(fn, items[i], *args, pure=False, retries=retries,
+                                   priority=0 if priorities is None else priorities[i])
+            position[future] = i
+            running.add(future)
+
+    for _ in range(tasks_in_flight(client)):
+        submit_next()
+    try:
+        for future in running:
+            i = position.pop(future)
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # noqa: BLE001  (a task's own error, KilledWorker, a cancelled future)
+                failed(i, exc)
+            future.release()  # the result is ours now: the cluster may forget it
+            bar.update()
+            submit_next()
+    finally:
+        client.cancel([f for f in position if not f.done()])

