@@ -61,7 +61,7 @@ class FaultInjector:
 
     def _control(self, environ, start_response):
         if environ["REQUEST_METHOD"] == "POST":
-            query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+            query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
             try:
                 self.configure(rate=float(query["rate"]) if "rate" in query else None,
                                seed=int(query["seed"]) if "seed" in query else None,

@@ -393,6 +393,20 @@ def tasks_in_flight(client: Client) -> int:
     return max(int(config.get("cluster.min_tasks_in_flight", default=8)), per_thread * threads)
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
+def share(client: Client, value: Any) -> Any:
+    """A future of ``value`` that tasks on ``client``'s cluster take as an argument (sent to the cluster once).
+
+    ``client.scatter`` would need a worker already connected (an adaptive cluster may have none: it
+    fails with "No valid workers found") and a scattered value is gone for good once every worker holding
+    it has died or retired; the value of a task is computed again from its task when that happens.
+    """
+    return client.submit(_identity, value, pure=False)
+
+
 def task_retries() -> int:
     """How often :func:`run_tasks` retries a failed task (``seisgrid.cluster.task_retries``)."""
     return int(config.get("cluster.task_retries", default=2))

@@ -49,6 +49,17 @@ def storage_options(url: str, overrides: dict | None = None) -> dict:
             options["endpoint_url"] = endpoint
         if not options.get("anon"):
             options.pop("anon", None)
+        # botocore's Config: retry policy and timeouts (s3fs's own `retries` is another, inner loop)
+        botocore_config = dict(options.pop("config_kwargs", None) or {})
+        attempts, mode = options.pop("max_attempts", None), options.pop("retry_mode", None)
+        if attempts is not None or mode is not None:
+            botocore_config.setdefault("retries", {}).update(
+                {k: v for k, v in (("max_attempts", attempts), ("mode", mode)) if v is not None})
+        for key in ("connect_timeout", "read_timeout"):
+            if key in options:
+                botocore_config[key] = options.pop(key)
+        if botocore_config:
+            options["config_kwargs"] = botocore_config
     return options
 
 
@@ -77,14 +88,74 @@ def join(url: str, *parts: str) -> str:
     return posixpath.join(url, *parts) if not is_local(url) else str(pathlib.Path(url, *parts))
 
 
+def storage_error(url: str, operation: str, exc: BaseException) -> StorageError:
+    """A :class:`StorageError` for ``operation`` on the object ``url`` that failed with ``exc`` after its retries."""
+    attempts = ""
+    if protocol(url) == "s3":
+        attempts = f" after {storage_options(url).get('config_kwargs', {}).get('retries', {}).get('max_attempts')} attempts"
+    return StorageError(f"{url}: {operation} failed{attempts} ({type(exc).__name__}: {exc})")
+
+
+class NamedErrorStore(zarr.storage.WrapperStore):
+    """A Zarr store whose failures (after the object store's own retries) name the object and the operation.
+
+    Zarr passes an object store's errors on as they come (``OSError: [Errno 16] Service Unavailable``),
+    which does not say which of millions of objects, or whether a read or a write, failed.
+    """
+
+    def __init__(self, store: Store, url: str) -> None:
+        super().__init__(store)
+        self._url = url.rstrip("/")
+
+    def _with_store(self, store: Store) -> NamedErrorStore:
+        return type(self)(store, self._url)
+
+    def _error(self, key: str, operation: str, exc: Exception) -> StorageError:
+        return storage_error(f"{self._url}/{key}", operation, exc)
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:  # noqa: D102
+        try:
+            return await self._store.get(key, prototype, byte_range)
+        except Exception as exc:  # noqa: BLE001  (a missing key is None, not an exception)
+            raise self._error(key, "read", exc) from exc
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> Any:  # noqa: D102
+        try:
+            return await self._store.get_partial_values(prototype, key_ranges)
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(",".join(sorted({k for k, _ in key_ranges})), "read", exc) from exc
+
+    async def set(self, key: str, value: Any) -> None:  # noqa: D102
+        try:
+            await self._store.set(key, value)
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(key, "write", exc) from exc
+
+    async def delete(self, key: str) -> None:  # noqa: D102
+        try:
+            await self._store.delete(key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(key, "delete", exc) from exc
+
+    async def exists(self, key: str) -> bool:  # noqa: D102
+        try:
+            return await self._store.exists(key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(key, "existence check", exc) from exc
+
+
 def zarr_store(url: str, options: dict | None = None, read_only: bool = False) -> Store:
-    """A Zarr v3 store for ``url``: LocalStore for paths, FsspecStore (async fsspec) for URLs."""
+    """A Zarr v3 store for ``url``: LocalStore for paths, FsspecStore (async fsspec) for URLs.
+
+    An object store's failures (after the retries of ``seisgrid.storage.s3``) raise :class:`StorageError`
+    naming the object and the operation.
+    """
     url = str(url)
     if is_local(url):
         path = split_protocol(url)[1]
         return zarr.storage.LocalStore(path, read_only=read_only)
     opts = storage_options(url) if options is None else options
-    return zarr.storage.FsspecStore.from_url(url, storage_options=opts, read_only=read_only)
+    return NamedErrorStore(zarr.storage.FsspecStore.from_url(url, storage_options=opts, read_only=read_only), url)
 
 
 def open_group(url: str, mode: Literal["r", "r+", "a", "w", "w-"] = "r", options: dict | None = None,

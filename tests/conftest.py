@@ -6,14 +6,14 @@ test, and ObsPy's bundled miniSEED examples. Skip markers and ``raise_if_dask_co
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
-import shutil
+import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -82,58 +82,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url + "/moto-api/", timeout=1):
-                return True
-        except urllib.error.HTTPError:
-            return True  # it answers
-        except OSError:
-            time.sleep(0.1)
-    return False
+REPO = _TESTS.parent
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """Endpoint URL (``http://127.0.0.1:PORT``) of a moto S3 API server run for this test session."""
+    """Endpoint URL (``http://127.0.0.1:PORT``) of the S3 API server of ``cluster/s3-local.sh`` for this session.
+
+    moto behind ``cluster/s3_server.py``'s fault injector (no faults unless a test asks: ``s3_faults``).
+    """
     if not has_moto or not has_boto3:
         pytest.skip("requires moto[server] and boto3 (pip install -e '.[dev]')")
-    exe = shutil.which("moto_server") or str(pathlib.Path(sys.executable).with_name("moto_server"))
-    if not os.path.exists(exe):
-        pytest.skip("moto_server not found (pip install 'moto[server]')")
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    env = {**os.environ, **TEST_CREDENTIALS}
+    folder = tmp_path_factory.mktemp("s3-local")
+    script = REPO / "cluster" / "s3-local.sh"
     for _attempt in range(3):  # the free port can be taken between choosing it and binding it
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = open(log_path, "ab")  # noqa: SIM115  (kept open for the server's lifetime)
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        if _wait_for_http(url, proc):
+        env = {**os.environ, "SEISGRID_S3_PORT": str(_free_port()), "SEISGRID_S3_DIR": str(folder),
+               "PYTHON": sys.executable}
+        started = subprocess.run(["bash", str(script), "start"], env=env, capture_output=True, text=True)
+        if started.returncode == 0:
             break
-        proc.kill()
-        proc.wait()
-        log.close()
     else:
-        pytest.fail(f"moto_server did not start; log: {log_path.read_text()[-2000:]}")
+        pytest.fail(f"cluster/s3-local.sh start failed: {started.stderr[-2000:]}")
+    exports = dict(re.findall(r"(\w+)=(\S+)", started.stdout))
     try:
-        yield url
+        yield exports["SEISGRID_STORAGE__S3__ENDPOINT_URL"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
+
+
+class S3Faults:
+    """Switch the fault injection of the session's S3 server (``cluster/s3_server.py``) and read its counts."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def set(self, rate: float | None = None, seed: int | None = None, fail_prefix: str | None = None) -> dict:
+        query = {k: v for k, v in (("rate", rate), ("seed", seed), ("fail_prefix", fail_prefix)) if v is not None}
+        request = urllib.request.Request(f"{self.endpoint}/_faults?{urllib.parse.urlencode(query)}", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def state(self) -> dict:
+        with urllib.request.urlopen(f"{self.endpoint}/_faults", timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def off(self) -> dict:
+        """Stop injecting; the counts until now."""
+        state = self.state()
+        self.set(rate=0.0, fail_prefix="")
+        return state
+
+
+@pytest.fixture
+def s3_faults(s3_server):
+    """:class:`S3Faults` of the session's server; faults are off again after the test."""
+    faults = S3Faults(s3_server)
+    faults.off()
+    try:
+        yield faults
+    finally:
+        faults.off()
 
 
 def _clear_s3fs_cache():

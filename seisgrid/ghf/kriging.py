@@ -17,7 +17,7 @@ How a feature is regridded
    parameters, so tiles cannot disagree because of their own fits.
 4. **Tiles**: the target grid is cut into ``tile_degrees`` squares; each is one Dask task
    (:func:`seisgrid.cluster.run_tasks`; ``client=None`` runs them here, one after the other). The source
-   points are scattered to the workers once.
+   points are sent to the cluster once (:func:`seisgrid.cluster.share`).
 5. **Local neighbourhood**: in a task, a KD-tree on :func:`seisgrid.ghf.grid.unit_vectors` (chord
    distance, so the dateline and the poles need no special case) gives each cell its ``n_closest``
    source points. The tile's pykrige system holds exactly the union of those neighbourhoods, so pykrige's
@@ -50,7 +50,7 @@ import numpy as np
 import xarray as xr
 
 from seisgrid import config
-from seisgrid.cluster import resolve_client, run_tasks
+from seisgrid.cluster import resolve_client, run_tasks, share
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.ghf import grid
 
@@ -371,7 +371,7 @@ def _variogram_parameters(variogram: dict, nugget_floor: float) -> tuple[str, li
 
 @dataclasses.dataclass
 class _Sources:
-    """Everything a tile task needs; scattered to the workers once per feature."""
+    """Everything a tile task needs; sent to the cluster once per feature."""
 
     lon: np.ndarray
     lat: np.ndarray
@@ -570,7 +570,7 @@ aggregate_dense
     else:
         src = _Sources(lon, lat, values, model, params, n_closest, max_points, backend, grid_lat, grid_lon)
         resolved = resolve_client(client) if tiles else None  # a LazyClient starts only when there is work
-        payload = src if resolved is None else resolved.scatter(src, broadcast=True, hash=False)
+        payload = src if resolved is None else share(resolved, src)
         for i0, j0, tz, tv, st in run_tasks(resolved, _krige_tile, tiles, (payload,), desc=f"kriging {name}",
                                             unit="tile", progress=progress):
             z[i0:i0 + tz.shape[0], j0:j0 + tz.shape[1]] = tz

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seisgrid import config, storage
-from seisgrid.cluster import resolve_client, run_tasks
+from seisgrid.cluster import resolve_client, run_tasks, share
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.figures import new_figure, save_png
 
@@ -239,7 +239,7 @@ def particle_swarm(objective: Callable[..., float], bounds: tuple[ArrayLike, Arr
         Progress bar over the evaluations (stderr); the cluster layer prints the dashboard link
         when it starts or connects to a cluster (:func:`seisgrid.cluster.get_client`).
     objective_args : tuple
-        Further arguments of ``objective``; on a cluster each is scattered to every worker once (Futures
+        Further arguments of ``objective``; on a cluster each is sent to the cluster once (Futures
         are passed on as they are).
     callback : callable, optional
         ``callback(record)`` after each iteration has been checkpointed, with the iteration's history
@@ -311,10 +311,9 @@ def particle_swarm(objective: Callable[..., float], bounds: tuple[ArrayLike, Arr
         if client is not None:
             from distributed import Future
 
-            # hash=False: a content-hashed key shared with an earlier swarm's (released) copy can be
-            # deleted on the workers under this swarm's tasks ("lost dependencies").
-            args = tuple(a if isinstance(a, Future) else client.scatter([a], broadcast=True, hash=False)[0]
-                         for a in args)
+            # pure=False (in share): a content-hashed key shared with an earlier swarm's (released) copy can
+            # be deleted on the workers under this swarm's tasks ("lost dependencies").
+            args = tuple(a if isinstance(a, Future) else share(client, a) for a in args)
         label = desc or f"PSO c1={c1:g} c2={c2:g} m={n_particles}"
         bar = tqdm(total=(iterations - start) * n_particles, desc=label, unit="particle", file=sys.stderr,
                    disable=not progress)
@@ -706,7 +705,7 @@ def search(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, o
     client = resolve_client(client)
     args = problem["args"]
     if client is not None:  # once for all configurations
-        args = tuple(client.scatter([a], broadcast=True, hash=False)[0] for a in args)
+        args = tuple(share(client, a) for a in args)
 
     space, fixed, context = problem["space"], problem["fixed"], problem["context"]
     results = []
