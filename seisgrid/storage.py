@@ -92,7 +92,8 @@ def storage_error(url: str, operation: str, exc: BaseException) -> StorageError:
     """A :class:`StorageError` for ``operation`` on the object ``url`` that failed with ``exc`` after its retries."""
     attempts = ""
     if protocol(url) == "s3":
-        attempts = f" after {storage_options(url).get('config_kwargs', {}).get('retries', {}).get('max_attempts')} attempts"
+        retries = storage_options(url).get("config_kwargs", {}).get("retries", {})
+        attempts = f" after {retries.get('max_attempts')} attempts"
     return StorageError(f"{url}: {operation} failed{attempts} ({type(exc).__name__}: {exc})")
 
 
