@@ -14,7 +14,7 @@ import os
 import pathlib
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import dask.config
@@ -416,10 +416,27 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _attempt(fn: Callable, item: Any, args: tuple, retries: int) -> tuple[bool, Any]:
+    """``(True, fn(item, *args))``, or ``(False, the exception)`` once ``retries`` more tries failed too."""
+    for attempt in range(retries + 1):
+        try:
+            return True, fn(item, *args)
+        except Exception as exc:  # noqa: BLE001  (returned: the runner records or raises it)
+            if attempt == retries:
+                return False, exc
+    raise AssertionError("unreachable")
+
+
+def _run_batch(fn: Callable, batch: list, args: tuple, retries: int) -> list[tuple[bool, Any]]:
+    """One Dask task of :func:`run_tasks`: :func:`_attempt` for each item of ``batch``."""
+    return [_attempt(fn, item, args, retries) for item in batch]
+
+
 def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence, args: tuple = (),
               desc: str = "tasks", unit: str = "task", progress: bool = True,
               priorities: Sequence[int] | None = None, bar: Any = None,
-              failures: list | None = None, retries: int | None = None) -> list:
+              failures: list | None = None, retries: int | None = None, items_per_task: int | None = None,
+              on_result: Callable[[int, Any], None] | None = None) -> list:
     """``[fn(item, *args) for item in items]`` as Dask tasks (results in item order) with a tqdm bar.
 
     Parameters
@@ -427,7 +444,7 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
     client : distributed.Client, LazyClient or None
         The cluster (a LazyClient starts only when there are items); None runs in this process.
     fn, items, args
-        One task per item (one ``client.submit`` each); ``args`` are passed to every call.
+        ``fn(item, *args)`` for every item; ``args`` are passed to every call.
     desc, unit, progress
         Progress bar label, unit and whether to show it (stderr).
     priorities : list of int, optional
@@ -436,13 +453,20 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
     bar : tqdm.tqdm, optional
         An open progress bar to advance instead of a new one (it is left open).
     failures : list, optional
-        Given: a task that still fails after its retries is appended here as ``{"index", "item",
+        Given: an item that still fails after its retries is appended here as ``{"index", "item",
         "error"}`` (its result is None) and the others go on. Not given: the first such failure is
         raised and the tasks still pending are cancelled.
     retries : int, optional
-        Retries of a failed task (default ``seisgrid.cluster.task_retries``). A worker that dies under a
-        task is not a failure of the task: the scheduler reruns it elsewhere, up to
-        ``distributed.scheduler.allowed-failures`` times, before it counts as one (``KilledWorker``).
+        Retries of an item whose call raised (default ``seisgrid.cluster.task_retries``). A worker that
+        dies under a task is not a failure of its items: the scheduler reruns the task elsewhere, up to
+        ``distributed.scheduler.allowed-failures`` times, before they count as failed (``KilledWorker``).
+    items_per_task : int, optional
+        Items per Dask task (default ``seisgrid.cluster.items_per_task``, 1). The scheduler costs a
+        fraction of a millisecond per task: many tiny items (10^6 and more) run in batches.
+    on_result : callable, optional
+        ``on_result(index, result)`` as each result arrives, which is then not kept (an empty list is
+        returned): with ``items`` a lazy sequence (a ``range``) and no ``priorities``, the client's memory
+        stays flat in the number of items.
 
     At most ``cluster.tasks_in_flight_per_thread`` × the cluster's threads (at least
     ``cluster.min_tasks_in_flight``) tasks are submitted at a time; each next one is submitted as one
@@ -452,70 +476,82 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
     """
     from tqdm.auto import tqdm
 
-    results = [None] * len(items)
-    if not items:
+    results: list = [None] * len(items) if on_result is None else []
+    if not len(items):
         return results
     retries = task_retries() if retries is None else int(retries)
+    per_task = max(1, int(items_per_task or config.get("cluster.items_per_task", default=1)))
     client = resolve_client(client)
     own_bar = bar is None
     if own_bar:
         bar = tqdm(total=len(items), desc=desc, unit=unit, file=sys.stderr, disable=not progress)
 
-    def failed(i: int, exc: BaseException) -> None:
-        if failures is None:
-            raise exc
-        logger.warning("%s: task %d failed: %s", desc, i, _error_text(exc))
-        failures.append({"index": i, "item": items[i], "error": _error_text(exc)})
+    def record(i: int, ok: bool, value: Any) -> None:
+        if ok:
+            if on_result is None:
+                results[i] = value
+            else:
+                on_result(i, value)
+        elif failures is None:
+            raise value
+        else:
+            logger.warning("%s: item %d failed: %s", desc, i, _error_text(value))
+            failures.append({"index": i, "item": items[i], "error": _error_text(value)})
 
+    batches: Iterable[list[int]]
+    if priorities is None:  # lazily: no list as long as the items
+        batches = (list(range(k, min(k + per_task, len(items)))) for k in range(0, len(items), per_task))
+    else:
+        order = sorted(range(len(items)), key=lambda i: -priorities[i])
+        batches = (order[k:k + per_task] for k in range(0, len(order), per_task))
     try:
         if client is None:
-            for i, item in enumerate(items):
-                for attempt in range(retries + 1):
-                    try:
-                        results[i] = fn(item, *args)
-                        break
-                    except Exception as exc:  # noqa: BLE001  (recorded or raised by `failed`)
-                        if attempt == retries:
-                            failed(i, exc)
-                bar.update()
+            for batch in batches:
+                for i in batch:
+                    record(i, *_attempt(fn, items[i], args, retries))
+                    bar.update()
         else:
-            _run_on_cluster(client, fn, items, args, priorities, retries, results, bar, failed)
+            _run_on_cluster(client, fn, items, args, batches, priorities, retries, record, bar)
     finally:
         if own_bar:
             bar.close()
     return results
 
 
-def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, priorities: Sequence[int] | None,
-                    retries: int, results: list, bar: Any, failed: Callable) -> None:
+def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, batches: Iterable[list[int]],
+                    priorities: Sequence[int] | None, retries: int, record: Callable, bar: Any) -> None:
+    import uuid
+
     from distributed import as_completed
 
-    order = list(range(len(items)))
-    if priorities is not None:
-        order.sort(key=lambda i: -priorities[i])
-    pending = iter(order)
+    pending = iter(batches)
     position: dict = {}
     running = as_completed([])
+    name = getattr(fn, "__name__", "task")
 
     def submit_next() -> None:
-        i = next(pending, None)
-        if i is not None:
-            future = client.submit(fn, items[i], *args, pure=False, retries=retries,
-                                   priority=0 if priorities is None else priorities[i])
-            position[future] = i
+        batch = next(pending, None)
+        if batch is not None:
+            priority = 0 if priorities is None else max(priorities[i] for i in batch)
+            # the dashboard names the task by its function, not by the batch wrapper
+            future = client.submit(_run_batch, fn, [items[i] for i in batch], args, retries,
+                                   key=f"{name}-{uuid.uuid4().hex}", retries=retries, priority=priority)
+            position[future] = batch
             running.add(future)
 
     for _ in range(tasks_in_flight(client)):
         submit_next()
     try:
         for future in running:
-            i = position.pop(future)
+            batch = position.pop(future)
             try:
-                results[i] = future.result()
-            except Exception as exc:  # noqa: BLE001  (a task's own error, KilledWorker, a cancelled future)
-                failed(i, exc)
+                outcomes = future.result()
+            except Exception as exc:  # noqa: BLE001  (KilledWorker, a cancelled future, an unpicklable result)
+                outcomes = [(False, exc)] * len(batch)
             future.release()  # the result is ours now: the cluster may forget it
-            bar.update()
+            for i, (ok, value) in zip(batch, outcomes, strict=True):
+                record(i, ok, value)
+                bar.update()
             submit_next()
     finally:
         client.cancel([f for f in position if not f.done()])

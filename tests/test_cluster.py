@@ -176,3 +176,90 @@ def test_dashboard_on_loopback_and_a_free_port_when_taken(capfd):
     err = capfd.readouterr().err
     assert f"port {port} is in use" in err and "127.0.0.1" in link and f":{port}/" not in link
     assert "already in use" not in err  # not distributed's raw warning
+
+
+# ------------------------------------------------------------------------------------------- the runner
+
+
+def _fail_on_odd(x):
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x * 10
+
+
+def _fail_until_marked(path):
+    """Fails the first two calls for ``path`` (counted in the file), then returns its number of calls."""
+    import pathlib
+
+    marker = pathlib.Path(path)
+    calls = int(marker.read_text()) + 1 if marker.exists() else 1
+    marker.write_text(str(calls))
+    if calls < 3:
+        raise OSError(f"flaky {calls}")
+    return calls
+
+
+@pytest.mark.parametrize("on_cluster", [False, True])
+@pytest.mark.parametrize("per_task", [1, 3])
+def test_run_tasks_records_failures_and_goes_on(dask_client, on_cluster, per_task):
+    failures: list = []
+    results = cluster.run_tasks(dask_client if on_cluster else None, _fail_on_odd, list(range(10)), progress=False,
+                                failures=failures, retries=1, items_per_task=per_task)
+    assert results == [0, None, 20, None, 40, None, 60, None, 80, None]
+    assert [(f["index"], f["item"]) for f in sorted(failures, key=lambda f: f["index"])] == [(i, i) for i in
+                                                                                            (1, 3, 5, 7, 9)]
+    assert all(f["error"].startswith("ValueError: odd") for f in failures)
+    with pytest.raises(ValueError, match="odd"):  # without a failures list the first failure is raised
+        cluster.run_tasks(dask_client if on_cluster else None, _fail_on_odd, [0, 1, 2], progress=False, retries=0)
+
+
+@pytest.mark.parametrize("on_cluster", [False, True])
+def test_run_tasks_retries_an_item_then_succeeds(dask_client, tmp_path, on_cluster):
+    paths = [str(tmp_path / f"{on_cluster}-{i}") for i in range(3)]
+    failures: list = []
+    assert cluster.run_tasks(dask_client if on_cluster else None, _fail_until_marked, paths, progress=False,
+                             retries=2, failures=failures) == [3, 3, 3]
+    assert failures == []
+    again: list = []  # one retry is not enough for a fresh marker: recorded as failed
+    cluster.run_tasks(dask_client if on_cluster else None, _fail_until_marked, [str(tmp_path / "x")],
+                      progress=False, retries=1, failures=again)
+    assert len(again) == 1 and "OSError: flaky 2" in again[0]["error"]
+
+
+def _client_peak_bytes(client, n: int) -> int:
+    import tracemalloc
+
+    seen = [0]
+
+    def count(_i, _value):
+        seen[0] += 1
+
+    tracemalloc.start()
+    try:
+        # int: a function the scheduler's own process can import (not one of this test module)
+        cluster.run_tasks(client, int, range(n), progress=False, items_per_task=100, on_result=count)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen[0] == n
+    return peak
+
+
+def test_client_memory_is_flat_in_the_number_of_items():
+    from distributed import Client
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    # The scheduler in its own process (as on HPC, where it is not the client's), so that only the client's
+    # memory is traced; distributed keeps the last `low-level-log-length` messages it sent (1000 by default:
+    # ~2 MB), which the test shortens so that the log is full from the first hundred tasks.
+    with dask.config.set({"distributed.admin.low-level-log-length": 50}):
+        local = SubprocessCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
+        client = Client(local)
+    try:
+        _client_peak_bytes(client, 10**3)  # warm up: imports, connections, the full message log
+        small, large = _client_peak_bytes(client, 10**4), _client_peak_bytes(client, 10**5)
+    finally:
+        client.close()
+        local.close()
+    # 10× the items (100 → 1000 tasks): holding results or futures would cost ≥ 100 B per item (≥ 9 MB more)
+    assert large - small < 2**20, (small, large)
