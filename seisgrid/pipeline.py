@@ -13,19 +13,37 @@ A step is any step of :mod:`seisgrid.steps` (``seisgrid ghf map`` is ``ghf_map``
 command's argument and option names (``--stride-seconds`` is ``stride_seconds``), so a pipeline step
 reads like the command line. String values are formatted with ``vars`` (overridable with ``--set
 output=/elsewhere``); ``{data}`` is the real-data folder (``$SEISGRID_DATA``, else ``../shared/data``)
-unless the file defines ``data`` itself. The whole file is checked — step names, argument names, required arguments —
-before the first step runs; the cluster starts when the first step needs one.
+unless the file defines ``data`` itself. The whole file is checked — top-level keys, step names, argument names,
+required arguments — before the first step runs; the cluster starts when the first step needs one.
+
+**Resuming.** Every run writes a run record (JSON; ``record:`` in the file, default ``{output}/run-record.json``):
+per step its arguments, a fingerprint of them, of seisgrid's version and of the state of its inputs (size and
+modification time of every file below an input path), its outputs, status, exit status, timings and summary; the versions of the main libraries; never settings or
+credentials. A rerun skips a step that writes outputs when its previous run finished (exit 0) with the same
+fingerprint and its outputs exist (a step that only reads, such as ``inventory``, always runs), so a pipeline
+stopped at step 5 restarts at step 5; ``--force`` runs every step.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
+import os
+import re
 import sys
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
-from seisgrid import config
+from seisgrid import config, storage
 from seisgrid.errors import ConfigError
-from seisgrid.steps import pipeline_steps
+from seisgrid.steps import Step, jsonable, pipeline_steps
+
+PIPELINE_KEYS = {"name", "cluster", "vars", "steps", "record"}
+RECORD_FORMAT = 1
 
 
 def _substitute(value, variables: dict):
@@ -78,6 +96,11 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(spec, dict) or not isinstance(spec.get("steps"), list):
         raise ConfigError(f"{path}: a pipeline needs a 'steps' list")
+    unknown = sorted(set(spec) - PIPELINE_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; a pipeline has {sorted(PIPELINE_KEYS)}")
+    if not isinstance(spec.get("vars") or {}, dict):
+        raise ConfigError(f"{path}: 'vars' must be a mapping of names to values")
     data = config.data_dir()
     builtin = {"data": str(data)} if data is not None else {}
     variables = {**builtin, **(spec.get("vars") or {}), **parse_overrides(overrides)}
@@ -100,39 +123,192 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
         except ConfigError as exc:
             raise ConfigError(f"{path}: step {number} {str(exc).removeprefix('step ')}") from exc
         steps.append((key, args))
-    return {"name": spec.get("name", path), "cluster": spec.get("cluster"), "vars": variables, "steps": steps}
+    if "record" in spec:
+        record = _substitute(str(spec["record"]), variables)
+    elif "output" in variables:
+        record = storage.join(str(variables["output"]), "run-record.json")
+    else:
+        record = os.path.splitext(os.path.basename(path))[0] + ".run-record.json"
+    return {"name": spec.get("name", path), "cluster": spec.get("cluster"), "vars": variables, "steps": steps,
+            "record": record}
 
 
-def run(path: str, cluster: str | None = None, overrides: dict | list | None = None, progress: bool = True) -> dict:
-    """Run every step of the pipeline at ``path`` on one cluster.
+def _redact(text: str) -> str:
+    """``text`` without the user:password part of URLs."""
+    return re.sub(r"(://)[^/@\s]+@", r"\1***@", text)
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("seisgrid", "numpy", "dask", "distributed", "zarr", "obspy", "xarray", "torch", "dask-jobqueue",
+                 "s3fs"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _path_state(text: str) -> list | None:
+    """Size and modification time of everything at or below the path ``text``; None when it is not one."""
+    if not text or "\n" in text or len(text) > 4096:
+        return None
+    try:
+        fs, root = storage.filesystem(text)
+        if not fs.exists(root):
+            return None
+        if fs.isdir(root):
+            entries = fs.find(root, detail=True)
+        else:
+            entries = {root: fs.info(root)}
+    except Exception:  # noqa: BLE001  (not a path after all: a value such as "stalta" or "2021-01-01")
+        return None
+    state = []
+    for name, info in sorted(entries.items()):
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("created")
+        state.append([os.path.relpath(name, root) if name != root else "", info.get("size"), str(stamp)])
+    return state
+
+
+def _input_paths(step: Step, args: Mapping[str, Any]) -> dict[str, str]:
+    """The argument values of ``step`` that may name inputs (``resnet:PATH`` counts as PATH)."""
+    found = {}
+    for name, value in args.items():
+        if name in step.outputs:
+            continue
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(item, str):
+                found[f"{name}[{i}]"] = item.split(":", 1)[1] if re.match(r"^[a-z]+:(?!//)", item) else item
+    return found
+
+
+def fingerprint(step: Step, args: Mapping[str, Any]) -> str:
+    """A hash of the step, its arguments, seisgrid's version and the state of its inputs.
+
+    Every input path is listed (size and modification time of each file or object below it), also one an
+    earlier step wrote: a file changed by hand between runs is seen. On object storage a listing costs one
+    request per 1000 objects.
+    """
+    from seisgrid import __version__
+
+    inputs = {name: _path_state(path) for name, path in sorted(_input_paths(step, args).items())}
+    blob = json.dumps([step.key, jsonable(dict(args)), __version__, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _outputs_exist(step: Step, args: Mapping[str, Any]) -> bool:
+    for name in step.outputs:
+        path = args.get(name)
+        if not isinstance(path, str):
+            continue
+        fs, root = storage.filesystem(path)
+        if not (fs.exists(root) or fs.glob(root.rstrip("/") + ".*")):  # a prefix: catalog → catalog.xml, .csv
+            return False
+    return True
+
+
+def _shrunk(value: Any) -> Any:
+    """``value`` for the run record: lists longer than 50 items are counted, not kept."""
+    if isinstance(value, dict):
+        return {k: _shrunk(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return f"<{len(value)} items>" if len(value) > 50 else [_shrunk(v) for v in value]
+    return value
+
+
+def _write_record(url: str, record: dict) -> None:
+    text = _redact(json.dumps(jsonable(record), indent=1, default=str))
+    storage.write_bytes(url, text.encode())
+
+
+def _read_record(url: str) -> dict:
+    try:
+        previous = storage.read_json(url)
+    except (FileNotFoundError, OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) and previous.get("format") == RECORD_FORMAT else {}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def run(path: str, cluster: str | None = None, overrides: dict | list | None = None, progress: bool = True,
+        force: bool = False, record: str | None = None) -> dict:
+    """Run every step of the pipeline at ``path`` on one cluster; skip those already done (see the module doc).
 
     Parameters
     ----------
     path : str
         Pipeline YAML file.
     cluster : str or distributed.Client, optional
-        ``local`` or a scheduler address (default: the file's ``cluster``, else ``seisgrid.cluster.default``).
-        The cluster starts when the first step needs one and is shared by all steps.
+        ``local``, a cluster profile (``slurm``, ``pbs``, ``PATH.yaml``) or a scheduler address (default:
+        the file's ``cluster``, else ``seisgrid.cluster.default``). The cluster starts when the first step
+        needs one and is shared by all steps.
     overrides : dict or list of str, optional
         Variables (``--set VAR=VALUE``).
     progress : bool
         Progress bars of the steps.
+    force : bool
+        Run every step, also those the run record shows done for the same inputs and parameters.
+    record : str, optional
+        Run record path or URL (default: the file's ``record``, else ``{output}/run-record.json``).
 
     Returns
     -------
     dict
-        ``pipeline`` (its name), ``vars`` and ``steps``: a list of ``{"step": key, "result": dict}``.
+        ``pipeline`` (its name), ``vars``, ``record`` (its path) and ``steps``: a list of ``{"step": key,
+        "result": dict, "status": "done" | "skipped"}``.
     """
     from seisgrid.cluster import client_scope
 
     spec = load(path, overrides)
     table = pipeline_steps()
-    results = []
+    record_url = record or spec["record"]
+    previous = [] if force else _read_record(record_url).get("steps", [])
+    run_record = {"format": RECORD_FORMAT, "pipeline": spec["name"], "file": os.path.abspath(path),
+                  "started": _now(), "versions": _versions(), "vars": spec["vars"],
+                  "cluster": str(cluster or spec["cluster"] or config.get("cluster.default", "local")), "steps": []}
+    results: list[dict] = []
+    t_run = time.perf_counter()
     with client_scope(cluster or spec["cluster"], lazy=True) as client:
-        for key, args in spec["steps"]:
-            print(f"seisgrid run: {key} {args}", file=sys.stderr)
-            results.append({"step": key, "result": table[key].call(args, client=client, progress=progress)})
-    return {"pipeline": spec["name"], "vars": spec["vars"], "steps": results}
+        for number, (key, args) in enumerate(spec["steps"]):
+            step = table[key]
+            fingerprint_now = fingerprint(step, args)
+            entry: dict[str, Any] = {"step": key, "args": args, "fingerprint": fingerprint_now, "started": _now(),
+                                     "outputs": {n: args[n] for n in step.outputs if isinstance(args.get(n), str)}}
+            before = previous[number] if number < len(previous) else {}
+            if (entry["outputs"] and before.get("step") == key and before.get("fingerprint") == fingerprint_now
+                    and before.get("status") in ("done", "skipped") and before.get("exit_status") == 0
+                    and _outputs_exist(step, args)):
+                print(f"seisgrid run: {key}: skipped, done before with the same inputs and parameters "
+                      f"(run record {record_url}; --force runs it again)", file=sys.stderr)
+                entry.update(status="skipped", exit_status=0, seconds=0.0, result=before.get("result", {}),
+                             done=before.get("done", before.get("started")))
+                results.append({"step": key, "result": before.get("result", {}), "status": "skipped"})
+            else:
+                print(f"seisgrid run: {key} {args}", file=sys.stderr)
+                t0 = time.perf_counter()
+                try:
+                    result = step.call(args, client=client, progress=progress)
+                except BaseException as exc:
+                    entry.update(status="failed", seconds=round(time.perf_counter() - t0, 3),
+                                 error=f"{type(exc).__name__}: {exc}")
+                    run_record["steps"].append(entry)
+                    run_record.update(finished=_now(), status="failed", seconds=round(time.perf_counter() - t_run, 3))
+                    _write_record(record_url, run_record)
+                    raise
+                status = step.status(result)
+                entry.update(status="done", exit_status=status, seconds=round(time.perf_counter() - t0, 3),
+                             done=_now(), result=_shrunk({k: v for k, v in result.items() if k not in step.omit}))
+                results.append({"step": key, "result": result, "status": "done"})
+            run_record["steps"].append(entry)
+            _write_record(record_url, run_record)  # after every step: a stopped run resumes from here
+    run_record.update(finished=_now(), status="done", seconds=round(time.perf_counter() - t_run, 3))
+    _write_record(record_url, run_record)
+    return {"pipeline": spec["name"], "vars": spec["vars"], "record": record_url, "steps": results}
 
 
-__all__ = ["load", "parse_overrides", "run"]
+__all__ = ["fingerprint", "load", "parse_overrides", "run"]

