@@ -1,8 +1,9 @@
 """``seisgrid STEP ...``: the command line, built from the step table of :mod:`seisgrid.steps`.
 
 Conventions: human output goes to stderr when ``--json`` is given (else stdout); ``--json`` prints one
-JSON object as the last line of stdout. Exit status: 0 done, 3 done with some inputs rejected (listed
-in the JSON), 1 failure, 2 usage error (a bad argument or setting; found before any cluster starts).
+JSON object as the last line of stdout. Exit status: 0 done, 3 done with some inputs rejected or tasks failed
+(listed in the JSON), 1 failure, 2 usage error (a bad argument or setting; found before any cluster starts),
+130 interrupted (Ctrl-C or SIGTERM; the cluster it started is shut down, its batch jobs cancelled).
 """
 
 from __future__ import annotations
@@ -129,6 +130,18 @@ def run_step(step: Step, args: argparse.Namespace) -> int:
     return step.status(result)
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a batch job's walltime, ``kill``) ends a command as Ctrl-C does: its cluster is shut down."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seisgrid`` command; returns the exit status."""
     from seisgrid.errors import ConfigError, SeisgridError
@@ -139,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
     name = args.step.name
+    if argv is None:  # the command itself, not a call from Python
+        _interrupt_on_sigterm()
     try:
         return run_step(args.step, args)
     except ConfigError as exc:
@@ -148,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seisgrid {name}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print(f"seisgrid {name}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return EXIT_FAILURE
+        print(f"seisgrid {name}: interrupted; the cluster was shut down; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
 
 
 __all__ = ["build_parser", "main", "run_step"]

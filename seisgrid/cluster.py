@@ -154,6 +154,27 @@ def _is_profile(spec: str) -> bool:
     return spec.endswith((".yaml", ".yml")) or bool(re.fullmatch(r"[A-Za-z][\w-]*", spec))
 
 
+def _import_jobqueue(spec: str) -> Any:
+    """``dask_jobqueue``, imported without the Ctrl-C handler it installs.
+
+    dask-jobqueue 0.9 sets ``signal.signal(SIGINT, lambda *_: sys.exit())`` when imported (for its
+    runners): Ctrl-C would then end a command with exit status 0 and no message. Python's own handler
+    (KeyboardInterrupt) is put back, so the command shuts its cluster down and says it was interrupted.
+    """
+    import signal
+    import threading
+
+    try:
+        import dask_jobqueue
+    except ImportError as exc:
+        raise ConfigError(f"--cluster {spec}: needs dask-jobqueue (pip install 'seisgrid[hpc]')") from exc
+    handler = signal.getsignal(signal.SIGINT)
+    if (threading.current_thread() is threading.main_thread()
+            and getattr(handler, "__module__", "") == "dask_jobqueue.runner"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return dask_jobqueue
+
+
 def _profile_file(spec: str) -> pathlib.Path | None:
     if spec.endswith((".yaml", ".yml")):
         path = pathlib.Path(spec).expanduser()
@@ -189,10 +210,7 @@ def load_profile(spec: str) -> dict:
     """
     import yaml
 
-    try:
-        import dask_jobqueue  # noqa: F401  (registers its jobqueue.yaml defaults in dask.config)
-    except ImportError as exc:
-        raise ConfigError(f"--cluster {spec}: needs dask-jobqueue (pip install 'seisgrid[hpc]')") from exc
+    _import_jobqueue(spec)  # registers its jobqueue.yaml defaults in dask.config
     path = _profile_file(spec)
     if path is None:
         if spec not in JOBQUEUE_CLASSES:
@@ -242,8 +260,7 @@ def load_profile(spec: str) -> dict:
 
 def jobqueue_cluster(profile: dict) -> Any:
     """A dask-jobqueue cluster (no jobs submitted yet) for a profile from :func:`load_profile`."""
-    import dask_jobqueue
-
+    dask_jobqueue = _import_jobqueue(profile["kind"])
     options = dict(profile["options"])
     scheduler = dict(options.pop("scheduler_options", None) or
                      dask.config.get(f"jobqueue.{profile['kind']}.scheduler-options", default={}) or {})

@@ -18,10 +18,11 @@ required arguments — before the first step runs; the cluster starts when the f
 
 **Resuming.** Every run writes a run record (JSON; ``record:`` in the file, default ``{output}/run-record.json``):
 per step its arguments, a fingerprint of them, of seisgrid's version and of the state of its inputs (size and
-modification time of every file below an input path), its outputs, status, exit status, timings and summary; the versions of the main libraries; never settings or
-credentials. A rerun skips a step that writes outputs when its previous run finished (exit 0) with the same
-fingerprint and its outputs exist (a step that only reads, such as ``inventory``, always runs), so a pipeline
-stopped at step 5 restarts at step 5; ``--force`` runs every step.
+modification time of every file below an input path), its outputs, status, exit status, timings and summary;
+the versions of the main libraries; never settings or credentials. A rerun skips a step that writes outputs
+when its previous run finished (exit 0) with the same fingerprint and its outputs exist (a step that only
+reads, such as ``inventory``, always runs), so a pipeline stopped at step 5 restarts at step 5; ``--force``
+runs every step.
 """
 
 from __future__ import annotations

@@ -127,6 +127,31 @@ def test_a_job_killed_mid_ingest_still_gives_the_same_store(slurm, archive, tmp_
     assert no_jobs_left()
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_mid_run_leaves_no_job(slurm, archive, tmp_path, signal_name):
+    import signal
+
+    store = tmp_path / "slurm.zarr"
+    command = subprocess.Popen([sys.executable, "-m", "seisgrid.cli", "ingest", str(archive / "archive"), str(store),
+                                "--pattern", SDS, "--cluster", write_profile(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any("RUNNING" in line for line in _squeue()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any("RUNNING" in line for line in _squeue()), "no worker job started"
+    command.send_signal(getattr(signal, signal_name))
+    _, err = command.communicate(timeout=120)
+    assert command.returncode == 130, err[-2000:]
+    assert "interrupted; the cluster was shut down" in err
+    assert no_jobs_left()
+    # and the same command again finishes the store
+    again = subprocess.run([sys.executable, "-m", "seisgrid.cli", "ingest", str(archive / "archive"), str(store),
+                            "--pattern", SDS, "--cluster", write_profile(tmp_path)], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert chunk_hashes(store) == chunk_hashes(archive / "local.zarr")
+
+
 def _slow_square(x: int) -> int:
     time.sleep(1.0)
     return x * x
