@@ -5,6 +5,7 @@
 #   eval "$(bash cluster/s3-local.sh start)"   # start; prints the export lines a shell needs (endpoint, test credentials)
 #   bash cluster/s3-local.sh stop
 #
+# `start` also creates the bucket SEISGRID_S3_BUCKET (default "seisgrid"): s3://seisgrid/... is ready to use.
 # SEISGRID_S3_PORT (default 5555) picks the port, SEISGRID_S3_FAULT_RATE (default 0) makes that share of the
 # requests fail (HTTP 500/503, dropped connections; cluster/s3_server.py), for trying how a run copes.
 # moto keeps everything in memory: stop it and the buckets are gone. Never real data.
@@ -37,7 +38,13 @@ start() {
     for _ in $(seq 1 100); do
         if "$python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/_faults', timeout=1)" \
             2>/dev/null; then
-            echo "s3-local: S3 API server on http://127.0.0.1:$port (log $dir/server.log)" >&2
+            "$python" - "$port" "${SEISGRID_S3_BUCKET:-seisgrid}" <<'PY' || { echo "s3-local: could not create the bucket" >&2; exit 1; }
+import sys, urllib.request
+port, bucket = sys.argv[1], sys.argv[2]
+# moto accepts any credentials; an unsigned PUT of the bucket is enough
+urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/{bucket}", method="PUT"), timeout=10)
+PY
+            echo "s3-local: S3 API server on http://127.0.0.1:$port, bucket s3://${SEISGRID_S3_BUCKET:-seisgrid} (log $dir/server.log)" >&2
             exports
             return
         fi
