@@ -262,6 +262,12 @@ def jobqueue_cluster(profile: dict) -> Any:
     """A dask-jobqueue cluster (no jobs submitted yet) for a profile from :func:`load_profile`."""
     dask_jobqueue = _import_jobqueue(profile["kind"])
     options = dict(profile["options"])
+    # the same worker environment as the LocalCluster's (seisgrid.cluster.local.worker_environ), before the
+    # profile's own prologue lines, which may change it
+    environ = config.get("cluster.local.worker_environ", default={}) or {}
+    prologue = options.get("job_script_prologue",
+                           dask.config.get(f"jobqueue.{profile['kind']}.job-script-prologue", default=[])) or []
+    options["job_script_prologue"] = [f"export {k}={v}" for k, v in environ.items()] + list(prologue)
     scheduler = dict(options.pop("scheduler_options", None) or
                      dask.config.get(f"jobqueue.{profile['kind']}.scheduler-options", default={}) or {})
     scheduler["dashboard_address"] = _free_dashboard_address(scheduler.get("dashboard_address", "127.0.0.1:8787"))
