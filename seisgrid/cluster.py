@@ -21,7 +21,7 @@ import dask.config
 from distributed import Client, LocalCluster
 
 from seisgrid import config
-from seisgrid.errors import ConfigError
+from seisgrid.errors import ClusterError, ConfigError
 
 logger = logging.getLogger("seisgrid")
 
@@ -132,7 +132,7 @@ def get_client(
 
 
 JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
-PROFILE_KEYS = {"kind", "adapt", "jobs", "wait_for_workers", "jobqueue"}
+PROFILE_KEYS = {"kind", "adapt", "jobs", "wait_for_workers", "wait_timeout", "jobqueue"}
 ADAPT_KEYS = {"minimum", "maximum", "wait_count"}
 # dask-jobqueue keys that are not in its jobqueue.yaml defaults for every kind
 EXTRA_JOBQUEUE_KEYS = {"python", "resource-spec", "job-name", "project"}
@@ -238,7 +238,7 @@ def load_profile(spec: str) -> dict:
                           f"expected {sorted(ADAPT_KEYS)}")
     jobs = raw.get("jobs")
     for name, value in [*(("adapt." + k, v) for k, v in adapt.items()), ("jobs", jobs),
-                        ("wait_for_workers", raw.get("wait_for_workers"))]:
+                        ("wait_for_workers", raw.get("wait_for_workers")), ("wait_timeout", raw.get("wait_timeout"))]:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ConfigError(f"{where}: {name}: {value!r} is not a whole number ≥ 0")
     if adapt["maximum"] < adapt["minimum"]:
@@ -255,7 +255,8 @@ def load_profile(spec: str) -> dict:
     if "name" in options:  # the job's name; a cluster's `name` is something else in dask-jobqueue
         options["job_name"] = options.pop("name")
     return {"path": path, "kind": kind, "adapt": adapt, "jobs": jobs,
-            "wait_for_workers": int(raw.get("wait_for_workers") or 0), "options": options}
+            "wait_for_workers": int(raw.get("wait_for_workers") or 0),
+            "wait_timeout": float(raw.get("wait_timeout") or 600), "options": options}
 
 
 def jobqueue_cluster(profile: dict) -> Any:
@@ -297,7 +298,12 @@ def _jobqueue_client(profile: dict, quiet: bool = False) -> Client:
                   f"{options.get('walltime')}; `seisgrid cluster script --cluster {profile['path'] or profile['kind']}`"
                   " shows the job script)", file=sys.stderr)
         if profile["wait_for_workers"]:
-            client.wait_for_workers(profile["wait_for_workers"])
+            try:
+                client.wait_for_workers(profile["wait_for_workers"], timeout=profile["wait_timeout"])
+            except TimeoutError as exc:
+                raise ClusterError(f"{profile['path'] or profile['kind']}: {profile['wait_for_workers']} worker(s) "
+                                   f"did not connect within {profile['wait_timeout']} s; see squeue/qstat and the job "
+                                   "logs (log-directory)") from exc
         return client
     except BaseException:
         cluster.close()
@@ -412,7 +418,7 @@ def tasks_in_flight(client: Client) -> int:
         threads = sum(client.nthreads().values())
     except Exception:  # noqa: BLE001  (a client that cannot say: the minimum)
         threads = 0
-    per_thread = int(config.get("cluster.tasks_in_flight_per_thread", default=4))
+    per_thread = int(config.get("cluster.tasks_in_flight_per_thread", default=16))
     return max(int(config.get("cluster.min_tasks_in_flight", default=8)), per_thread * threads)
 
 
@@ -543,38 +549,51 @@ def run_tasks(client: Client | LazyClient | None, fn: Callable, items: Sequence,
 
 def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, batches: Iterable[list[int]],
                     priorities: Sequence[int] | None, retries: int, record: Callable, bar: Any) -> None:
+    import itertools
     import uuid
 
     from distributed import as_completed
 
     pending = iter(batches)
     position: dict = {}
-    running = as_completed([])
+    # results come with the futures, gathered in groups: no round trip per future.result()
+    running = as_completed([], with_results=True, raise_errors=False)
     name = getattr(fn, "__name__", "task")
+    target = tasks_in_flight(client)
 
-    def submit_next() -> None:
-        batch = next(pending, None)
-        if batch is not None:
-            priority = 0 if priorities is None else max(priorities[i] for i in batch)
-            # the dashboard names the task by its function, not by the batch wrapper
-            future = client.submit(_run_batch, fn, [items[i] for i in batch], args, retries,
-                                   key=f"{name}-{uuid.uuid4().hex}", retries=retries, priority=priority)
+    def submit(count: int) -> None:
+        group = list(itertools.islice(pending, count))
+        if not group:
+            return
+        # the dashboard names the tasks by their function, not by the batch wrapper
+        keys = [f"{name}-{uuid.uuid4().hex}" for _ in group]
+        payloads = [[items[i] for i in batch] for batch in group]
+        if priorities is None:  # one message to the scheduler for the whole group
+            futures = client.map(_run_batch, [fn] * len(group), payloads, [args] * len(group),
+                                 [retries] * len(group), key=keys, retries=retries)
+        else:
+            futures = [client.submit(_run_batch, fn, payload, args, retries, key=key, retries=retries,
+                                     priority=max(priorities[i] for i in batch))
+                       for key, payload, batch in zip(keys, payloads, group, strict=True)]
+        for future, batch in zip(futures, group, strict=True):
             position[future] = batch
             running.add(future)
 
-    for _ in range(tasks_in_flight(client)):
-        submit_next()
+    submit(target)
     try:
-        for future in running:
-            batch = position.pop(future)
-            try:
-                outcomes = future.result()
-            except Exception as exc:  # noqa: BLE001  (KilledWorker, a cancelled future, an unpicklable result)
-                outcomes = [(False, exc)] * len(batch)
-            future.release()  # the result is ours now: the cluster may forget it
-            for i, (ok, value) in zip(batch, outcomes, strict=True):
-                record(i, ok, value)
-                bar.update()
-            submit_next()
+        for done in running.batches():
+            for future, outcomes in done:
+                batch = position.pop(future)
+                if isinstance(outcomes, BaseException) or future.status != "finished":
+                    # KilledWorker, a cancelled future, an unpicklable result
+                    error = outcomes if isinstance(outcomes, BaseException) else RuntimeError(future.status)
+                    outcomes = [(False, error)] * len(batch)
+                future.release()  # the result is ours now: the cluster may forget it
+                for i, (ok, value) in zip(batch, outcomes, strict=True):
+                    record(i, ok, value)
+                    bar.update()
+            if len(position) <= target // 2:  # refill in one message, not one per finished task
+                target = tasks_in_flight(client)  # an adaptive cluster grows: more threads, more in flight
+                submit(target - len(position))
     finally:
         client.cancel([f for f in position if not f.done()])

@@ -20,6 +20,10 @@ class StorageError(SeisgridError):
     """A path or URL cannot be opened, or a store is not what was expected."""
 
 
+class ClusterError(SeisgridError):
+    """A cluster that did not come up: batch jobs that never started, a scheduler that stopped answering."""
+
+
 class InputFileError(SeisgridError):
     """One input file cannot be used; the message names the file and the reason."""
 

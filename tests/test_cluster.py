@@ -142,14 +142,14 @@ class _CountingBar:
 
 def test_run_tasks_bounds_work_in_flight_and_releases_results(dask_client, monkeypatch):
     bar, submitted, most = _CountingBar(), [0], [0]
-    real_submit = dask_client.submit
+    real_map = dask_client.map
 
-    def counting_submit(*args, **kwargs):  # a spy on the real client: how far ahead of the results it runs
-        submitted[0] += 1
+    def counting_map(func, *iterables, **kwargs):  # a spy on the real client: how far ahead of the results it runs
+        submitted[0] += len(iterables[0])
         most[0] = max(most[0], submitted[0] - bar.n)
-        return real_submit(*args, **kwargs)
+        return real_map(func, *iterables, **kwargs)
 
-    monkeypatch.setattr(dask_client, "submit", counting_submit)
+    monkeypatch.setattr(dask_client, "map", counting_map)
     with dask.config.set({"seisgrid.cluster.tasks_in_flight_per_thread": 1, "seisgrid.cluster.min_tasks_in_flight": 3}):
         assert cluster.tasks_in_flight(dask_client) == 3  # 2 workers × 1 thread, at least 3
         out = cluster.run_tasks(dask_client, _slow_square, list(range(20)), bar=bar)
