@@ -408,16 +408,29 @@ def client_scope(spec: str | Client | None = None, lazy: bool = False,
         client.close()
 
 
+def _local_threads(client: Client) -> int | None:
+    """Worker threads now connected, from a scheduler in this process (LocalCluster, dask-jobqueue).
+
+    Read without a round trip to the scheduler; None for a scheduler elsewhere.
+    """
+    workers = getattr(getattr(getattr(client, "cluster", None), "scheduler", None), "workers", None)
+    if not isinstance(workers, dict):
+        return None
+    return sum(getattr(ws, "nthreads", 0) for ws in list(workers.values()))
+
+
 def tasks_in_flight(client: Client) -> int:
     """How many tasks :func:`run_tasks` keeps submitted at once on ``client``'s cluster.
 
     ``cluster.tasks_in_flight_per_thread`` × the threads of the workers now connected, at least
     ``cluster.min_tasks_in_flight`` (an adaptive cluster may have no worker yet).
     """
-    try:
-        threads = sum(client.nthreads().values())
-    except Exception:  # noqa: BLE001  (a client that cannot say: the minimum)
-        threads = 0
+    threads = _local_threads(client)
+    if threads is None:
+        try:
+            threads = sum(client.nthreads().values())
+        except Exception:  # noqa: BLE001  (a client that cannot say: the minimum)
+            threads = 0
     per_thread = int(config.get("cluster.tasks_in_flight_per_thread", default=16))
     return max(int(config.get("cluster.min_tasks_in_flight", default=8)), per_thread * threads)
 
@@ -593,7 +606,8 @@ def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, 
                     record(i, ok, value)
                     bar.update()
             if len(position) <= target // 2:  # refill in one message, not one per finished task
-                target = tasks_in_flight(client)  # an adaptive cluster grows: more threads, more in flight
+                if _local_threads(client) is not None:  # an adaptive cluster grows: more threads, more in flight
+                    target = tasks_in_flight(client)  # (no scheduler round trip inside the loop)
                 submit(target - len(position))
     finally:
         client.cancel([f for f in position if not f.done()])
