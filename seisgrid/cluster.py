@@ -569,8 +569,8 @@ def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, 
 
     pending = iter(batches)
     position: dict = {}
-    # results come with the futures, gathered in groups: no round trip per future.result()
-    running = as_completed([], with_results=True, raise_errors=False)
+    # (not as_completed(with_results=True): its background gathers broke a tornado stream under load here)
+    running = as_completed([])
     name = getattr(fn, "__name__", "task")
     target = tasks_in_flight(client)
 
@@ -595,12 +595,12 @@ def _run_on_cluster(client: Client, fn: Callable, items: Sequence, args: tuple, 
     submit(target)
     try:
         for done in running.batches():
-            for future, outcomes in done:
+            for future in done:
                 batch = position.pop(future)
-                if isinstance(outcomes, BaseException) or future.status != "finished":
-                    # KilledWorker, a cancelled future, an unpicklable result
-                    error = outcomes if isinstance(outcomes, BaseException) else RuntimeError(future.status)
-                    outcomes = [(False, error)] * len(batch)
+                try:
+                    outcomes = future.result()
+                except Exception as exc:  # noqa: BLE001  (KilledWorker, a cancelled future, an unpicklable result)
+                    outcomes = [(False, exc)] * len(batch)
                 future.release()  # the result is ours now: the cluster may forget it
                 for i, (ok, value) in zip(batch, outcomes, strict=True):
                     record(i, ok, value)
