@@ -70,10 +70,21 @@ def write_profile(folder: pathlib.Path, maximum: int = 2, worker_args: list[str]
 
 
 def chunk_hashes(store: pathlib.Path) -> dict[str, str]:
-    """SHA-256 of every shard and array metadata of a store; the manifest and the root's summary aside."""
+    """SHA-256 of every shard and array metadata of a store; the manifest and the root's summary aside.
+
+    Zarr's LocalStore writes each shard to ``KEY.<uuid>.partial`` and renames it: a worker killed between the
+    two leaves that temporary file, which no reader takes for a chunk. Those are left out here and counted
+    by :func:`partial_files` (their clean-up belongs to the store's verify/repair, issue 14).
+    """
     return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(store.rglob("*"))
-            if p.is_file() and p.parent != store and not p.relative_to(store).parts[0].startswith("_")}
+            if p.is_file() and p.parent != store and not p.relative_to(store).parts[0].startswith("_")
+            and not p.name.endswith(".partial")}
+
+
+def partial_files(store: pathlib.Path) -> list[str]:
+    """Temporary ``*.partial`` files of interrupted Zarr writes under ``store``."""
+    return sorted(str(p.relative_to(store)) for p in store.rglob("*.partial"))
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +135,7 @@ def test_a_job_killed_mid_ingest_still_gives_the_same_store(slurm, archive, tmp_
     assert killed, "no job was running to kill"
     assert result["tasks_failed"] == []
     assert chunk_hashes(store) == chunk_hashes(archive / "local.zarr")
+    assert len(partial_files(store)) <= 1  # at most the one shard the killed worker was writing
     assert no_jobs_left()
 
 
