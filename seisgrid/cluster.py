@@ -243,7 +243,8 @@ def load_profile(spec: str) -> dict:
             raise ConfigError(f"{where}: {name}: {value!r} is not a whole number ≥ 0")
     if adapt["maximum"] < adapt["minimum"]:
         raise ConfigError(f"{where}: adapt: maximum {adapt['maximum']} < minimum {adapt['minimum']}")
-    section = ((raw.get("jobqueue") or {}).get(kind) or {}) if isinstance(raw.get("jobqueue"), dict) else None
+    jobqueue = raw.get("jobqueue") or {}
+    section = jobqueue.get(kind) or {} if isinstance(jobqueue, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: jobqueue.{kind} must be a mapping of dask-jobqueue settings")
     known = {k.replace("_", "-") for k in dask.config.get(f"jobqueue.{kind}", default={})} | EXTRA_JOBQUEUE_KEYS

@@ -10,7 +10,6 @@ import json
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -24,7 +23,7 @@ _TESTS = pathlib.Path(__file__).resolve().parent
 if str(_TESTS) not in sys.path:  # `from helpers import ...` works with or without tests/__init__.py
     sys.path.insert(0, str(_TESTS))
 
-from helpers import has_boto3, has_moto, has_s3fs  # noqa: E402 - after the sys.path line above
+from helpers import free_port, has_boto3, has_moto, has_s3fs  # noqa: E402 - after the sys.path line above
 
 # Requests to the loopback servers must never go through a proxy.
 for _name in ("NO_PROXY", "no_proxy"):
@@ -76,12 +75,6 @@ def dask_client(_dask_session_client):
 # ----------------------------------------------------------------------------------------------- s3
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 REPO = _TESTS.parent
 
 
@@ -96,7 +89,7 @@ def s3_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("s3-local")
     script = REPO / "cluster" / "s3-local.sh"
     for _attempt in range(3):  # the free port can be taken between choosing it and binding it
-        env = {**os.environ, "SEISGRID_S3_PORT": str(_free_port()), "SEISGRID_S3_DIR": str(folder),
+        env = {**os.environ, "SEISGRID_S3_PORT": str(free_port()), "SEISGRID_S3_DIR": str(folder),
                "PYTHON": sys.executable}
         started = subprocess.run(["bash", str(script), "start"], env=env, capture_output=True, text=True)
         if started.returncode == 0:

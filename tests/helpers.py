@@ -39,6 +39,15 @@ has_torch, requires_torch = _importorskip("torch", "gpu")
 has_jobqueue, requires_jobqueue = _importorskip("dask_jobqueue", "hpc")
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (it can be taken before it is bound: callers retry)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def data_path(subfolder: str = "") -> pathlib.Path | None:
     """``seisgrid.config.data_dir() / subfolder`` when that exists, else None."""
     root = config.data_dir()

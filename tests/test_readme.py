@@ -11,12 +11,11 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
-from helpers import has_moto, requires_jobqueue
+from helpers import free_port, has_moto, requires_jobqueue
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -58,9 +57,7 @@ def test_readme_hpc_block_runs(tmp_path):
 def test_readme_cloud_block_runs(tmp_path):
     if not has_moto:
         pytest.skip("requires moto[server] (pip install -e '.[dev]')")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEISGRID_STORAGE", "AWS_"))}
     env.update(SEISGRID_S3_PORT=str(port), SEISGRID_S3_DIR=str(tmp_path / "s3"), PYTHON=sys.executable)
     done = run_block("s3", tmp_path, env)
