@@ -63,7 +63,7 @@ _seisgrid_env() {
             if ! {
                 PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install -q "torch==2.13.0" &&
                     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CONSTRAINT="$constraints" \
-                        "$venv/bin/python" -m pip install -q -e "$root[dev,cloud,hpc,peers]"
+                        "$venv/bin/python" -m pip install -q -e "$root[dev,cloud,hpc,peers,icechunk]"
             } >"$log" 2>&1; then
                 tail -n 60 "$log" >&2
                 echo "seisgrid: installation failed (full log: $log)" >&2
