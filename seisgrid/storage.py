@@ -7,6 +7,7 @@ so a path and an ``s3://`` URL behave the same everywhere.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import pathlib
@@ -88,13 +89,69 @@ def join(url: str, *parts: str) -> str:
     return posixpath.join(url, *parts) if not is_local(url) else str(pathlib.Path(url, *parts))
 
 
+_URL_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s\"']+)@"  # scheme://user:password@
+#: Environment variables whose values are credentials (besides ``SEISGRID_*`` names holding SECRET, PASSWORD,
+#: TOKEN or KEY, which the configuration reads): masked by :func:`redact`.
+CREDENTIAL_ENVIRON = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
+
+
+def _credential_values(urls: tuple[str, ...]) -> list[str]:
+    """The secrets :func:`redact` masks: configured storage credentials, their environment variables, URL users."""
+    import re
+
+    values = set(config.credential_values())
+    for name, value in os.environ.items():
+        upper = name.upper()
+        if name in CREDENTIAL_ENVIRON or (upper.startswith(config.ENV_PREFIX) and any(
+                word in upper for word in ("SECRET", "PASSWORD", "TOKEN", "KEY"))):
+            values.add(value)
+    for url in urls:
+        found = re.match(_URL_USERINFO, str(url))
+        if found:  # "user:password" and the password alone (botocore quotes a bucket name "user:pw@bucket")
+            values.update((found.group(2), found.group(2).partition(":")[2]))
+    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)  # (short values would mask words)
+
+
+def redact(text: str, *urls: str) -> str:
+    """``text`` with credentials masked as ``***``, for messages, logs and records.
+
+    Masked: the user:password part of every URL in ``text``; the configured storage credentials
+    (``seisgrid.storage.<protocol>.key``/``secret``/``token``/..., :func:`seisgrid.config.credential_values`)
+    and the values of the credential environment variables (:data:`CREDENTIAL_ENVIRON`, ``SEISGRID_*SECRET*``
+    and the like) wherever they occur; the user:password of ``urls`` also where a library quoted it without
+    its URL (botocore: ``Invalid bucket name "user:password@bucket"``).
+
+    Parameters
+    ----------
+    text : str
+        A message, log line or serialized record.
+    *urls : str
+        URLs the text is about (their user:password parts are masked wherever they occur).
+
+    Returns
+    -------
+    str
+        ``text`` without credentials.
+    """
+    import re
+
+    text = str(text)
+    for value in _credential_values(urls):
+        text = text.replace(value, "***")
+    return re.sub(_URL_USERINFO, r"\1***@", text)
+
+
 def storage_error(url: str, operation: str, exc: BaseException) -> StorageError:
-    """A :class:`StorageError` for ``operation`` on the object ``url`` that failed with ``exc`` after its retries."""
+    """A :class:`StorageError` for ``operation`` on the object ``url`` that failed with ``exc`` after its retries.
+
+    The message names the object and the cause with credentials masked (:func:`redact`): a user:password in
+    ``url`` and configured keys or secrets that a library put into its error text.
+    """
     attempts = ""
     if protocol(url) == "s3":
         retries = storage_options(url).get("config_kwargs", {}).get("retries", {})
         attempts = f" after {retries.get('max_attempts')} attempts"
-    return StorageError(f"{url}: {operation} failed{attempts} ({type(exc).__name__}: {exc})")
+    return StorageError(redact(f"{url}: {operation} failed{attempts} ({type(exc).__name__}: {exc})", url))
 
 
 class NamedErrorStore(zarr.storage.WrapperStore):
@@ -143,6 +200,31 @@ class NamedErrorStore(zarr.storage.WrapperStore):
             return await self._store.exists(key)
         except Exception as exc:  # noqa: BLE001
             raise self._error(key, "existence check", exc) from exc
+
+
+def checksum(data: bytes) -> str:
+    """The checksum seisgrid records for a stored object: ``"sha256:<hex digest>"``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class ChecksumStore(zarr.storage.WrapperStore):
+    """A Zarr store that records the checksum of every object written through it.
+
+    ``checksums`` maps each key written to :func:`checksum` of its bytes, computed from the bytes in
+    hand as they are written (no read-back). Zarr writes a whole shard in one ``set``, so a writer of
+    whole shards gets one checksum per shard; the last write of a key wins.
+    """
+
+    def __init__(self, store: Store, checksums: dict[str, str] | None = None) -> None:
+        super().__init__(store)
+        self.checksums: dict[str, str] = {} if checksums is None else checksums
+
+    def _with_store(self, store: Store) -> ChecksumStore:
+        return type(self)(store, self.checksums)
+
+    async def set(self, key: str, value: Any) -> None:  # noqa: D102
+        await self._store.set(key, value)
+        self.checksums[key] = checksum(value.to_bytes())
 
 
 def zarr_store(url: str, options: dict | None = None, read_only: bool = False) -> Store:

@@ -42,7 +42,8 @@ short event files costs a task per file-day, not per day of its whole span. Per 
 4. **Store**: probabilities go to the Zarr store ``probabilities_url``: group ``NET.STA``, array
    ``YYYY-MM-DD`` (float32, one value per window start ``day + k × stride``, NaN where not evaluated;
    attributes ``start``, ``start_ns``, ``stride_seconds``, ``window_seconds``); an interval writes its
-   region only. Then a manifest record ``_manifest/days/NET.STA/YYYY-MM-DD`` (group attributes) with
+   region only. Then a manifest record (:mod:`seisgrid.manifest`: section ``days``, group ``NET.STA``, item
+   ``YYYY-MM-DD``; merged into one object per station at the end of the run) with
    the picks, ``spans`` (the window intervals of the day done so far), ``evaluated`` (the intervals with
    a probability) and a fingerprint of the detector, the settings and the **whole** day's input
    segments. A rerun computes, per station-day with a record of the same fingerprint, only the windows
@@ -89,7 +90,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import obspy
 
-from seisgrid import config, storage
+from seisgrid import config, manifest, storage
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic.layout import DAY_NS, MANIFEST, NS, day_label, iso_ns
 from seisgrid.seismic.peers import EQTScorer, eqt_scorer_config
@@ -487,7 +488,6 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     ``previous`` (None, or the record whose ``spans`` these intervals complete) and ``station_days`` (the
     station's data time in the day, for the record).
     """
-    from seisgrid.seismic.ingest import write_record
     from seisgrid.seismic.store import Archive
 
     t_start = time.perf_counter()
@@ -531,7 +531,7 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
               "above_threshold": above, "station_days": task.get("station_days"),
               "picks": sorted(picks, key=lambda p: p["time_ns"]),
               "seconds": round(time.perf_counter() - t_start, 3), "device": s["device"]}
-    write_record(store_url, store_options, f"{MANIFEST}/days/{task['station']}/{label}", record)
+    manifest.write_record(store_url, store_options, "days", task["station"], label, record)
     return record
 
 
@@ -732,7 +732,6 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     from seisgrid.seismic import models
     from seisgrid.seismic.associate import associate
     from seisgrid.seismic.catalog import write_catalog
-    from seisgrid.seismic.ingest import read_attrs_under
     from seisgrid.seismic.store import Archive
 
     t0 = time.perf_counter()
@@ -802,7 +801,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     fp_settings = {k: v for k, v in public.items() if k not in ("device", "batch_size", "archive_url")}
     fp_settings["record_format"] = RECORD_FORMAT
     done = {(r.get("station"), r.get("day")): r
-            for r in read_attrs_under(prob_url, prob_options, f"{MANIFEST}/days").values()
+            for r in manifest.read_records(prob_url, prob_options, "days").values()
             if "fingerprint" in r and "spans" in r}
     tasks, records, wanted = _plan_tasks(archive, stations_channels, lo_ns, hi_ns, stride_ns, ms, settings,
                                          fp_settings, done)
@@ -816,6 +815,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
                     for f in failures]
     # xr.open_zarr(probabilities, group="NET.STA") opens a station's days without listing the store
     storage.consolidate_metadata(prob_url, prob_options, exclude=(MANIFEST,))
+    manifest.merge_records(prob_url, prob_options, "days")  # one manifest object per station from now on
     all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
     picks, evaluated = _picks_in_span(all_records, wanted, stride_ns)
     need = _opt("min_stations", min_stations)

@@ -89,7 +89,7 @@ import numpy as np
 import obspy
 import zarr
 
-from seisgrid import config, storage
+from seisgrid import config, manifest, storage
 from seisgrid.cluster import run_tasks
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
 from seisgrid.seismic.archive import SourceFile, find_files, parse_sds_name, sidecar_suffix, source_layout
@@ -169,30 +169,6 @@ def _days_touched(start_ns, end_ns, rate):
     return (start_ns - pad) // DAY_NS, (np.maximum(end_ns, start_ns + 1) - 1) // DAY_NS
 
 
-def read_attrs_under(store_url: str, options: dict, prefix: str) -> dict[str, dict]:
-    """Attributes of every Zarr group below ``prefix`` of a store, read in bulk (one listing, one cat)."""
-    fs, root = storage.filesystem(store_url, options)
-    base = posixpath.join(root, prefix)
-    if not fs.exists(base):
-        return {}
-    paths = [p for p in fs.find(base) if p.endswith("zarr.json") and p.rstrip("/") != f"{base}/zarr.json"]
-    if not paths:
-        return {}
-    blobs = fs.cat(paths)
-    out = {}
-    for path, blob in blobs.items():
-        meta = json.loads(blob)
-        if meta.get("node_type") == "group" and meta.get("attributes"):
-            out[posixpath.dirname(path)[len(base.rstrip("/")) + 1:]] = meta["attributes"]
-    return out
-
-
-def write_record(store_url: str, options: dict, path: str, record: dict) -> None:
-    """Write ``record`` as the attributes of a new (or replaced) Zarr group at ``path`` of the store."""
-    zarr.create_group(storage.zarr_store(store_url, options), path=path, attributes=record,
-                      overwrite=True, zarr_format=3)
-
-
 # -------------------------------------------------------------------------------------------- scan
 def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str, store_options: dict) -> dict:
     """Index one file and store the result in the manifest; see the module docstring (step 1).
@@ -230,7 +206,8 @@ def scan_file(source: SourceFile, fmt: str, source_options: dict, store_url: str
         "not_waveform" if record.get("not_waveform")
         else "failed" if not record["channels"] else "warned" if record["problems"] else "ok"
     )
-    write_record(store_url, store_options, f"{MANIFEST}/files/{file_key(source.url)}", record)
+    manifest.write_record(store_url, store_options, "files", file_key(posixpath.dirname(source.url)),
+                          file_key(source.url), record)
     return record
 
 
@@ -466,10 +443,14 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
     if record["samples"]:
         # The whole shard is written at once; testing each chunk for "all fill value" first (the
         # default) would cost an extra pass over the day's samples for nothing.
-        array = zarr.open_array(storage.zarr_store(store_url, store_options), path=task["array_path"], mode="r+",
-                                config={"write_empty_chunks": True})
+        store = storage.ChecksumStore(storage.zarr_store(store_url, store_options))
+        array = zarr.open_array(store, path=task["array_path"], mode="r+", config={"write_empty_chunks": True})
         array[first:first + spd] = values
-    write_record(store_url, store_options, f"{MANIFEST}/days/{cid}/{record['day']}", record)
+        # The checksum of every shard as written: `seisgrid verify` checks the store against them.
+        prefix = f"{task['array_path']}/"
+        record["shards"] = {key[len(prefix):]: digest for key, digest in sorted(store.checksums.items())
+                            if key.startswith(prefix + "c/")}
+    manifest.write_record(store_url, store_options, "days", cid, record["day"], record)
     return record
 
 
@@ -915,7 +896,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     store_existed = storage.exists(storage.join(store, "zarr.json"), store_options)
     folder_before = storage.listing(store, store_options) if storage.exists(store, store_options) else None
     root = _open_store(store, store_options)
-    known = {rec["url"]: rec for rec in read_attrs_under(store, store_options, f"{MANIFEST}/files").values()}
+    known = {rec["url"]: rec for rec in manifest.read_records(store, store_options, "files").values()}
     records, to_scan = {}, []
     for f in usable:
         rec = known.get(f.url)
@@ -938,7 +919,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     for url in sorted(records):
         rejected[url] += [channel_errors[cid] for cid in records[url]["channels"] if cid in channel_errors]
 
-    done = {(rec["id"], rec["day"]): rec for rec in read_attrs_under(store, store_options, f"{MANIFEST}/days").values()}
+    done = {(rec["id"], rec["day"]): rec for rec in manifest.read_records(store, store_options, "days").values()}
     tasks, day_records = [], []
     for (cid, day), sources in sorted(task_sources.items()):
         if cid not in channel_params:
@@ -964,6 +945,9 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     summaries = consolidate(root, [rec for key, rec in done.items() if key[0] in channel_params and key not in fresh]
                             + new_records)
 
+    # One manifest object per channel and per source folder from now on (seisgrid.manifest)
+    for section in ("files", "days"):
+        manifest.merge_records(store, store_options, section)
     files_failed, files_warned, scanned_not_waveform, bytes_unread = _report(records, rejected,
                                                                              day_records + new_records)
     files_not_waveform = sorted(not_waveform + scanned_not_waveform, key=lambda f: f["path"])

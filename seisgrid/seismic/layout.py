@@ -10,13 +10,13 @@ from fractions import Fraction
 
 import numpy as np
 
+from seisgrid.manifest import MANIFEST
 from seisgrid.seismic.mseed import EMPTY_CODE, NS, channel_codes, channel_id, store_id
 
 __all__ = ["NS", "DAY_NS", "MANIFEST", "STORE_KIND", "FILL_VALUES", "EMPTY_CODE", "sample_position",
            "sample_offset_ns", "day_label", "iso_ns", "channel_id", "channel_codes", "store_id", "station_of"]
 
 DAY_NS = 86400 * NS
-MANIFEST = "_manifest"
 STORE_KIND = "seisgrid-waveforms"
 FILL_VALUES: dict[str, int | np.floating] = {"int32": np.iinfo(np.int32).min, "float32": np.float32("nan"),
                                              "float64": np.float64("nan")}
