@@ -141,7 +141,10 @@ def merge_records(store_url: str, options: dict, section: str) -> int:
         records.update(items)
         _write_merged(store_url, options, section, group, records)
     # Only now delete what was merged: a run killed before this line leaves records that read the same.
-    fs.rm([posixpath.join(base, relative) for relative in fresh], recursive=True)
+    # No task writes while the driver merges, so a group's whole folder goes (no empty folders left).
+    merged_paths = {posixpath.join(base, group) for group in by_group if group}
+    merged_paths |= {posixpath.join(base, item) for item in by_group.get("", {})}
+    fs.rm(sorted(merged_paths), recursive=True)
     return len(fresh)
 
 

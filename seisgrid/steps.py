@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import logging
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,19 @@ def names(text: str | list | None) -> list[str] | None:
     if text is None or isinstance(text, (list, tuple)):
         return None if text is None else list(text)
     return [n.strip() for n in str(text).split(",") if n.strip()] or None
+
+
+def _is_number(value: Any) -> bool:
+    """A number (not a boolean), or text that reads as one."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,11 +205,43 @@ class Step:
         missing = [a.name for a in self.args if (a.positional or a.required) and values.get(a.name) is None]
         if missing:
             raise ConfigError(f"step {self.key!r}: missing argument(s) {missing}")
+        for name, value in values.items():
+            if value is not None:
+                self._check_value(name, value)
         if self.check is not None:
             try:
                 self.check(values)
             except ConfigError as exc:
                 raise ConfigError(f"step {self.key!r}: {exc}") from exc
+
+    def _check_value(self, name: str, value: Any) -> None:
+        """Refuse a value of the wrong kind for argument or option ``name`` (a pipeline's values are not parsed
+        by the command line): a mapping, a list where one value is expected, a choice not offered, text the
+        argument's type cannot convert, or a non-number for a numeric option."""
+        where = f"step {self.key!r}: {name}"
+        if isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a value, not a mapping {reprlib.repr(value)}")
+        arg = next((a for a in self.args if a.name == name), None)
+        if arg is not None:
+            many = arg.nargs is not None or arg.action == "append" or arg.type is names
+            if isinstance(value, list) and not many:
+                raise ConfigError(f"{where}: expected one value, not a list {reprlib.repr(value)}")
+            if arg.choices is not None and value not in arg.choices:
+                raise ConfigError(f"{where}: {reprlib.repr(value)} is not one of {list(arg.choices)}")
+            if arg.type is not None and isinstance(value, str):
+                try:
+                    arg.type(value)
+                except (ValueError, TypeError) as exc:
+                    raise ConfigError(f"{where}: {reprlib.repr(value)} is not valid ({exc})") from exc
+            return
+        default = next((d for _, n, d, _ in self.options() if n == name), None)
+        kind = self.config_types.get(name)
+        numeric = kind in (int, float) or (kind is None and isinstance(default, (int, float))
+                                           and not isinstance(default, bool))
+        if numeric and not _is_number(value):
+            raise ConfigError(f"{where}: expected a number, not {reprlib.repr(value)}")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, not {reprlib.repr(value)}")
 
     def call(self, values: Mapping[str, Any], client: Client | LazyClient | None = None,
              progress: bool = True) -> dict:
@@ -288,11 +334,28 @@ def _describe_ingest(r: dict) -> str:
     lines += [f"  WARNING {f['path']}: {f['reason']}" for f in r["files_warned"]]
     lines += [f"  TASK FAILED {t['channel']} {t['day']} (from {', '.join(t['files'])}): {t['error']}; "
               "rerun the same command to write what is missing" for t in r.get("tasks_failed", [])]
+    if "repair" in r:
+        found = ", ".join(f"{n} {kind}" for kind, n in r["repair"]["problems"].items() if n) or "no problems"
+        lines.append(f"  repair: {found}; {len(r['repair']['days_to_rewrite'])} days rewritten, "
+                     f"{r['repair']['objects_deleted']} stray objects deleted")
+        lines += [f"  UNRESOLVED {d['channel']} {d['day']}: no source file holds this day any more"
+                  for d in r["repair"]["unresolved"]]
     return "\n".join(lines)
 
 
 def _ingest_status(r: dict) -> int:
-    return EXIT_REJECTED if r["files_failed"] or r["bytes_unread"] or r.get("tasks_failed") else EXIT_OK
+    unresolved = r.get("repair", {}).get("unresolved")
+    return EXIT_REJECTED if r["files_failed"] or r["bytes_unread"] or r.get("tasks_failed") or unresolved else EXIT_OK
+
+
+def _describe_verify(r: dict) -> str:
+    from seisgrid.seismic.verify import describe
+
+    return describe(r)
+
+
+def _verify_status(r: dict) -> int:
+    return EXIT_OK if r["ok"] else EXIT_REJECTED
 
 
 def _describe_inventory(inv: dict) -> str:
@@ -496,8 +559,14 @@ BUILTIN_STEPS: tuple[Step, ...] = (
          config=("synth",), summary=_describe_synth),
     Step("ingest", "miniSEED archive → Zarr waveform store (resumable)", "seisgrid.seismic.ingest:ingest",
          (Arg("source", "SDS tree, folder, glob or file; local or s3://", positional=True),
-          Arg("store", "Zarr store path or URL", positional=True)),
+          Arg("store", "Zarr store path or URL", positional=True),
+          Arg("repair", "first check the store (seisgrid verify) and rewrite exactly the days with a corrupt, "
+                        "missing or unchecked shard from the source files", action="store_true")),
          config=("ingest",), summary=_describe_ingest, exit_status=_ingest_status, outputs=("store",)),
+    Step("verify", "check every shard of a waveform store against the checksums recorded at write time",
+         "seisgrid.seismic.verify:verify",
+         (Arg("store", "waveform store path or URL (seisgrid ingest)", positional=True),),
+         summary=_describe_verify, exit_status=_verify_status),
     Step("inventory", "channels, spans, gaps and sample counts of a store", "seisgrid.seismic.store:inventory",
          (Arg("store", "waveform store path or URL (seisgrid ingest)", positional=True),),
          cluster="scheduler", summary=_describe_inventory),

@@ -8,7 +8,7 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "seisgrid"
 
 #: The archive/store layer of the detection half: miniSEED in, the waveform store out.
-ARCHIVE_LAYER = {"archive", "mseed", "layout", "ingest", "store", "synth", "synthwaves", "channels"}
+ARCHIVE_LAYER = {"archive", "mseed", "layout", "ingest", "store", "synth", "synthwaves", "channels", "verify"}
 #: The detection layer on top of it: windows, images, detectors, catalogs.
 DETECTION_LAYER = {"labelled", "windowstore", "spectrogram", "stalta", "forest", "metrics", "evaluate", "models",
                    "train", "detect", "associate", "octo", "catalog", "attribution", "stationdata",

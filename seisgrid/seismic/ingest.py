@@ -114,6 +114,8 @@ from seisgrid.seismic.mseed import (
     trace_id,
 )
 from seisgrid.seismic.mseed import read_mseed_bytes as _read_mseed_bytes
+from seisgrid.seismic.verify import repair as repair_store
+from seisgrid.seismic.verify import verify
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -814,7 +816,7 @@ def _no_data(source, result: dict, store_note: str) -> NoWaveformDataError:
 def ingest(source: str, store: str, *, client: Client | LazyClient | None = None, pattern: str | None = None,
            format: str | None = None, origin: str | None = None, chunk_seconds: int | None = None,
            shard_seconds: int | None = None, compressor: str | None = None, compression_level: int | None = None,
-           progress: bool = True) -> dict:
+           repair: bool = False, progress: bool = True) -> dict:
     """Ingest the waveform files under ``source`` into the Zarr store ``store``.
 
     Every option is checked (:func:`resolve_options`) and the files are listed before anything is
@@ -841,6 +843,11 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     compressor, compression_level : str, int, optional
         Blosc codec (``zstd`` default, ``lz4``, ``lz4hc``, ``blosclz``, ``zlib``) and level 0-9
         (default 1) for new channels.
+    repair : bool
+        First check the store (:func:`seisgrid.seismic.verify.verify`) and rewrite exactly the days
+        with a corrupt, missing or unchecked shard from the source files; delete stray and temporary
+        objects. The summary then holds ``repair`` (the problems found, the days rewritten, and
+        ``unresolved``: days that no source file holds any more).
     progress : bool
         Show tqdm progress bars on stderr.
 
@@ -896,6 +903,10 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     store_existed = storage.exists(storage.join(store, "zarr.json"), store_options)
     folder_before = storage.listing(store, store_options) if storage.exists(store, store_options) else None
     root = _open_store(store, store_options)
+    repaired = None
+    if repair and store_existed:
+        report = verify(store, client=client, progress=progress)
+        repaired = {"problems": report["problem_counts"], **repair_store(store, report, store_options)}
     known = {rec["url"]: rec for rec in manifest.read_records(store, store_options, "files").values()}
     records, to_scan = {}, []
     for f in usable:
@@ -965,6 +976,10 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         overlap_samples=int(sum(r["overlap_samples"] for r in new_records)),
         conflicting_samples=int(sum(r["conflicting_samples"] for r in new_records)),
     )
+    if repaired is not None:
+        planned = {(cid, day_label(day)) for cid, day in task_sources}
+        repaired["unresolved"] = [d for d in repaired["days_to_rewrite"] if (d["channel"], d["day"]) not in planned]
+        result["repair"] = repaired
     if not any(r["samples"] for r in day_records + new_records):
         if not store_existed:  # this call made it: leave nothing behind
             storage.remove(store, store_options, keep=folder_before)
