@@ -61,7 +61,7 @@ def test_a_clean_store_verifies(clean):
 def test_every_day_record_holds_the_checksum_of_its_shard(clean):
     records = manifest.read_records(clean, {}, "days")
     assert len(records) == 6
-    for (cid, day), record in records.items():
+    for (cid, _), record in records.items():
         (key, digest), = record["shards"].items()
         blob = (pathlib.Path(clean) / cid.rsplit(".", 2)[0] / cid / key).read_bytes()
         assert digest == "sha256:" + hashlib.sha256(blob).hexdigest()

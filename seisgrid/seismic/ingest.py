@@ -813,6 +813,23 @@ def _no_data(source, result: dict, store_note: str) -> NoWaveformDataError:
     return NoWaveformDataError(f"no {what} data in {source}: {', '.join(parts)}; {store_note}", result)
 
 
+def _repair(store: str, options: dict, client, progress: bool, wanted: bool) -> dict | None:
+    """Verify the store and prepare its bad days for rewriting (``ingest --repair``); None when not wanted."""
+    if not wanted:
+        return None
+    report = verify(store, client=client, progress=progress)
+    return {"problems": report["problem_counts"], **repair_store(store, report, options)}
+
+
+def _repair_result(repaired: dict | None, task_sources: dict) -> dict:
+    """The summary's ``repair`` entry: what was found and done, and the bad days no source holds any more."""
+    if repaired is None:
+        return {}
+    planned = {(cid, day_label(day)) for cid, day in task_sources}
+    unresolved = [d for d in repaired["days_to_rewrite"] if (d["channel"], d["day"]) not in planned]
+    return {"repair": {**repaired, "unresolved": unresolved}}
+
+
 def ingest(source: str, store: str, *, client: Client | LazyClient | None = None, pattern: str | None = None,
            format: str | None = None, origin: str | None = None, chunk_seconds: int | None = None,
            shard_seconds: int | None = None, compressor: str | None = None, compression_level: int | None = None,
@@ -903,10 +920,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     store_existed = storage.exists(storage.join(store, "zarr.json"), store_options)
     folder_before = storage.listing(store, store_options) if storage.exists(store, store_options) else None
     root = _open_store(store, store_options)
-    repaired = None
-    if repair and store_existed:
-        report = verify(store, client=client, progress=progress)
-        repaired = {"problems": report["problem_counts"], **repair_store(store, report, store_options)}
+    repaired = _repair(store, store_options, client, progress, wanted=repair and store_existed)
     known = {rec["url"]: rec for rec in manifest.read_records(store, store_options, "files").values()}
     records, to_scan = {}, []
     for f in usable:
@@ -957,8 +971,8 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
                             + new_records)
 
     # One manifest object per channel and per source folder from now on (seisgrid.manifest)
-    for section in ("files", "days"):
-        manifest.merge_records(store, store_options, section)
+    manifest.merge_records(store, store_options, "files")
+    manifest.merge_records(store, store_options, "days")
     files_failed, files_warned, scanned_not_waveform, bytes_unread = _report(records, rejected,
                                                                              day_records + new_records)
     files_not_waveform = sorted(not_waveform + scanned_not_waveform, key=lambda f: f["path"])
@@ -976,10 +990,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         overlap_samples=int(sum(r["overlap_samples"] for r in new_records)),
         conflicting_samples=int(sum(r["conflicting_samples"] for r in new_records)),
     )
-    if repaired is not None:
-        planned = {(cid, day_label(day)) for cid, day in task_sources}
-        repaired["unresolved"] = [d for d in repaired["days_to_rewrite"] if (d["channel"], d["day"]) not in planned]
-        result["repair"] = repaired
+    result.update(_repair_result(repaired, task_sources))
     if not any(r["samples"] for r in day_records + new_records):
         if not store_existed:  # this call made it: leave nothing behind
             storage.remove(store, store_options, keep=folder_before)

@@ -66,6 +66,54 @@ def _merge(segments: list[list[int]]) -> list[list[int]]:
     return merged
 
 
+def _listing(fs, base: str, cid: str) -> tuple[dict[str, int], list[dict]]:
+    """Shard objects of an array (key → size) and its leftover temporary files (as problems)."""
+    present: dict[str, int] = {}
+    problems: list[dict] = []
+    chunk_dir = posixpath.join(base, "c")
+    if not fs.exists(chunk_dir):
+        return present, problems
+    for path, info in fs.find(chunk_dir, detail=True).items():
+        key = path[len(base) + 1:]
+        if key.endswith(".partial"):
+            problems.append({"channel": cid, "day": None, "key": key, "kind": "temporary",
+                             "detail": "temporary file of an interrupted write"})
+        else:
+            present[key] = int(info.get("size") or 0)
+    return present, problems
+
+
+def _expected(channel: dict, problems: list[dict]) -> dict[str, tuple[str, str | None]]:
+    """Shard key → (day, recorded checksum) of every day with samples; days without checksums as problems."""
+    shard, spd = channel["shard"], channel["samples_per_day"]
+    expected: dict[str, tuple[str, str | None]] = {}
+    for record in channel["records"]:
+        if not record.get("samples"):
+            continue
+        first = (_epoch_day(record["day"]) - channel["origin_day"]) * spd
+        digests = record.get("shards")
+        if digests is None:
+            problems.append({"channel": channel["id"], "day": record["day"], "key": None, "kind": "no_checksum",
+                             "detail": "day record has no shard checksums (written before seisgrid recorded them)"})
+        for i in range(first // shard, (first + spd) // shard):
+            expected[f"c/{i}"] = (record["day"], None if digests is None else digests.get(f"c/{i}"))
+    return expected
+
+
+def _batches(keys: list[str], sizes: dict[str, int], limit: int):
+    """``keys`` in consecutive batches of at most ``limit`` bytes (at least one key each)."""
+    batch: list[str] = []
+    total = 0
+    for key in keys:
+        batch.append(key)
+        total += sizes[key]
+        if total >= limit:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
 def verify_channel(channel: dict, store_url: str, options: dict) -> dict:
     """Check one channel's shards and counts (see the module docstring); one task of :func:`verify`.
 
@@ -85,68 +133,33 @@ def verify_channel(channel: dict, store_url: str, options: dict) -> dict:
     """
     fs, root = storage.filesystem(store_url, options)
     base = posixpath.join(root.rstrip("/"), channel["path"])
-    cid, shard, spd = channel["id"], channel["shard"], channel["samples_per_day"]
-    present: dict[str, int] = {}
-    problems: list[dict] = []
-    chunk_dir = posixpath.join(base, "c")
-    if fs.exists(chunk_dir):
-        for path, info in fs.find(chunk_dir, detail=True).items():
-            key = path[len(base) + 1:]
-            if key.endswith(".partial"):
-                problems.append({"channel": cid, "day": None, "key": key, "kind": "temporary",
-                                 "detail": "temporary file of an interrupted write"})
-            else:
-                present[key] = int(info.get("size") or 0)
-    expected: dict[str, tuple[str, str | None]] = {}  # key → (day, recorded checksum)
-    for record in channel["records"]:
-        if not record.get("samples"):
-            continue
-        first = (_epoch_day(record["day"]) - channel["origin_day"]) * spd
-        keys = [f"c/{i}" for i in range(first // shard, (first + spd) // shard)]
-        digests = record.get("shards")
-        if digests is None:
-            problems.append({"channel": cid, "day": record["day"], "key": None, "kind": "no_checksum",
-                             "detail": "day record has no shard checksums (written before seisgrid recorded them)"})
-        for key in keys:
-            expected[key] = (record["day"], None if digests is None else digests.get(key))
-    for key in sorted(set(present) - set(expected)):
-        problems.append({"channel": cid, "day": None, "key": key, "kind": "unrecorded",
-                         "detail": "shard object that no day record accounts for"})
+    cid = channel["id"]
+    present, problems = _listing(fs, base, cid)
+    expected = _expected(channel, problems)
+    stray = sorted(set(present) - set(expected))
+    problems += [{"channel": cid, "day": None, "key": key, "kind": "unrecorded",
+                  "detail": "shard object that no day record accounts for"} for key in stray]
+    ordered = sorted(expected, key=lambda k: int(k.split("/")[1]))
+    problems += [{"channel": cid, "day": expected[key][0], "key": key, "kind": "missing",
+                  "detail": "shard listed by the day record is not in the store"}
+                 for key in ordered if key not in present]
     checked = nbytes = 0
-    batch: list[str] = []
-    batch_bytes = 0
-
-    def check(keys: list[str]) -> None:
-        nonlocal checked, nbytes
-        blobs = fs.cat([posixpath.join(base, k) for k in keys], on_error="return")
-        for key in keys:
+    for batch in _batches([k for k in ordered if k in present], present, READ_BATCH_BYTES):
+        blobs = fs.cat([posixpath.join(base, k) for k in batch], on_error="return")
+        for key in batch:
             day, digest = expected[key]
             blob = blobs.get(posixpath.join(base, key))
-            if isinstance(blob, FileNotFoundError):
+            if isinstance(blob, FileNotFoundError):  # deleted since the listing
                 problems.append({"channel": cid, "day": day, "key": key, "kind": "missing",
                                  "detail": "shard listed by the day record is not in the store"})
                 continue
-            if isinstance(blob, BaseException):
+            if not isinstance(blob, bytes):
                 raise storage.storage_error(f"{store_url}/{channel['path']}/{key}", "read", blob)
             checked += 1
             nbytes += len(blob)
             if digest is not None and storage.checksum(blob) != digest:
                 problems.append({"channel": cid, "day": day, "key": key, "kind": "corrupt",
                                  "detail": f"checksum differs from the one recorded at write time ({len(blob)} bytes)"})
-
-    for key in sorted(expected, key=lambda k: int(k.split("/")[1])):
-        if key not in present:
-            day = expected[key][0]
-            problems.append({"channel": cid, "day": day, "key": key, "kind": "missing",
-                             "detail": "shard listed by the day record is not in the store"})
-            continue
-        batch.append(key)
-        batch_bytes += present[key]
-        if batch_bytes >= READ_BATCH_BYTES:
-            check(batch)
-            batch, batch_bytes = [], 0
-    if batch:
-        check(batch)
     segments = _merge([s for r in channel["records"] for s in r.get("segments", [])])
     samples = sum(b - a for a, b in segments)
     if samples != channel["samples"] or segments != [list(s) for s in channel["segments"]]:
@@ -215,7 +228,8 @@ def verify(store: str, *, client: Client | LazyClient | None = None, progress: b
     nbytes = sum(r["bytes_checked"] for r in results)
     tasks_failed = [{"channel": f["item"]["id"], "error": f["error"]} for f in failures]
     return {"store": str(store), "ok": not problems and not tasks_failed, "channels": len(channels),
-            "days": sum(len(c["records"]) for c in channels), "shards_checked": sum(r["shards_checked"] for r in results),
+            "days": sum(len(c["records"]) for c in channels),
+            "shards_checked": sum(r["shards_checked"] for r in results),
             "bytes_checked": nbytes, "problems": problems, "problem_counts": counts, "tasks_failed": tasks_failed,
             "seconds": round(seconds, 3), "gb_per_second": round(nbytes / 1e9 / seconds, 3) if seconds else None}
 
