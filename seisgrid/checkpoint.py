@@ -47,7 +47,15 @@ def read(path: str, what: str = "checkpoint", how: str = "tensors + .json config
     -------
     tuple of dict
         The JSON config and the tensors by name.
+
+    Raises
+    ------
+    SeisgridError
+        No checkpoint at ``path``, or a file that holds more than tensors (a pickled object or function is
+        refused by ``weights_only=True``, never run) or is not a checkpoint at all.
     """
+    import pickle
+
     import torch
 
     fs, fpath = storage.filesystem(str(path))
@@ -55,7 +63,15 @@ def read(path: str, what: str = "checkpoint", how: str = "tensors + .json config
         with fs.open(fpath + ".json", "r") as f:
             config = json.load(f)
         with fs.open(fpath, "rb") as f:
+            # explicit, also where TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD would make torch's default unsafe
             tensors = torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise SeisgridError(f"{path}: no {what} there ({how})") from exc
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "Unpickler error" in line), lines[0] if lines else repr(exc))
+        raise SeisgridError(f"{path}: not a {what} of tensors only, refused unread ({reason}); expected {how}") \
+            from exc
+    if not isinstance(tensors, dict):
+        raise SeisgridError(f"{path}: not a {what} ({how}): it holds a {type(tensors).__name__}, not tensors by name")
     return config, tensors

@@ -16,6 +16,8 @@ from typing import Any
 import dask.config
 import yaml
 
+from seisgrid.errors import ConfigError
+
 DEFAULTS_PATH = pathlib.Path(__file__).with_name("seisgrid.yaml")
 ENV_PREFIX = "SEISGRID_"
 
@@ -62,6 +64,44 @@ def refresh(environ: Mapping[str, str] | None = None) -> None:
     dask.config.config["seisgrid"] = fresh["seisgrid"]
 
 
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """The YAML file at ``path``, read with :func:`yaml.safe_load`.
+
+    Plain data only: tags such as ``!!python/object`` are refused, never run.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A local file.
+    what : str
+        What the file should be, for messages (e.g. "pipeline", "cluster profile").
+
+    Returns
+    -------
+    object
+        The document (None for an empty file).
+
+    Raises
+    ------
+    seisgrid.errors.ConfigError
+        Naming the file and the problem: it cannot be read, is not UTF-8 text, is not valid YAML (with the
+        line and column) or is nested too deeply.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                          "UTF-8") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: the {what} is not valid YAML ({exc}); fix the place named "
+                          "(indent with spaces, not tabs)") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: the {what} is nested too deeply to be a {what}") from exc
+
+
 def get(key: str, default: object = None, override: object = None) -> Any:
     """Effective value of ``seisgrid.<key>``; ``override`` (a CLI flag or argument) wins when not None."""
     if override is not None:
@@ -69,9 +109,44 @@ def get(key: str, default: object = None, override: object = None) -> Any:
     return dask.config.get(f"seisgrid.{key}", default=default)
 
 
+#: Names of storage options (``seisgrid.storage.<protocol>.<name>``, also inside ``client_kwargs`` and the
+#: like) whose values are credentials: never printed, logged or recorded.
+CREDENTIAL_KEYS = frozenset({"key", "secret", "token", "password", "session_token", "access_key", "secret_key",
+                             "aws_access_key_id", "aws_secret_access_key", "aws_session_token"})
+
+
+def _credentials(value: Any, found: list[str] | None = None, mask: bool = False) -> Any:
+    """``value`` (a storage section) with the credentials masked as ``***`` (``mask``); their values into ``found``."""
+    if isinstance(value, Mapping):
+        masked = {}
+        for k, v in value.items():
+            if str(k).lower().replace("-", "_") in CREDENTIAL_KEYS and v is not None and not isinstance(v, Mapping):
+                if found is not None:
+                    found.append(str(v))
+                masked[k] = "***" if mask else v
+            else:
+                masked[k] = _credentials(v, found, mask)
+        return masked
+    return value
+
+
+def credential_values() -> list[str]:
+    """The credential values set in ``seisgrid.storage`` (:data:`CREDENTIAL_KEYS`), to mask in messages."""
+    found: list[str] = []
+    _credentials(get("storage", default={}) or {}, found)
+    return found
+
+
 def effective() -> dict:
-    """The whole effective ``seisgrid`` configuration as a plain dict."""
-    return copy.deepcopy(dict(dask.config.get("seisgrid")))
+    """The whole effective ``seisgrid`` configuration as a plain dict; credentials set in ``storage`` show as ``***``.
+
+    (:data:`CREDENTIAL_KEYS`: ``seisgrid config`` prints this, so a key or secret from the environment or a
+    YAML file never reaches a terminal, a log or a ``--json`` consumer.)
+    """
+    settings = copy.deepcopy(dict(dask.config.get("seisgrid")))
+    if isinstance(settings.get("storage"), Mapping):
+        settings["storage"] = _credentials(settings["storage"], mask=True)
+    return settings
 
 
 def data_dir() -> pathlib.Path | None:

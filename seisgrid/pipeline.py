@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import reprlib
 import sys
 import time
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ from seisgrid.steps import Step, jsonable, pipeline_steps
 
 PIPELINE_KEYS = {"name", "cluster", "vars", "steps", "record"}
 RECORD_FORMAT = 1
+#: Most values one argument of a pipeline step may hold (YAML aliases can make a short file a huge value).
+MAX_ITEMS = 100_000
 
 
 def _substitute(value, variables: dict):
@@ -52,12 +55,47 @@ def _substitute(value, variables: dict):
     if isinstance(value, str):
         try:
             return value.format(**variables)
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"{value!r}: cannot fill in pipeline variables ({exc!r}); defined: "
                               f"{sorted(variables)}") from exc
     if isinstance(value, list):
+        if _items(value) > MAX_ITEMS:
+            raise ConfigError(f"{_short(value)}: more than {MAX_ITEMS} items (YAML aliases of aliases?)")
         return [_substitute(v, variables) for v in value]
     return value
+
+
+def _items(value: Any) -> int:
+    """Number of values inside ``value`` (lists and mappings, nested), counted up to just past :data:`MAX_ITEMS`."""
+    count, stack = 0, [value]
+    while stack and count <= MAX_ITEMS:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, shortened (YAML aliases can make a value huge)."""
+    return reprlib.repr(value)
+
+
+def _check_top_level(path: str, spec: dict) -> None:
+    """Refuse wrong types of ``name``, ``cluster``, ``record`` (text) and ``vars`` (names → plain values)."""
+    for key in ("name", "cluster", "record"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise ConfigError(f"{path}: '{key}' must be text, not {_short(spec[key])}")
+    variables = spec.get("vars") or {}
+    if not isinstance(variables, dict):
+        raise ConfigError(f"{path}: 'vars' must be a mapping of names to values")
+    for name, value in variables.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(f"{path}: vars: {_short(name)} is not a variable name (letters, digits, _)")
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{path}: vars: {name} must be a plain value (text or a number), not {_short(value)}")
 
 
 def parse_overrides(items: list[str] | dict | None) -> dict:
@@ -87,6 +125,12 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
     -------
     dict
         ``name``, ``cluster``, ``vars`` and ``steps`` (a list of (key, arguments)).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not YAML (read with ``yaml.safe_load``: a ``!!python/...`` tag is refused,
+        never run), or its keys, steps or arguments are not a pipeline's.
     """
     try:
         with open(path) as f:
@@ -95,13 +139,17 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
         raise ConfigError(f"{path}: cannot read pipeline ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the pipeline as "
+                          "UTF-8") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply to be a pipeline") from exc
     if not isinstance(spec, dict) or not isinstance(spec.get("steps"), list):
         raise ConfigError(f"{path}: a pipeline needs a 'steps' list")
-    unknown = sorted(set(spec) - PIPELINE_KEYS)
+    unknown = sorted(map(str, set(spec) - PIPELINE_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; a pipeline has {sorted(PIPELINE_KEYS)}")
-    if not isinstance(spec.get("vars") or {}, dict):
-        raise ConfigError(f"{path}: 'vars' must be a mapping of names to values")
+    _check_top_level(path, spec)
     data = config.data_dir()
     builtin = {"data": str(data)} if data is not None else {}
     variables = {**builtin, **(spec.get("vars") or {}), **parse_overrides(overrides)}
@@ -114,7 +162,7 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
         if key not in table:
             raise ConfigError(f"{path}: step {number} {key!r} is not one of {', '.join(table)}")
         if args is not None and not isinstance(args, dict):
-            raise ConfigError(f"{path}: step {number} {key!r}: arguments must be a mapping, not {args!r}")
+            raise ConfigError(f"{path}: step {number} {key!r}: arguments must be a mapping, not {_short(args)}")
         try:
             args = {k: _substitute(v, variables) for k, v in (args or {}).items()}
         except ConfigError as exc:
@@ -135,8 +183,19 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
 
 
 def _redact(text: str) -> str:
-    """``text`` without the user:password part of URLs."""
-    return re.sub(r"(://)[^/@\s]+@", r"\1***@", text)
+    """``text`` without credentials: user:password parts of URLs, configured keys and secrets (storage.redact)."""
+    return storage.redact(text)
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` (variables, arguments) with :func:`_redact` applied to its strings, inside lists and dicts too."""
+    if isinstance(value, str):
+        return _redact(value)
+    if isinstance(value, Mapping):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _versions() -> dict:
@@ -260,8 +319,9 @@ def run(path: str, cluster: str | None = None, overrides: dict | list | None = N
     Returns
     -------
     dict
-        ``pipeline`` (its name), ``vars``, ``record`` (its path) and ``steps``: a list of ``{"step": key,
-        "result": dict, "status": "done" | "skipped"}``.
+        ``pipeline`` (its name), ``vars`` (user:password parts of URLs and configured credentials masked),
+        ``record`` (its path) and ``steps``: a list of ``{"step": key, "result": dict, "status": "done" |
+        "skipped"}``.
     """
     from seisgrid.cluster import client_scope
 
@@ -285,12 +345,12 @@ def run(path: str, cluster: str | None = None, overrides: dict | list | None = N
                     and before.get("status") in ("done", "skipped") and before.get("exit_status") == 0
                     and _outputs_exist(step, args)):
                 print(f"seisgrid run: {key}: skipped, done before with the same inputs and parameters "
-                      f"(run record {record_url}; --force runs it again)", file=sys.stderr)
+                      f"(run record {_redact(record_url)}; --force runs it again)", file=sys.stderr)
                 entry.update(status="skipped", exit_status=0, seconds=0.0, result=before.get("result", {}),
                              done=before.get("done", before.get("started")))
                 results.append({"step": key, "result": before.get("result", {}), "status": "skipped"})
             else:
-                print(f"seisgrid run: {key} {args}", file=sys.stderr)
+                print(f"seisgrid run: {key} {_redacted(args)}", file=sys.stderr)
                 t0 = time.perf_counter()
                 try:
                     result = step.call(args, client=client, progress=progress)
@@ -309,7 +369,7 @@ def run(path: str, cluster: str | None = None, overrides: dict | list | None = N
             _write_record(record_url, run_record)  # after every step: a stopped run resumes from here
     run_record.update(finished=_now(), status="done", seconds=round(time.perf_counter() - t_run, 3))
     _write_record(record_url, run_record)
-    return {"pipeline": spec["name"], "vars": spec["vars"], "record": record_url, "steps": results}
+    return {"pipeline": spec["name"], "vars": _redacted(spec["vars"]), "record": _redact(record_url), "steps": results}
 
 
 __all__ = ["fingerprint", "load", "parse_overrides", "run"]

@@ -326,11 +326,35 @@ def save_model(model: RandomForestClassifier, path: str | os.PathLike, extra: di
 
 
 def load_model(path: str | os.PathLike) -> tuple[RandomForestClassifier, dict]:
-    """``(model, config)`` saved by :func:`save_model` (only load files you trust: joblib is pickle)."""
+    """``(model, config)`` saved by :func:`save_model`: only load files you made or trust.
+
+    joblib is pickle, so loading a forest file can run code that was put into it. seisgrid therefore
+    unpickles a forest only from a path the user named (``seisgrid detect --method forest --model PATH``,
+    ``seisgrid evaluate --methods forest:PATH``, the same keys of a pipeline step, this function; never one
+    found in a folder or store by itself), and only after the JSON config next to it (``path + '.json'``)
+    says it is a seisgrid forest. A pipeline file that names a forest is as trusted as that forest.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``forest.joblib`` that ``seisgrid evaluate --methods forest --out DIR`` saved (local file).
+
+    Returns
+    -------
+    tuple
+        The fitted :class:`~sklearn.ensemble.RandomForestClassifier` and its config.
+
+    Raises
+    ------
+    OSError, ValueError
+        No config next to ``path``, or not JSON (the forest file itself is then not read).
+    SeisgridError
+        The config is not a seisgrid forest's (the forest file itself is then not read).
+    """
     import joblib
 
     path = pathlib.Path(path)
-    meta = json.loads(pathlib.Path(str(path) + ".json").read_text())
-    if meta.get("kind") != "seisgrid.forest":
-        raise SeisgridError(f"{path}.json: not a seisgrid forest model config")
+    meta = json.loads(pathlib.Path(str(path) + ".json").read_text())  # no config: OSError, the file unread
+    if not isinstance(meta, dict) or meta.get("kind") != "seisgrid.forest":
+        raise SeisgridError(f"{path}.json: not a seisgrid forest model config; {path} is not loaded")
     return joblib.load(path), meta

@@ -146,7 +146,8 @@ def load_eqt(spec: str | os.PathLike = "pnw", device: str = "cpu") -> torch.nn.M
     sbm = _seisbench_models()
     prefix = resolve_eqt(spec)
     try:
-        model = sbm.EQTransformer.load(str(prefix), version_str=VERSION)
+        # weights_only explicit (passed on to torch.load): tensors only, whatever TORCH_FORCE_* says
+        model = sbm.EQTransformer.load(str(prefix), version_str=VERSION, weights_only=True)
     except Exception as exc:  # a broken or foreign file: name it
         raise SeisgridError(f"{prefix}.pt.v{VERSION}: cannot load it as SeisBench EQTransformer weights ({exc})") \
             from exc
