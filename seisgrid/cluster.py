@@ -13,12 +13,16 @@ import logging
 import os
 import pathlib
 import re
+import reprlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.config
 from distributed import Client, LocalCluster
+
+if TYPE_CHECKING:
+    from distributed.deploy.spec import SpecCluster
 
 from seisgrid import config
 from seisgrid.errors import ClusterError, ConfigError
@@ -46,19 +50,36 @@ def _local_cluster(**overrides) -> LocalCluster:
     before = {name: os.environ.get(name) for name in environ}
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            return LocalCluster(
+            cluster = LocalCluster(
                 n_workers=int(n_workers),
                 threads_per_worker=int(settings.get("threads_per_worker") or 1),
                 memory_limit=settings.get("memory_limit", "auto"),
                 dashboard_address=_free_dashboard_address(settings.get("dashboard_address", "127.0.0.1:8787")),
                 processes=True,
             )
+        keep_size(cluster, minimum=int(n_workers), maximum=int(n_workers))
+        return cluster
     finally:
         for name, value in before.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def keep_size(cluster: SpecCluster, **bounds: Any) -> None:
+    """Keep ``cluster`` within ``bounds`` (``Cluster.adapt`` keywords), replacing workers that are lost.
+
+    A Nanny restarts a worker that crashes or is killed, but not one that exits with status 0 (a
+    preempted cloud worker, ``sys.exit(0)``, a batch job that ended): Nanny and worker are then gone, and
+    a cluster sized once with ``scale`` stays one worker short for good, or with none at all, and the run
+    waits forever. Adaptive sizing between fixed bounds starts a new worker (or batch job) in its place
+    once the cluster forgets the lost one, after ``seisgrid.cluster.lost_worker_timeout``
+    (distributed's ``deploy.lost-worker-timeout``, default 15 s, is set to it for this process).
+    """
+    timeout = config.get("cluster.lost_worker_timeout", default="5s")
+    dask.config.set({"distributed.deploy.lost-worker-timeout": timeout})
+    cluster.adapt(interval=config.get("cluster.adapt_interval", default="1s"), **bounds)
 
 
 def _free_dashboard_address(address: str | None) -> str | None:
@@ -188,6 +209,32 @@ def _profile_file(spec: str) -> pathlib.Path | None:
     return None
 
 
+def _jobqueue_section(where: str, kind: str, jobqueue: Any) -> dict:
+    """The profile's ``jobqueue.<kind>`` mapping, checked.
+
+    Only dask-jobqueue's keys; lists of text (script lines, arguments) and mappings where its defaults are.
+    """
+    section = jobqueue.get(kind) or {} if isinstance(jobqueue, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: jobqueue.{kind} must be a mapping of dask-jobqueue settings")
+    defaults = {k.replace("_", "-"): v for k, v in dask.config.get(f"jobqueue.{kind}", default={}).items()}
+    known = set(defaults) | EXTRA_JOBQUEUE_KEYS
+    unknown = sorted(str(k) for k in section if str(k).replace("_", "-") not in known)
+    if unknown:
+        raise ConfigError(f"{where}: jobqueue.{kind}: unknown dask-jobqueue key(s) {unknown}; expected some of "
+                          f"{sorted(known)}")
+    for key, value in section.items():
+        default = defaults.get(str(key).replace("_", "-"))
+        if value is None:
+            continue
+        if isinstance(default, list) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{where}: jobqueue.{kind}.{key}: expected a list of text (one line or argument "
+                              f"each), not {reprlib.repr(value)}")
+        if isinstance(default, dict) and not isinstance(value, dict):
+            raise ConfigError(f"{where}: jobqueue.{kind}.{key}: expected a mapping, not {reprlib.repr(value)}")
+    return section
+
+
 def load_profile(spec: str) -> dict:
     """The cluster profile ``spec`` (a name such as ``slurm`` or a ``PATH.yaml``), checked.
 
@@ -208,8 +255,6 @@ def load_profile(spec: str) -> dict:
     ConfigError
         Unreadable file, unknown key (named with the file), unknown kind or a bad value.
     """
-    import yaml
-
     _import_jobqueue(spec)  # registers its jobqueue.yaml defaults in dask.config
     path = _profile_file(spec)
     if path is None:
@@ -219,39 +264,31 @@ def load_profile(spec: str) -> dict:
                               "address such as tcp://127.0.0.1:8786")
         raw: Any = {"kind": spec}
     else:
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read the cluster profile ({exc})") from exc
+        raw = config.read_yaml(path, "cluster profile")
     where = str(path) if path else f"profile {spec!r}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a cluster profile is a mapping with keys {sorted(PROFILE_KEYS)}")
-    unknown = sorted(set(raw) - PROFILE_KEYS)
+    unknown = sorted(map(str, set(raw) - PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(PROFILE_KEYS)}")
     kind = raw.get("kind")
-    if kind not in JOBQUEUE_CLASSES:
-        raise ConfigError(f"{where}: kind {kind!r}: expected one of {sorted(JOBQUEUE_CLASSES)}")
+    if not isinstance(kind, str) or kind not in JOBQUEUE_CLASSES:
+        raise ConfigError(f"{where}: kind {reprlib.repr(kind)}: expected one of {sorted(JOBQUEUE_CLASSES)}")
+    if not isinstance(raw.get("adapt") or {}, dict):
+        raise ConfigError(f"{where}: adapt: expected a mapping with keys {sorted(ADAPT_KEYS)}, not "
+                          f"{reprlib.repr(raw['adapt'])}")
     adapt = {"minimum": 0, "maximum": 4, **(raw.get("adapt") or {})}
     if set(adapt) - ADAPT_KEYS:
-        raise ConfigError(f"{where}: adapt: unknown key(s) {sorted(set(adapt) - ADAPT_KEYS)}; "
+        raise ConfigError(f"{where}: adapt: unknown key(s) {sorted(map(str, set(adapt) - ADAPT_KEYS))}; "
                           f"expected {sorted(ADAPT_KEYS)}")
     jobs = raw.get("jobs")
     for name, value in [*(("adapt." + k, v) for k, v in adapt.items()), ("jobs", jobs),
                         ("wait_for_workers", raw.get("wait_for_workers")), ("wait_timeout", raw.get("wait_timeout"))]:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ConfigError(f"{where}: {name}: {value!r} is not a whole number ≥ 0")
+            raise ConfigError(f"{where}: {name}: {reprlib.repr(value)} is not a whole number ≥ 0")
     if adapt["maximum"] < adapt["minimum"]:
         raise ConfigError(f"{where}: adapt: maximum {adapt['maximum']} < minimum {adapt['minimum']}")
-    jobqueue = raw.get("jobqueue") or {}
-    section = jobqueue.get(kind) or {} if isinstance(jobqueue, dict) else None
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: jobqueue.{kind} must be a mapping of dask-jobqueue settings")
-    known = {k.replace("_", "-") for k in dask.config.get(f"jobqueue.{kind}", default={})} | EXTRA_JOBQUEUE_KEYS
-    unknown = sorted(k for k in section if str(k).replace("_", "-") not in known)
-    if unknown:
-        raise ConfigError(f"{where}: jobqueue.{kind}: unknown dask-jobqueue key(s) {unknown}; expected some of "
-                          f"{sorted(known)}")
+    section = _jobqueue_section(where, kind, raw.get("jobqueue") or {})
     options = {str(k).replace("-", "_"): v for k, v in section.items() if v is not None}
     if "name" in options:  # the job's name; a cluster's `name` is something else in dask-jobqueue
         options["job_name"] = options.pop("name")
@@ -272,24 +309,26 @@ def jobqueue_cluster(profile: dict) -> Any:
     options["job_script_prologue"] = [f"export {k}={v}" for k, v in environ.items()] + list(prologue)
     scheduler = dict(options.pop("scheduler_options", None) or
                      dask.config.get(f"jobqueue.{profile['kind']}.scheduler-options", default={}) or {})
-    scheduler["dashboard_address"] = _free_dashboard_address(scheduler.get("dashboard_address", "127.0.0.1:8787"))
     cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[profile["kind"]])
     try:
+        scheduler["dashboard_address"] = _free_dashboard_address(scheduler.get("dashboard_address",
+                                                                               "127.0.0.1:8787"))
         return cls(scheduler_options=scheduler, **options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError, OSError, RuntimeError) as exc:
+        # RuntimeError: "Cluster failed to start" (e.g. a network interface that is not there)
         raise ConfigError(f"{profile['path'] or profile['kind']}: dask-jobqueue refused the profile ({exc})") from exc
 
 
 def _jobqueue_client(profile: dict, quiet: bool = False) -> Client:
     cluster = jobqueue_cluster(profile)
     try:
-        if profile["jobs"] is not None:
-            cluster.scale(jobs=profile["jobs"])
+        if profile["jobs"] is not None:  # a fixed number of jobs, kept: a job that ends is replaced
+            keep_size(cluster, minimum_jobs=profile["jobs"], maximum_jobs=profile["jobs"])
             sizing = f"{profile['jobs']} jobs"
         else:
             adapt = profile["adapt"]
-            cluster.adapt(minimum_jobs=adapt["minimum"], maximum_jobs=adapt["maximum"],
-                          **({"wait_count": adapt["wait_count"]} if "wait_count" in adapt else {}))
+            keep_size(cluster, minimum_jobs=adapt["minimum"], maximum_jobs=adapt["maximum"],
+                      **({"wait_count": adapt["wait_count"]} if "wait_count" in adapt else {}))
             sizing = f"adaptive, {adapt['minimum']}–{adapt['maximum']} jobs"
         client = Client(cluster)
         if not quiet:

@@ -78,6 +78,7 @@ import hashlib
 import json
 import logging
 import math
+import pathlib
 import posixpath
 import time
 import zlib
@@ -813,6 +814,24 @@ def _no_data(source, result: dict, store_note: str) -> NoWaveformDataError:
     return NoWaveformDataError(f"no {what} data in {source}: {', '.join(parts)}; {store_note}", result)
 
 
+def _remove_temporaries(store: str, array_paths: list[str]) -> int:
+    """Delete the ``KEY.<uuid>.partial`` files that Zarr's LocalStore leaves when a worker dies mid-write.
+
+    Zarr writes each shard of a local store to a temporary file and renames it; a worker killed between the
+    two leaves the temporary file (never read as a chunk, but garbage). Called by the driver once every
+    task of the run is done; object stores have no such files (a PUT is atomic).
+    """
+    if not storage.is_local(store):
+        return 0
+    root = pathlib.Path(storage.filesystem(store)[1])
+    leftovers = [p for path in array_paths for p in (root / path / "c").glob("*.partial")]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        logger.info("removed %d temporary files of interrupted writes from %s", len(leftovers), store)
+    return len(leftovers)
+
+
 def _repair(store: str, options: dict, client, progress: bool, wanted: bool) -> dict | None:
     """Verify the store and prepare its bad days for rewriting (``ingest --repair``); None when not wanted."""
     if not wanted:
@@ -971,6 +990,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
                             + new_records)
 
     # One manifest object per channel and per source folder from now on (seisgrid.manifest)
+    _remove_temporaries(store, [p["array_path"] for p in channel_params.values()])
     manifest.merge_records(store, store_options, "files")
     manifest.merge_records(store, store_options, "days")
     files_failed, files_warned, scanned_not_waveform, bytes_unread = _report(records, rejected,
