@@ -8,13 +8,14 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "seisgrid"
 
 #: The archive/store layer of the detection half: miniSEED in, the waveform store out.
-ARCHIVE_LAYER = {"archive", "mseed", "layout", "ingest", "store", "synth", "synthwaves", "channels", "verify"}
+ARCHIVE_LAYER = {"archive", "mseed", "layout", "scan", "ingest", "store", "synth", "synthwaves", "channels",
+                 "verify"}
 #: The detection layer on top of it: windows, images, detectors, catalogs.
 DETECTION_LAYER = {"labelled", "windowstore", "spectrogram", "stalta", "forest", "metrics", "evaluate", "models",
                    "train", "detect", "associate", "octo", "catalog", "attribution", "stationdata",
                    "peers", "eqt_convert"}
 #: Modules of the platform under both halves; they import neither half.
-PLATFORM = {"config", "errors", "storage", "cluster", "figures", "checkpoint"}
+PLATFORM = {"config", "errors", "storage", "cluster", "figures", "checkpoint", "manifest", "versioned"}
 
 
 def _modules():
