@@ -212,7 +212,8 @@ def _profile_file(spec: str) -> pathlib.Path | None:
 def _jobqueue_section(where: str, kind: str, jobqueue: Any) -> dict:
     """The profile's ``jobqueue.<kind>`` mapping, checked.
 
-    Only dask-jobqueue's keys; lists of text (script lines, arguments) and mappings where its defaults are.
+    Only dask-jobqueue's keys; lists of text (script lines, arguments) and mappings where its defaults are, one
+    value elsewhere.
     """
     section = jobqueue.get(kind) or {} if isinstance(jobqueue, dict) else None
     if not isinstance(section, dict):
@@ -232,6 +233,9 @@ def _jobqueue_section(where: str, kind: str, jobqueue: Any) -> dict:
                               f"each), not {reprlib.repr(value)}")
         if isinstance(default, dict) and not isinstance(value, dict):
             raise ConfigError(f"{where}: jobqueue.{kind}.{key}: expected a mapping, not {reprlib.repr(value)}")
+        if not isinstance(default, (list, dict)) and isinstance(value, (list, dict)):
+            raise ConfigError(f"{where}: jobqueue.{kind}.{key}: expected one value (text or a number), not "
+                              f"{reprlib.repr(value)}")
     return section
 
 
@@ -277,7 +281,7 @@ def load_profile(spec: str) -> dict:
     if not isinstance(raw.get("adapt") or {}, dict):
         raise ConfigError(f"{where}: adapt: expected a mapping with keys {sorted(ADAPT_KEYS)}, not "
                           f"{reprlib.repr(raw['adapt'])}")
-    adapt = {"minimum": 0, "maximum": 4, **(raw.get("adapt") or {})}
+    adapt = {"minimum": 0, "maximum": 4, **{k: v for k, v in (raw.get("adapt") or {}).items() if v is not None}}
     if set(adapt) - ADAPT_KEYS:
         raise ConfigError(f"{where}: adapt: unknown key(s) {sorted(map(str, set(adapt) - ADAPT_KEYS))}; "
                           f"expected {sorted(ADAPT_KEYS)}")
@@ -314,7 +318,7 @@ def jobqueue_cluster(profile: dict) -> Any:
         scheduler["dashboard_address"] = _free_dashboard_address(scheduler.get("dashboard_address",
                                                                                "127.0.0.1:8787"))
         return cls(scheduler_options=scheduler, **options)
-    except (TypeError, ValueError, OverflowError, OSError, RuntimeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError, OSError, RuntimeError) as exc:
         # RuntimeError: "Cluster failed to start" (e.g. a network interface that is not there)
         raise ConfigError(f"{profile['path'] or profile['kind']}: dask-jobqueue refused the profile ({exc})") from exc
 

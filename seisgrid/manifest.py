@@ -25,7 +25,9 @@ import posixpath
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from seisgrid import storage
+import zarr
+
+from seisgrid import storage, versioned
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -56,6 +58,10 @@ def write_record(store_url: str, options: dict, section: str, group: str, item: 
     record : dict
         JSON-serialisable record.
     """
+    if storage.session_of(options) is not None:  # a versioned store: through its Zarr store
+        zarr.create_group(storage.zarr_store(store_url, options), path=_path(section, group, item),
+                          attributes=record, overwrite=True, zarr_format=3)
+        return
     blob = json.dumps({**GROUP_META, "attributes": record}).encode()
     storage.write_bytes(storage.join(store_url, _path(section, group, item), "zarr.json"), blob, options)
 
@@ -86,14 +92,20 @@ def read_records(store_url: str, options: dict, section: str) -> dict[tuple[str,
     dict
         ``(group, item) → record``.
     """
-    fs, root = storage.filesystem(store_url, options)
-    root = root.rstrip("/")
     records: dict[tuple[str, str], dict] = {}
-    merged = _attributes_under(fs, posixpath.join(root, MANIFEST, MERGED, section))
+    if storage.session_of(options) is not None:  # a versioned store: through its Zarr store
+        store = storage.zarr_store(store_url, options)
+        merged = versioned.attributes_under(store, posixpath.join(MANIFEST, MERGED, section))
+        fresh = versioned.attributes_under(store, posixpath.join(MANIFEST, section))
+    else:
+        fs, root = storage.filesystem(store_url, options)
+        root = root.rstrip("/")
+        merged = _attributes_under(fs, posixpath.join(root, MANIFEST, MERGED, section))
+        fresh = _attributes_under(fs, posixpath.join(root, MANIFEST, section))
     for group, attrs in merged.items():
         for item, record in attrs.get("records", {}).items():
             records[("" if group == "_" else group, item)] = record
-    for relative, record in _attributes_under(fs, posixpath.join(root, MANIFEST, section)).items():
+    for relative, record in fresh.items():
         records[_split(relative)] = record
     return records
 
@@ -122,6 +134,8 @@ def merge_records(store_url: str, options: dict, section: str) -> int:
     int
         The number of per-unit records merged.
     """
+    if storage.session_of(options) is not None:
+        return _merge_versioned(store_url, options, section)
     fs, root = storage.filesystem(store_url, options)
     base = posixpath.join(root.rstrip("/"), MANIFEST, section)
     fresh = _attributes_under(fs, base)
@@ -145,6 +159,27 @@ def merge_records(store_url: str, options: dict, section: str) -> int:
     merged_paths = {posixpath.join(base, group) for group in by_group if group}
     merged_paths |= {posixpath.join(base, item) for item in by_group.get("", {})}
     fs.rm(sorted(merged_paths), recursive=True)
+    return len(fresh)
+
+
+def _merge_versioned(store_url: str, options: dict, section: str) -> int:
+    """:func:`merge_records` through the Zarr store of a versioned session (all of it published at once)."""
+    store = storage.zarr_store(store_url, options)
+    fresh = versioned.attributes_under(store, posixpath.join(MANIFEST, section))
+    if not fresh:
+        return 0
+    by_group: defaultdict[str, dict[str, dict]] = defaultdict(dict)
+    for relative, record in fresh.items():
+        group, item = _split(relative)
+        by_group[group][item] = record
+    merged = versioned.attributes_under(store, posixpath.join(MANIFEST, MERGED, section))
+    for group, items in sorted(by_group.items()):
+        records = {**merged.get(group or "_", {}).get("records", {}), **items}
+        zarr.create_group(store, path=posixpath.join(MANIFEST, MERGED, section, group or "_"),
+                          attributes={"records": dict(sorted(records.items()))}, overwrite=True, zarr_format=3)
+    sections = zarr.open_group(store, path=posixpath.join(MANIFEST, section), mode="r+", zarr_format=3)
+    for name in {relative.split("/", 1)[0] for relative in fresh}:
+        del sections[name]
     return len(fresh)
 
 

@@ -56,7 +56,7 @@ def _substitute(value, variables: dict):
         try:
             return value.format(**variables)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-            raise ConfigError(f"{value!r}: cannot fill in pipeline variables ({exc!r}); defined: "
+            raise ConfigError(f"{_short(value)}: cannot fill in pipeline variables ({_short(exc)}); defined: "
                               f"{sorted(variables)}") from exc
     if isinstance(value, list):
         if _items(value) > MAX_ITEMS:
@@ -78,9 +78,13 @@ def _items(value: Any) -> int:
     return count
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 160
+
+
 def _short(value: Any) -> str:
     """``repr(value)``, shortened (YAML aliases can make a value huge)."""
-    return reprlib.repr(value)
+    return _REPR.repr(value)
 
 
 def _check_top_level(path: str, spec: dict) -> None:
@@ -148,7 +152,7 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
         raise ConfigError(f"{path}: a pipeline needs a 'steps' list")
     unknown = sorted(map(str, set(spec) - PIPELINE_KEYS))
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; a pipeline has {sorted(PIPELINE_KEYS)}")
+        raise ConfigError(f"{path}: unknown key(s) {_short(unknown)}; a pipeline has {sorted(PIPELINE_KEYS)}")
     _check_top_level(path, spec)
     data = config.data_dir()
     builtin = {"data": str(data)} if data is not None else {}
@@ -160,7 +164,7 @@ def load(path: str, overrides: dict | list | None = None) -> dict:
             raise ConfigError(f"{path}: step {number} must be one mapping 'name: {{arguments}}'")
         (key, args), = step.items()
         if key not in table:
-            raise ConfigError(f"{path}: step {number} {key!r} is not one of {', '.join(table)}")
+            raise ConfigError(f"{path}: step {number} {_short(key)} is not one of {', '.join(table)}")
         if args is not None and not isinstance(args, dict):
             raise ConfigError(f"{path}: step {number} {key!r}: arguments must be a mapping, not {_short(args)}")
         try:

@@ -201,23 +201,28 @@ class Step:
         """
         unknown = sorted(set(values) - set(self.keys()))
         if unknown:
-            raise ConfigError(f"step {self.key!r}: unknown argument(s) {unknown}; expected some of {self.keys()}")
+            raise ConfigError(f"step {self.key!r}: unknown argument(s) {reprlib.repr(unknown)}; expected some of "
+                              f"{self.keys()}")
         missing = [a.name for a in self.args if (a.positional or a.required) and values.get(a.name) is None]
         if missing:
             raise ConfigError(f"step {self.key!r}: missing argument(s) {missing}")
+        defaults = {name: default for _, name, default, _ in self.options()}
         for name, value in values.items():
             if value is not None:
-                self._check_value(name, value)
+                self._check_value(name, value, defaults.get(name))
         if self.check is not None:
             try:
                 self.check(values)
             except ConfigError as exc:
                 raise ConfigError(f"step {self.key!r}: {exc}") from exc
 
-    def _check_value(self, name: str, value: Any) -> None:
-        """Refuse a value of the wrong kind for argument or option ``name`` (a pipeline's values are not parsed
-        by the command line): a mapping, a list where one value is expected, a choice not offered, text the
-        argument's type cannot convert, or a non-number for a numeric option."""
+    def _check_value(self, name: str, value: Any, default: Any) -> None:
+        """Refuse a value of the wrong kind for argument or option ``name``.
+
+        A pipeline's values are not parsed by the command line: refused are a mapping, a list where one value
+        is expected, a choice not offered, text the argument's type cannot convert, a non-number for a
+        numeric option and a non-boolean for a boolean one (``default``: the option's default).
+        """
         where = f"step {self.key!r}: {name}"
         if isinstance(value, dict):
             raise ConfigError(f"{where}: expected a value, not a mapping {reprlib.repr(value)}")
@@ -234,7 +239,6 @@ class Step:
                 except (ValueError, TypeError) as exc:
                     raise ConfigError(f"{where}: {reprlib.repr(value)} is not valid ({exc})") from exc
             return
-        default = next((d for _, n, d, _ in self.options() if n == name), None)
         kind = self.config_types.get(name)
         numeric = kind in (int, float) or (kind is None and isinstance(default, (int, float))
                                            and not isinstance(default, bool))
@@ -471,7 +475,7 @@ def _describe_vif(r: dict) -> str:
 
 
 def _describe_maps(r: dict) -> str:
-    return "\n".join(r["figures"])
+    return "\n".join(r["figures"] + [f"left out {x['store']}: {x['reason']}" for x in r.get("rejected", [])])
 
 
 def _describe_search(r: dict) -> str:
@@ -551,6 +555,10 @@ def _table_args(out_help: str, search_help: str | None = None) -> tuple[Arg, ...
     )
 
 
+_STORE_ENGINE = Arg("store_engine", "zarr (plain Zarr, default: seisgrid.storage.engine) or icechunk (an Icechunk "
+                                    "repository: the run publishes everything at once as a new version; "
+                                    "seisgrid[icechunk])", choices=("zarr", "icechunk"))
+
 BUILTIN_STEPS: tuple[Step, ...] = (
     Step("config", "print the effective settings (YAML; --json for JSON)", "seisgrid.config:effective",
          cluster="none", summary=_describe_config, wrap="seisgrid", pipeline=False),
@@ -561,7 +569,8 @@ BUILTIN_STEPS: tuple[Step, ...] = (
          (Arg("source", "SDS tree, folder, glob or file; local or s3://", positional=True),
           Arg("store", "Zarr store path or URL", positional=True),
           Arg("repair", "first check the store (seisgrid verify) and rewrite exactly the days with a corrupt, "
-                        "missing or unchecked shard from the source files", action="store_true")),
+                        "missing or unchecked shard from the source files", action="store_true"),
+          _STORE_ENGINE),
          config=("ingest",), summary=_describe_ingest, exit_status=_ingest_status, outputs=("store",)),
     Step("verify", "check every shard of a waveform store against the checksums recorded at write time",
          "seisgrid.seismic.verify:verify",
@@ -640,7 +649,8 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("probabilities", "probabilities store (default: OUT.probabilities.zarr)", param="probabilities_url"),
           Arg("start", "ISO time: windows (stalta: triggers) starting at or after it (default: the store's start); "
                        "windows already computed for the same settings are not computed again"),
-          Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)")),
+          Arg("end", "ISO time: windows (stalta: triggers) starting before it (exclusive; default: the store's end)"),
+          _STORE_ENGINE),
          config=("detect",), config_skip=("score_tolerance_seconds", "score_match"),
          config_types={"threshold": float, "pick_offset_seconds": float, "device": str, "associator": str},
          summary=_describe_detect, exit_status=_detect_status, outputs=("out", "probabilities"),
@@ -693,12 +703,13 @@ BUILTIN_STEPS: tuple[Step, ...] = (
                            param="out_png", default=_vif_png),),
          config=("vif",), cluster="none", summary=_describe_vif),
     Step("ghf maps", "global and south-polar maps (PNG) of every variable of grid stores",
-         "seisgrid.ghf.maps:plot_stores",
+         "seisgrid.ghf.maps:plot_stores_report",
          (Arg("stores", "grid stores (seisgrid ghf features / heatflow)", positional=True, nargs="+",
               metavar="STORE"),
           Arg("out", "folder for the PNG files", param="folder", required=True),
           Arg("variables", "comma-separated variable names (default: all)", type=names)),
-         config=("maps",), cluster="none", summary=_describe_maps, wrap="figures"),
+         config=("maps",), cluster="none", summary=_describe_maps,
+         exit_status=lambda r: EXIT_REJECTED if r["rejected"] else EXIT_OK),
     Step("ghf search", "particle swarm over the network's 8 hyperparameters, particles as Dask futures",
          "seisgrid.ghf.pso:search",
          _table_args("folder for search.json, convergence.png and the swarm checkpoints (resumable)"),

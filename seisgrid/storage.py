@@ -38,6 +38,25 @@ def is_local(url: str) -> bool:
     return protocol(url) in ("file", "local")
 
 
+#: Storage option holding an open versioned session (``--store-engine icechunk``, :mod:`seisgrid.versioned`):
+#: a run's :class:`~seisgrid.versioned.Transaction` in the driver, a picklable ``Fork`` in its tasks. Anything
+#: with a ``.store`` attribute. :func:`zarr_store` and :mod:`seisgrid.manifest` then read and write through it,
+#: and :func:`filesystem` leaves it out of the fsspec options.
+SESSION_OPTION = "seisgrid_session"
+
+
+def is_versioned(url: str, options: dict | None = None) -> bool:
+    """Whether ``url`` holds an Icechunk repository rather than a plain Zarr store (two existence checks)."""
+    if exists(join(url, "zarr.json"), options):
+        return False
+    return exists(join(url, "refs", "branch.main"), options)
+
+
+def session_of(options: dict | None) -> Any:
+    """The versioned session in ``options`` (see :data:`SESSION_OPTION`), or None for a plain store."""
+    return (options or {}).get(SESSION_OPTION)
+
+
 def storage_options(url: str, overrides: dict | None = None) -> dict:
     """The fsspec options for ``url`` from ``seisgrid.storage.<protocol>``, unset (null) entries dropped."""
     options = copy.deepcopy(dict(config.get(f"storage.{protocol(url)}", default={}) or {}))
@@ -76,6 +95,7 @@ def filesystem(url: str, options: dict | None = None) -> tuple[fsspec.AbstractFi
     """
     url = str(url)
     opts = storage_options(url) if options is None else options
+    opts = {k: v for k, v in opts.items() if k != SESSION_OPTION}
     try:
         fs, path = fsspec.core.url_to_fs(url, **opts)
     except (ImportError, ValueError) as exc:
@@ -234,6 +254,13 @@ def zarr_store(url: str, options: dict | None = None, read_only: bool = False) -
     naming the object and the operation.
     """
     url = str(url)
+    session = session_of(options)
+    if session is not None:
+        return session.store
+    if read_only and is_versioned(url, options):  # an Icechunk repository: read its latest version
+        from seisgrid.versioned import open_readonly  # (builds on this module: imported only when needed)
+
+        return open_readonly(url, options)
     if is_local(url):
         path = split_protocol(url)[1]
         return zarr.storage.LocalStore(path, read_only=read_only)
@@ -311,6 +338,8 @@ def consolidate_metadata(url: str, options: dict | None = None, exclude: tuple[s
     bool
         Whether ``zarr.json`` was rewritten.
     """
+    if session_of(options) is not None:  # an Icechunk store lists from its snapshot in memory: nothing to gain
+        return False
     fs, root = filesystem(url, options)
     root = root.rstrip("/")
     root_key = f"{root}/zarr.json"

@@ -46,10 +46,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -398,6 +399,8 @@ def attributes_under(store: Store, prefix: str) -> dict[str, dict]:
     base = prefix.strip("/")
 
     async def read() -> dict[str, dict]:
+        if base and not await store.exists(f"{base}/zarr.json"):  # (Icechunk lists only below existing nodes)
+            return {}
         keys = [key async for key in store.list_prefix(f"{base}/" if base else "")
                 if key.endswith("/zarr.json") and key != f"{base}/zarr.json"]
         prototype = default_buffer_prototype()
@@ -457,6 +460,41 @@ def task_store(target: str | Fork, options: dict | None = None, read_only: bool 
     if isinstance(target, Fork):
         return target.store
     return storage.zarr_store(target, options, read_only=read_only)
+
+
+def _fork_in(args: tuple) -> Fork | None:
+    for arg in args:
+        session = storage.session_of(arg) if isinstance(arg, dict) else None
+        if isinstance(session, Fork):
+            return session
+    return None
+
+
+def returning_fork(fn: Callable, item: Any, *args: Any) -> tuple[Any, Fork | None]:
+    """``(fn(item, *args), the fork in args)``: a task of :func:`run_tasks` that hands its writes back."""
+    return fn(item, *args), _fork_in(args)
+
+
+def run_tasks(run: Transaction | None, client: Any, fn: Callable, items: Sequence, args: tuple = (),
+              *posargs: Any, **kwargs: Any) -> list:
+    """:func:`seisgrid.cluster.run_tasks` for tasks that write to a store, plain or versioned.
+
+    Without a run (``run`` None: the zarr engine) it is ``cluster.run_tasks`` as it is. With one, every
+    storage-options dict in ``args`` that holds the run (:data:`seisgrid.storage.SESSION_OPTION`) is given a
+    :meth:`Transaction.fork` instead; each task returns its fork with its result, and the forks are merged
+    into the run before the results are returned (failed items are None, as in ``cluster.run_tasks``).
+    """
+    from seisgrid.cluster import run_tasks as cluster_run_tasks
+
+    if run is None:
+        return cluster_run_tasks(client, fn, items, args, *posargs, **kwargs)
+    fork = run.fork()
+    task_args = tuple({**arg, storage.SESSION_OPTION: fork}
+                      if isinstance(arg, dict) and storage.session_of(arg) is run else arg for arg in args)
+    task = functools.update_wrapper(functools.partial(returning_fork, fn), fn)  # tasks keep fn's name
+    pairs = cluster_run_tasks(client, task, items, task_args, *posargs, **kwargs)
+    run.merge(pair[1] for pair in pairs if pair is not None)
+    return [None if pair is None else pair[0] for pair in pairs]
 
 
 def _run_name() -> str:
@@ -691,6 +729,37 @@ def begin(url: str, options: dict | None = None, *, message: str, branch: str = 
     """
     url = str(url)
     return Transaction(open_repository(url, options, create=create), url, branch, message, metadata)
+
+
+def resolve_engine(engine: str | None) -> str:
+    """``engine``, else ``seisgrid.storage.engine`` (default ``zarr``), checked against :data:`ENGINES`."""
+    from seisgrid import config
+    from seisgrid.errors import ConfigError
+
+    chosen = str(config.get("storage.engine", override=engine) or "zarr").strip().lower()
+    if chosen not in ENGINES:
+        raise ConfigError(f"store engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    return chosen
+
+
+@contextlib.contextmanager
+def publishing(url: str, options: dict, engine: str, message: str) -> Iterator[tuple[dict, Transaction | None]]:
+    """``(options, run)`` for a step that writes the store at ``url`` with ``engine``.
+
+    ``zarr``: the options as they are and no run (every write is visible as it lands). ``icechunk``: a run
+    (:func:`begin`) and the options holding it (:data:`seisgrid.storage.SESSION_OPTION`), so that
+    :func:`seisgrid.storage.zarr_store`, :mod:`seisgrid.manifest` and :func:`run_tasks` write into the run;
+    the step calls ``run.commit()`` at its end, and leaving the block without it (an exception, Ctrl-C)
+    publishes nothing.
+    """
+    if engine != "icechunk":
+        if storage.is_versioned(url, options):
+            raise StorageError(f"{url}: is an Icechunk repository; write to it with --store-engine icechunk "
+                               "(seisgrid.storage.engine: icechunk)")
+        yield options, None
+        return
+    with begin(url, options, message=message) as run:
+        yield {**options, storage.SESSION_OPTION: run}, run
 
 
 def discard_runs(url: str, options: dict | None = None, *,

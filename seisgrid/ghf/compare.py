@@ -279,12 +279,12 @@ def _open_our_map(path: str, variable: str):
     if kind == "zarr":
         return ghf_grid.open_grid(path, "heat-flow map")
     if kind == "netcdf":
-        if not os.path.exists(path):
-            raise InputFileError(path, "no such file")
-        try:
-            return xr.open_dataset(path).load()
-        except (OSError, ValueError) as exc:
-            raise InputFileError(path, f"cannot open as NetCDF ({exc})") from exc
+        with ghf_grid.open_netcdf(path, "NetCDF map") as ds:
+            try:
+                return ds.load()
+            except ghf_grid.READ_ERRORS as exc:
+                raise InputFileError(path, f"cannot read the NetCDF map ({type(exc).__name__}: {exc}); a damaged "
+                                           "file?") from exc
     return read_published_map(path)
 
 

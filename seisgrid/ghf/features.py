@@ -72,6 +72,7 @@ import math
 import pathlib
 import time
 import warnings
+import zlib
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
@@ -238,8 +239,8 @@ def _read_text(path) -> str:
             return f.read()
     except FileNotFoundError:
         raise InputFileError(path, "file not found") from None
-    except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot read ({exc})") from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read ({type(exc).__name__}: {exc}); a damaged or truncated file?") from None
 
 
 def _is_number(token: str) -> bool:
@@ -378,8 +379,8 @@ def read_lab_depth(folder: str | os.PathLike[str] | None = None) -> SourcePoints
             depth_m = np.asarray(data["litho1_all_data"][1, 0], dtype=float)
     except KeyError as exc:
         raise InputFileError(path, f"missing array {exc} (expected litho1_mesh_coords, litho1_all_data)") from None
-    except (OSError, ValueError, IndexError) as exc:
-        raise InputFileError(path, f"cannot read LITHO1.0 node data ({exc})") from None
+    except grid.READ_ERRORS as exc:  # also a truncated .npz (BadZipFile) or a damaged member
+        raise InputFileError(path, f"cannot read LITHO1.0 node data ({type(exc).__name__}: {exc})") from None
     if coords.ndim != 2 or coords.shape[1] < 3 or coords.shape[0] != depth_m.shape[-1]:
         raise InputFileError(path, f"litho1_mesh_coords {coords.shape} does not match {depth_m.shape[-1]} nodes")
     table = np.column_stack([coords[:, 2], coords[:, 0], depth_m / 1e3])
@@ -398,7 +399,7 @@ def read_tomography(path: str | os.PathLike[str], depth_km: float = TOMOGRAPHY_D
     if not path.is_file():
         raise InputFileError(path, "file not found; expected an IRIS EMC tomography netCDF")
     try:
-        with xr.open_dataset(path, mask_and_scale=mask_and_scale) as ds:
+        with grid.open_netcdf(path, "IRIS EMC tomography netCDF", mask_and_scale=mask_and_scale) as ds:
             if "v" not in ds:
                 raise InputFileError(path, f"no variable 'v' (variables: {list(ds.data_vars)})")
             depths = ds["depth"].values
@@ -409,8 +410,8 @@ def read_tomography(path: str | os.PathLike[str], depth_km: float = TOMOGRAPHY_D
             lat, lon = ds["latitude"].values.astype(float), ds["longitude"].values.astype(float)
     except InputFileError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputFileError(path, f"cannot read as netCDF tomography ({exc})") from None
+    except grid.READ_ERRORS as exc:
+        raise InputFileError(path, f"cannot read as netCDF tomography ({type(exc).__name__}: {exc})") from None
     lon2, lat2 = np.meshgrid(grid.wrap_longitude(lon), lat)
     return np.column_stack([lon2.ravel(), lat2.ravel(), v.ravel()])
 

@@ -8,20 +8,28 @@ arithmetic. Everything else in :mod:`seisgrid.ghf` takes its grid from here.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import lzma
+import os
+import zipfile
+import zlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from seisgrid import config, storage
-from seisgrid.errors import StorageError
+from seisgrid.errors import InputFileError, StorageError
 
 if TYPE_CHECKING:
-    import os
-
     from numpy.typing import ArrayLike
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), km
+
+#: What damaged or foreign files raise inside the libraries that read them (decompressors, netCDF/HDF5, GDAL,
+#: Zarr codecs, pandas, NumPy): readers turn these into an error naming the file and the reason.
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError,
+                                            OverflowError, RuntimeError, zipfile.BadZipFile, lzma.LZMAError,
+                                            zlib.error)
 
 
 def resolution() -> float:
@@ -129,7 +137,11 @@ def land_fraction(res: float | None = None) -> xr.DataArray:
 
 
 def open_grid(url: str | os.PathLike[str], what: str = "grid") -> xr.Dataset:
-    """A GHF grid store (local path or URL) opened with :func:`xarray.open_zarr`; errors name the URL.
+    """A GHF grid store (local path or URL) opened with :func:`xarray.open_zarr` and read; errors name the URL.
+
+    The grids are small (a 0.5° variable is 1 MB), so every variable is read here: a damaged chunk (garbage or
+    truncated bytes) is reported now, naming the store and the variable, not as a codec error deep inside
+    a later computation.
 
     Parameters
     ----------
@@ -137,12 +149,77 @@ def open_grid(url: str | os.PathLike[str], what: str = "grid") -> xr.Dataset:
         Zarr store written by ``seisgrid ghf heatflow`` / ``features`` (or any Dataset on this grid).
     what : str
         What the store should be, for the error message (e.g. "feature grid").
+
+    Raises
+    ------
+    StorageError
+        Not a Zarr store, or a variable that cannot be read.
     """
     import warnings
 
     try:
         with warnings.catch_warnings():  # consolidated metadata is used when the store has it
             warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
-            return xr.open_zarr(storage.zarr_store(str(url), read_only=True))
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise StorageError(f"{url}: not a {what} Zarr store ({exc})") from exc
+            ds = xr.open_zarr(storage.zarr_store(str(url), read_only=True))
+    except READ_ERRORS as exc:  # also a damaged coordinate chunk (read here, for the index)
+        raise StorageError(f"{url}: not a {what} Zarr store ({type(exc).__name__}: {exc})") from exc
+    for name, variable in ds.variables.items():
+        try:
+            variable.load()
+        except READ_ERRORS as exc:
+            raise StorageError(f"{url}: variable {name} of the {what} cannot be read ({type(exc).__name__}: {exc}); "
+                               "the store is damaged: write it again with the command that made it") from exc
+    return ds
+
+
+def open_netcdf(path: str | os.PathLike[str], what: str = "NetCDF file", **kwargs: Any) -> xr.Dataset:
+    """A local NetCDF file opened with :func:`xarray.open_dataset` (lazily), checked first; errors name the file.
+
+    Parameters
+    ----------
+    path : str or path
+        Local file.
+    what : str
+        What the file should be, for messages.
+    **kwargs
+        Passed to :func:`xarray.open_dataset`.
+
+    Raises
+    ------
+    InputFileError
+        No such file, not NetCDF, or a classic-format file shorter than its header says (the netCDF library
+        would read the missing part as zeros, silently).
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise InputFileError(path, f"no such file; expected a {what}")
+    damage = _classic_netcdf_damage(path)
+    if damage:
+        raise InputFileError(path, f"{damage}; a truncated or damaged copy? fetch the {what} again")
+    try:
+        return xr.open_dataset(path, **kwargs)
+    except READ_ERRORS as exc:
+        raise InputFileError(path, f"cannot open as a {what} ({type(exc).__name__}: {exc})") from exc
+
+
+def _classic_netcdf_damage(path: str) -> str | None:
+    """Why a classic-format (CDF-1/CDF-2) NetCDF file is damaged, or None (other formats: None).
+
+    SciPy's reader maps every variable onto the file and fails when the file ends before a variable does.
+    """
+    import warnings
+
+    from scipy.io import netcdf_file
+
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"CDF\x01", b"CDF\x02"):
+            return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "cannot close a netcdf_file opened with mmap=True ..."
+            nc = netcdf_file(path, "r", mmap=True)
+            nc.variables.clear()  # drop the maps, so that close() can unmap the file
+            nc.close()
+    except READ_ERRORS as exc:
+        return f"not a complete classic NetCDF file ({type(exc).__name__}: {exc})"
+    return None

@@ -87,6 +87,7 @@ points the grid was made from.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -192,14 +193,22 @@ def _read_text_table(handle, name: str, sep: str) -> tuple[pd.DataFrame, np.ndar
     too many fields silently. Records with too few fields are padded with ``""`` by pandas, so they cannot be
     told from empty fields: they are rejected by the missing-value checks when a needed field is absent.
     Text such as "NA" stays text (and is rejected as non-numeric, showing the value).
+
+    The header is read as a record like the others (``header=None``): with ``header=0`` pandas takes a first
+    data record with one field more than the header for a row label and shifts every column of every
+    record by one, silently. Tab-separated files (NGHF: numbers only) are read without quoting, so a stray
+    ``"`` is part of its field (rejected as non-numeric), not the start of a quoted field that swallows the
+    lines after it.
     """
+    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             frame = pd.read_csv(handle, sep=sep, dtype=str, keep_default_na=False, on_bad_lines="warn",
-                                encoding="utf-8-sig", skip_blank_lines=False)
+                                encoding="utf-8-sig", skip_blank_lines=False, header=None, quoting=quoting)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
             raise InputFileError(name, f"cannot be read as a table ({exc})") from exc
+    frame = frame.iloc[1:].set_axis(_unique_names(frame.iloc[0]), axis=1).reset_index(drop=True)
     bad: list[dict[str, Any]] = []
     for w in caught:
         for m in _SKIP_RE.finditer(str(w.message)):
@@ -211,6 +220,17 @@ def _read_text_table(handle, name: str, sep: str) -> tuple[pd.DataFrame, np.ndar
     total = len(frame) + len(skipped)
     rows = np.setdiff1d(np.arange(2, total + 2, dtype=np.int64), skipped)
     return frame, rows, bad
+
+
+def _unique_names(header: pd.Series) -> list[str]:
+    """Column names from a header record; repeats get ``.1``, ``.2`` … (as pandas names them)."""
+    seen: dict[str, int] = {}
+    names = []
+    for value in header.fillna("").astype(str):
+        count = seen.get(value, 0)
+        seen[value] = count + 1
+        names.append(value if count == 0 else f"{value}.{count}")
+    return names
 
 
 def _check_columns(frame: pd.DataFrame, name: str, wanted: dict[str, str]) -> dict[str, str]:
@@ -337,14 +357,11 @@ def read_ihfc(path: str | os.PathLike[str], value: str | None = None, weights: d
             data: io.BytesIO | pathlib.Path = io.BytesIO(z.read(members[0]))
     else:
         name, data = path.name, path
-    header = pd.read_csv(data, nrows=0, encoding="utf-8-sig").columns.tolist()
-    if isinstance(data, io.BytesIO):
-        data.seek(0)
+    frame, rows, bad = _read_text_table(data, name, ",")
     wanted = ["lat_NS", "long_EW", value, "Domain", "environment", "Quality_Code", "ID"]
-    missing = [c for c in wanted if c not in header]
+    missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise InputFileError(name, f"no column(s) {missing} in the header; expected the IHFC 2024 GHFDB CSV")
-    frame, rows, bad = _read_text_table(data, name, ",")
     frame = frame[wanted]
     rejects = _Rejects("ihfc")
     cols = {"lat": "lat_NS", "lon": "long_EW", "q": value}
@@ -508,11 +525,22 @@ def _source_paths(data_dir, sources) -> dict[str, object]:
     return names
 
 
-def _step(steps: list, name: str, frame: pd.DataFrame, before: int, order: list[str]) -> None:
+def _step(steps: list, name: str, frame: pd.DataFrame, before: int, order: list[str],
+          removed: pd.DataFrame | None = None) -> None:
     counts = frame["source"].value_counts()
-    steps.append({"step": name, "rows": len(frame), "removed": int(before - len(frame)),
-                  "by_source": {str(s): int(counts.get(s, 0)) for s in order}})
+    entry: dict[str, Any] = {"step": name, "rows": len(frame), "removed": int(before - len(frame)),
+                             "by_source": {str(s): int(counts.get(s, 0)) for s in order}}
+    if removed is not None:
+        entry["examples"] = [{"file": str(r.file), "row": int(r.row), "q": float(r.q)}
+                             for r in removed.head(_EXAMPLES_PER_REASON).itertuples()]
+    steps.append(entry)
     logger.info("heat flow: %-22s %7d rows (-%d)", name, len(frame), before - len(frame))
+
+
+def _keep(steps: list, name: str, points: pd.DataFrame, keep: np.ndarray, order: list[str]) -> pd.DataFrame:
+    """The rows of ``points`` where ``keep``; step ``name`` records the count and the first removed rows."""
+    _step(steps, name, points[keep], len(points), order, removed=points[~keep])
+    return points[keep].reset_index(drop=True)
 
 
 def cross_source_duplicates(points: pd.DataFrame, order: list[str], km: float, dq: float,
@@ -656,10 +684,11 @@ ihfc_weights, nghf_weights, antarctic_weights, unassessed_weight
         Accepted points (columns as the readers', ``q`` in mW m⁻²), in source then file order.
     report : dict
         ``steps``: ``{"step", "rows" (after it), "removed", "by_source"}`` for read, missing/malformed,
-        marine, duplicates, iqr, bounds, weights; ``rejected``: ``{"total", "by_reason", "examples"}``
-        (examples name file, row, reason); ``iqr``: quartiles and fences; ``duplicates``: matched pairs per
-        source pair; ``quality``: accepted rows per source and quality code; ``sources``: paths read;
-        ``settings``: the effective parameters.
+        marine, duplicates, iqr, bounds, weights (the filter steps add ``examples``: file, row and ``q`` of
+        the first rows they removed, e.g. negative or absurd heat flow at ``bounds``); ``rejected``:
+        ``{"total", "by_reason", "examples"}`` (examples name file, row, reason); ``iqr``: quartiles and
+        fences; ``duplicates``: matched pairs per source pair; ``quality``: accepted rows per source and
+        quality code; ``sources``: paths read; ``settings``: the effective parameters.
     """
     paths = _source_paths(data_dir, sources)
     order = list(paths)
@@ -707,34 +736,26 @@ ihfc_weights, nghf_weights, antarctic_weights, unassessed_weight
     if unknown.any():
         land = grid.is_land(points["lat"].to_numpy()[unknown], points["lon"].to_numpy()[unknown])
         marine[unknown] = ~land
-    before = len(points)
-    points = points[~marine.to_numpy(dtype=bool)].reset_index(drop=True)
-    _step(steps, "marine", points, before, order)
+    points = _keep(steps, "marine", points, ~marine.to_numpy(dtype=bool), order)
 
-    before = len(points)
     drop, pairs = cross_source_duplicates(points, order, settings["duplicate_km"], settings["duplicate_dq"],
                                           settings["duplicate_rel"])
-    points = points[~drop].reset_index(drop=True)
-    _step(steps, "duplicates", points, before, order)
+    points = _keep(steps, "duplicates", points, ~drop, order)
 
-    before = len(points)
     low, high, iqr_stats = iqr_fences(points["q"], settings["iqr_lower"], settings["iqr_upper"])
     iqr_stats["scope"] = scope
     if scope == "global":
-        points = points[(points["q"] >= low) & (points["q"] <= high)].reset_index(drop=True)
+        inside = ((points["q"] >= low) & (points["q"] <= high)).to_numpy()
     else:
         iqr_stats = {"scope": "cell", "lower_coefficient": settings["iqr_lower"],
                      "upper_coefficient": settings["iqr_upper"]}
-        points = points[cell_iqr_mask(points, settings["iqr_lower"], settings["iqr_upper"])].reset_index(drop=True)
-    _step(steps, "iqr", points, before, order)
+        inside = cell_iqr_mask(points, settings["iqr_lower"], settings["iqr_upper"])
+    points = _keep(steps, "iqr", points, inside, order)
 
-    before = len(points)
-    points = points[(points["q"] > settings["q_min"]) & (points["q"] <= settings["q_max"])].reset_index(drop=True)
-    _step(steps, "bounds", points, before, order)
+    bounded = ((points["q"] > settings["q_min"]) & (points["q"] <= settings["q_max"])).to_numpy()
+    points = _keep(steps, "bounds", points, bounded, order)
 
-    before = len(points)
-    points = points[points["weight"] > 0].reset_index(drop=True)
-    _step(steps, "weights", points, before, order)
+    points = _keep(steps, "weights", points, (points["weight"] > 0).to_numpy(), order)
 
     quality = {str(s): {str(c): int(n) for c, n in g["quality"].value_counts().sort_index().items()}
                for s, g in points.groupby("source", sort=False)}

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from seisgrid import config, storage
-from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.errors import ConfigError, SeisgridError, StorageError
 from seisgrid.figures import new_figure, save_png
 
 if TYPE_CHECKING:
@@ -436,18 +436,52 @@ def plot_stores(stores: Sequence[str | os.PathLike[str]], folder: str | os.PathL
     -------
     list of str
         The PNG paths written.
+
+    Raises
+    ------
+    SeisgridError
+        A store that cannot be read (named with the reason; the maps of the other stores are written first),
+        or a variable in none of the stores.
+    """
+    report = plot_stores_report(stores, folder, variables, polar=polar, dpi=dpi)
+    if report["rejected"]:
+        raise StorageError("; ".join(f"{r['store']}: {r['reason']}" for r in report["rejected"]))
+    return report["figures"]
+
+
+def plot_stores_report(stores: Sequence[str | os.PathLike[str]], folder: str | os.PathLike[str],
+                       variables: Sequence[str] | None = None, polar: bool = True, dpi: int | None = None) -> dict:
+    """:func:`plot_stores` that goes on past a store it cannot read: the others are still mapped.
+
+    Returns
+    -------
+    dict
+        ``figures``: the PNG paths written; ``rejected``: ``{"store", "reason"}`` of each store that cannot be
+        read (missing, not a grid store, a damaged variable), in the order given.
+
+    Raises
+    ------
+    ConfigError
+        A variable asked for is in none of the stores read (and no store was rejected).
     """
     from seisgrid.ghf.grid import open_grid
 
     wanted = list(variables) if variables else None
-    paths, found = [], set()
+    paths: list[str] = []
+    found: set[str] = set()
+    rejected = []
     for url in stores:
-        ds = open_grid(url, "grid")
+        try:
+            ds = open_grid(url, "grid")
+        except SeisgridError as exc:
+            logger.warning("ghf maps: %s left out: %s", url, exc)
+            rejected.append({"store": str(url), "reason": str(exc).removeprefix(f"{url}: ")})
+            continue
         names = map_variables(ds) if wanted is None else [v for v in wanted if v in ds.data_vars]
         found.update(names)
         if names:
             paths += plot_dataset(ds, folder, variables=names, polar=polar, dpi=dpi)
     missing = sorted(set(wanted or ()) - found)
-    if missing:
+    if missing and not rejected:
         raise ConfigError(f"variables {', '.join(missing)} are in none of {', '.join(map(str, stores))}")
-    return paths
+    return {"figures": paths, "rejected": rejected}

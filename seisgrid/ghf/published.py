@@ -148,8 +148,9 @@ def _read_text(path, units, lat, lon, value) -> pd.DataFrame:
             raw = f.read()
     except FileNotFoundError:
         raise InputFileError(path, "no such file") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read ({exc})") from exc
+    except ghf_grid.READ_ERRORS as exc:  # also a truncated or damaged .gz, .bz2, .xz, .zip
+        raise InputFileError(path, f"cannot read ({type(exc).__name__}: {exc}); a damaged or truncated "
+                                   "file?") from exc
     text = raw.decode("utf-8", errors="replace")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ">", "%"))]
     if not lines:
@@ -195,11 +196,22 @@ def _read_text(path, units, lat, lon, value) -> pd.DataFrame:
     for col, what in ((lon_col, "longitude"), (lat_col, "latitude")):
         if norm[col] in ("x", "y") and lon is None and lat is None:
             limit = 360.0 if what == "longitude" else 90.0
-            if np.nanmax(np.abs(pd.to_numeric(frame[col], errors="coerce"))) > limit:
+            if np.nanmax(np.abs(_numeric(frame[col]))) > limit:
                 raise InputFileError(path, f"column {col} looks projected, not {what} in degrees; give lat=/lon=")
-    numbers = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(float) for c in (lon_col, lat_col, value_col)}
+    numbers = {c: _numeric(frame[c]) for c in (lon_col, lat_col, value_col)}
     return _points(numbers[lat_col], numbers[lon_col], numbers[value_col], path, units, split[value_col][1],
                    f"column name {value_col!r}: units", "text", value_col)
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    """A column as float64; text that is not a number is NaN (dropped as not finite, counted in ``n_dropped``).
+
+    Integers too large for a float (pandas keeps them as Python ints) become ±inf, also dropped.
+    """
+    try:
+        return pd.to_numeric(column, errors="coerce").to_numpy(float)
+    except OverflowError:
+        return pd.to_numeric(column.astype(str), errors="coerce").to_numpy(float)
 
 
 def _norm(name) -> str:
@@ -326,6 +338,8 @@ def _read_geotiff(path, units, value) -> pd.DataFrame:
         if value is not None:
             if str(value).isdigit():
                 band = int(value)
+                if not 1 <= band <= src.count:
+                    raise InputFileError(path, f"no band {band}: the file has {src.count} band(s)")
             elif value in descriptions:
                 band = descriptions.index(value) + 1
             else:
@@ -376,24 +390,24 @@ def read_published_map(path: str | os.PathLike[str], *, units: str | None = None
     """
     path = str(path)
     kind, _ = _kind(path)
-    if kind == "text":
-        return _read_text(path, units, lat, lon, value)
-    if kind == "geotiff":
-        return _read_geotiff(path, units, value)
-    if kind == "netcdf":
-        if not storage.is_local(path):
-            raise InputFileError(path, "NetCDF maps are read from local files only; copy it here first")
-        if not os.path.exists(path):
-            raise InputFileError(path, "no such file")
-        try:
-            ds = xr.open_dataset(path)
-        except (OSError, ValueError) as exc:
-            raise InputFileError(path, f"cannot open as NetCDF ({exc})") from exc
-        with ds:
-            return dataset_points(ds, path, units=units, lat=lat, lon=lon, value=value, fmt="netcdf")
     try:
-        ds = ghf_grid.open_grid(path, "map")
-    except SeisgridError as exc:
-        raise InputFileError(path, f"cannot open as a Zarr grid ({exc})") from exc
-    return dataset_points(ds, path, units=units, lat=lat, lon=lon, value=value, fmt="zarr")
+        if kind == "text":
+            return _read_text(path, units, lat, lon, value)
+        if kind == "geotiff":
+            return _read_geotiff(path, units, value)
+        if kind == "netcdf":
+            if not storage.is_local(path):
+                raise InputFileError(path, "NetCDF maps are read from local files only; copy it here first")
+            with ghf_grid.open_netcdf(path, "NetCDF map") as ds:
+                return dataset_points(ds, path, units=units, lat=lat, lon=lon, value=value, fmt="netcdf")
+        try:
+            ds = ghf_grid.open_grid(path, "map")
+        except SeisgridError as exc:
+            raise InputFileError(path, f"cannot open as a Zarr grid ({exc})") from exc
+        return dataset_points(ds, path, units=units, lat=lat, lon=lon, value=value, fmt="zarr")
+    except SeisgridError:
+        raise
+    except ghf_grid.READ_ERRORS as exc:  # the file's bytes, deep inside a reader (damaged data, odd types)
+        raise InputFileError(path, f"cannot read as a {kind} map ({type(exc).__name__}: {exc}); a damaged file, "
+                                   "or give lat=/lon=/value= and units=") from exc
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
+from seisgrid.seismic.spectrogram import check_image_store
 from seisgrid.seismic.windowstore import open_dataset
 
 if TYPE_CHECKING:
@@ -489,12 +490,14 @@ def _compute(model_path, spectrograms_url, split, subset, max_windows, device, o
     if "image" not in ds:
         raise StorageError(f"{spectrograms_url}: no 'image' variable; expected a spectrogram store "
                            "(docs/windows-schema.md)")
+    check_image_store(ds, spectrograms_url)
     idx = select_windows(ds, split, subset, max_windows, seed)
     sub = ds.isel(window=idx)
     images = sub["image"].load()
     labels = sub["label"].values.astype(np.int64) if "label" in sub else None
     dev = pick_device(_setting("device", device))
     model, cfg = load_checkpoint(str(model_path), device=dev)
+    check_image_store(ds, spectrograms_url, cfg, who=str(model_path))
     t0 = time.perf_counter()
     table = band_importance(model, images, labels, device=dev, **options)
     table.attrs["seconds"] = time.perf_counter() - t0

@@ -90,7 +90,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import obspy
 
-from seisgrid import config, manifest, storage
+from seisgrid import config, manifest, storage, versioned
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic.layout import DAY_NS, MANIFEST, NS, day_label, iso_ns
 from seisgrid.seismic.peers import EQTScorer, eqt_scorer_config
@@ -590,6 +590,10 @@ def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict
         from seisgrid.seismic import models
 
         _, cfg = models.load_checkpoint(model_path, "cpu")  # fails early on a broken checkpoint
+        if int(cfg.get("in_channels", len(COMPONENTS))) != len(COMPONENTS):
+            raise ConfigError(f"{model_path}: the model takes {cfg['in_channels']}-component images, detection "
+                              f"makes {len(COMPONENTS)}-component ({', '.join(COMPONENTS)}) ones; train it on a "
+                              f"spectrogram store of {len(COMPONENTS)} components")
     elif not fs.exists(fpath):
         raise SeisgridError(f"{model_path}: the forest's .json is there but not the forest itself")
     return kind, cfg
@@ -649,7 +653,8 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
            probabilities_url: str | os.PathLike | None = None, start: str | obspy.UTCDateTime | None = None,
            end: str | obspy.UTCDateTime | None = None, min_stations: int | None = None,
            velocity_kms: float | None = None, tolerance_seconds: float | None = None,
-           max_travel_seconds: float | None = None, method: str | None = None, **options: float | str) -> dict:
+           max_travel_seconds: float | None = None, method: str | None = None, store_engine: str | None = None,
+           **options: float | str) -> dict:
     """Detect earthquakes in an ingested waveform store with a trained model and write a catalog.
 
     See the module docstring for windows, probabilities, picks, resumption and the task layout.
@@ -690,6 +695,10 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
         Progress bar on stderr.
     probabilities_url : str, optional
         Zarr store of probabilities and the manifest (default ``STEM.probabilities.zarr``).
+    store_engine : {"zarr", "icechunk"}, optional
+        How the probabilities store is written (default ``seisgrid.storage.engine``): plain Zarr, or an
+        Icechunk repository to which the run publishes all of its station-days at once (``version`` in
+        the result). The archive is read either way (plain or Icechunk, its latest version).
     start, end : str or UTCDateTime, optional
         Exact span: the windows starting in ``[start, end)`` that overlap data are evaluated and the
         triggers starting among them reported (default: all the data). One task per station-day with data;
@@ -722,13 +731,12 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
                       "pick_offset_seconds": pick_offset_seconds, "device": device,
                       "probabilities_url": probabilities_url, "min_stations": min_stations,
                       "velocity_kms": velocity_kms, "tolerance_seconds": tolerance_seconds,
-                      "max_travel_seconds": max_travel_seconds, **options}
+                      "max_travel_seconds": max_travel_seconds, "store_engine": store_engine, **options}
         return _stalta_baseline(store_url, out_catalog, start, end, client, model_only)
     if not model_path or not out_catalog:
         raise ConfigError(f"detect --method {method or 'model'}: needs model_path (--model: a checkpoint of "
                           "seisgrid train, or DIR/forest.joblib of seisgrid evaluate --out DIR for --method forest) "
                           "and out_catalog (--out)")
-    from seisgrid.cluster import run_tasks
     from seisgrid.seismic import models
     from seisgrid.seismic.associate import associate
     from seisgrid.seismic.catalog import write_catalog
@@ -785,68 +793,74 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     if settings["batch_size"] < 1 or settings["min_windows"] < 1:
         raise ConfigError("detect: batch_size and min_windows must be ≥ 1")
     prob_url = str(probabilities_url or _default_probabilities_url(out_catalog))
-    prob_options = storage.storage_options(prob_url)
     public = {k: v for k, v in settings.items() if k not in ("archive_options",)}
-    prob_root = _open_probabilities(prob_url, prob_options, {"model": model_path, "settings": public})
+    engine = versioned.resolve_engine(store_engine)
+    with versioned.publishing(prob_url, storage.storage_options(prob_url), engine,
+                              f"seisgrid detect {store_url}") as (prob_options, run):
+        prob_root = _open_probabilities(prob_url, prob_options, {"model": model_path, "settings": public})
 
-    archive = Archive(store_url, storage_options=archive_options)
-    stations_channels = station_channels(archive, COMPONENTS)
-    require_channels(stations_channels, store_url, COMPONENTS)
-    lo_ns = obspy.UTCDateTime(start).ns if start is not None else None
-    hi_ns = obspy.UTCDateTime(end).ns if end is not None else None
-    if lo_ns is not None and hi_ns is not None and hi_ns <= lo_ns:
-        raise ConfigError(f"detect: end {end} is not after start {start}")
-    # the fingerprint covers the whole station-day (settings, model, input segments), whatever the span:
-    # intervals of one day computed by runs over different spans fit together
-    fp_settings = {k: v for k, v in public.items() if k not in ("device", "batch_size", "archive_url")}
-    fp_settings["record_format"] = RECORD_FORMAT
-    done = {(r.get("station"), r.get("day")): r
-            for r in manifest.read_records(prob_url, prob_options, "days").values()
-            if "fingerprint" in r and "spans" in r}
-    tasks, records, wanted = _plan_tasks(archive, stations_channels, lo_ns, hi_ns, stride_ns, ms, settings,
-                                         fp_settings, done)
-    for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
-        prob_root.require_group(station)
-    logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
-    failures: list[dict] = []
-    new = [r for r in run_tasks(client, detect_station_day, tasks, (prob_url, prob_options, model_path, settings),
-                                "detect", unit="station-day", progress=progress, failures=failures) if r is not None]
-    tasks_failed = [{"station": f["item"]["station"], "day": day_label(f["item"]["day"]), "error": f["error"]}
-                    for f in failures]
-    # xr.open_zarr(probabilities, group="NET.STA") opens a station's days without listing the store
-    storage.consolidate_metadata(prob_url, prob_options, exclude=(MANIFEST,))
-    manifest.merge_records(prob_url, prob_options, "days")  # one manifest object per station from now on
-    all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
-    picks, evaluated = _picks_in_span(all_records, wanted, stride_ns)
-    need = _opt("min_stations", min_stations)
-    warnings = check_stations(len(stations_channels), float(need), f"detect --method {method}",
-                              "--min-stations (seisgrid.detect.min_stations)")
-    coords = station_coordinates(stations, stations_channels) if stations is not None else None
-    events = associate(picks, coords, min_stations=min_stations, velocity_kms=velocity_kms,
-                       tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
-                       associator=None if options.get("associator") is None else str(options["associator"]),
-                       **cast("LocateOptions", {k: options[k] for k in locate_keys if k in options}))
-    for ev in events:
-        for p in ev["picks"]:
-            p.pop("time_ns", None)
-    station_days = round(sum(data_days(archive, stations_channels, lo_ns, hi_ns).values()), 6)
-    windows_now = int(sum(r["windows_computed"] for r in new))
-    seconds = time.perf_counter() - t0
-    summary = {
-        "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
-        "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
-        "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
-        "tasks_failed": tasks_failed,
-        "station_days": station_days, "station_triggers": len(picks), "warnings": warnings,
-        "windows_evaluated": evaluated,
-        "windows": windows_now, "seconds": round(seconds, 3),
-        "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
-        "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
-    }
-    paths = write_catalog(events, out_catalog, summary=summary, method="resnet" if method == "model" else method)
-    return {**summary, "catalog": paths, "events": events,
-            "tasks": [{k: v for k, v in r.items() if k not in ("picks", "evaluated")} | {"picks": len(r["picks"])}
-                      for r in new]}
+        archive = Archive(store_url, storage_options=archive_options)
+        stations_channels = station_channels(archive, COMPONENTS)
+        require_channels(stations_channels, store_url, COMPONENTS)
+        lo_ns = obspy.UTCDateTime(start).ns if start is not None else None
+        hi_ns = obspy.UTCDateTime(end).ns if end is not None else None
+        if lo_ns is not None and hi_ns is not None and hi_ns <= lo_ns:
+            raise ConfigError(f"detect: end {end} is not after start {start}")
+        # the fingerprint covers the whole station-day (settings, model, input segments), whatever the span:
+        # intervals of one day computed by runs over different spans fit together
+        fp_settings = {k: v for k, v in public.items() if k not in ("device", "batch_size", "archive_url")}
+        fp_settings["record_format"] = RECORD_FORMAT
+        done = {(r.get("station"), r.get("day")): r
+                for r in manifest.read_records(prob_url, prob_options, "days").values()
+                if "fingerprint" in r and "spans" in r}
+        tasks, records, wanted = _plan_tasks(archive, stations_channels, lo_ns, hi_ns, stride_ns, ms, settings,
+                                             fp_settings, done)
+        for station in sorted({task["station"] for task in tasks}):  # made here, not raced by the tasks
+            prob_root.require_group(station)
+        logger.info("detect: %d station-day tasks to run, %d done before", len(tasks), len(records))
+        failures: list[dict] = []
+        new = [r for r in versioned.run_tasks(run, client, detect_station_day, tasks,
+                                              (prob_url, prob_options, model_path, settings), "detect",
+                                              unit="station-day", progress=progress, failures=failures)
+               if r is not None]
+        tasks_failed = [{"station": f["item"]["station"], "day": day_label(f["item"]["day"]), "error": f["error"]}
+                        for f in failures]
+        # xr.open_zarr(probabilities, group="NET.STA") opens a station's days without listing the store
+        storage.consolidate_metadata(prob_url, prob_options, exclude=(MANIFEST,))
+        manifest.merge_records(prob_url, prob_options, "days")  # one manifest object per station from now on
+        version = run.commit() if run is not None else None  # icechunk: published at once, or not at all
+        all_records = sorted(records + new, key=lambda r: (r["station"], r["day"]))
+        picks, evaluated = _picks_in_span(all_records, wanted, stride_ns)
+        need = _opt("min_stations", min_stations)
+        warnings = check_stations(len(stations_channels), float(need), f"detect --method {method}",
+                                  "--min-stations (seisgrid.detect.min_stations)")
+        coords = station_coordinates(stations, stations_channels) if stations is not None else None
+        events = associate(picks, coords, min_stations=min_stations, velocity_kms=velocity_kms,
+                           tolerance_seconds=tolerance_seconds, max_travel_seconds=max_travel_seconds,
+                           associator=None if options.get("associator") is None else str(options["associator"]),
+                           **cast("LocateOptions", {k: options[k] for k in locate_keys if k in options}))
+        for ev in events:
+            for p in ev["picks"]:
+                p.pop("time_ns", None)
+        station_days = round(sum(data_days(archive, stations_channels, lo_ns, hi_ns).values()), 6)
+        windows_now = int(sum(r["windows_computed"] for r in new))
+        seconds = time.perf_counter() - t0
+        summary = {
+            "store": str(store_url), "model": model_path, "method": method, "probabilities": prob_url,
+            "start": None if lo_ns is None else iso_ns(lo_ns), "end": None if hi_ns is None else iso_ns(hi_ns),
+            "n_events": len(events), "picks": len(picks), "tasks_run": len(tasks), "tasks_skipped": len(records),
+            "tasks_failed": tasks_failed,
+            "station_days": station_days, "station_triggers": len(picks), "warnings": warnings,
+            "windows_evaluated": evaluated,
+            "windows": windows_now, "seconds": round(seconds, 3),
+            "windows_per_s": round(windows_now / seconds, 1) if windows_now and seconds > 0 else None,
+            "settings": {k: v for k, v in public.items() if k != "model_fingerprint"},
+            **({"store_engine": engine, "version": version} if run is not None else {}),
+        }
+        paths = write_catalog(events, out_catalog, summary=summary, method="resnet" if method == "model" else method)
+        return {**summary, "catalog": paths, "events": events,
+                "tasks": [{k: v for k, v in r.items() if k not in ("picks", "evaluated")} | {"picks": len(r["picks"])}
+                          for r in new]}
 
 
 def _stalta_baseline(store_url, out_catalog, start, end, client, model_only: dict) -> dict:

@@ -56,6 +56,7 @@ from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import forest as forest_mod
 from seisgrid.seismic import metrics
 from seisgrid.seismic import stalta as stalta_mod
+from seisgrid.seismic.spectrogram import check_image_store
 from seisgrid.seismic.windowstore import distance_of, open_dataset, subclass_of
 
 if TYPE_CHECKING:
@@ -194,6 +195,8 @@ class EvalContext:
                 from seisgrid.seismic.train import open_store
 
                 sds = open_store(self.spectrograms_url)
+            if "image" in sds:
+                check_image_store(sds, self.spectrograms_url)
             if sds.sizes["window"] != self.ds.sizes["window"] or not np.array_equal(sds["label"].values, self.labels):
                 raise SeisgridError(f"{self.spectrograms_url}: windows or labels differ from {self.windows_url}; "
                                     "the spectrogram store must be made from this window store")
@@ -700,6 +703,7 @@ def resnet_detector(ctx: EvalContext, argument: str | None) -> Detector:
     sds = ctx.spectrograms(f"resnet:{path}", lazy=False)
     device = models.pick_device(None)
     model, cfg = models.load_checkpoint(path, device)
+    check_image_store(sds, str(ctx.spectrograms_url), cfg, who=f"resnet:{path}")
     _check_images(f"resnet:{path}", cfg.get("spectrogram") or {}, sds)
     batch = int(train_mod.config.get("train.eval_batch_size", 256))
 

@@ -89,8 +89,7 @@ import numpy as np
 import obspy
 import zarr
 
-from seisgrid import config, manifest, storage
-from seisgrid.cluster import run_tasks
+from seisgrid import config, manifest, storage, versioned
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
 from seisgrid.seismic.archive import SourceFile, find_files, source_layout
 from seisgrid.seismic.layout import (
@@ -119,7 +118,7 @@ from seisgrid.seismic.verify import verify
 logger = logging.getLogger("seisgrid")
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import zarr.codecs  # loaded with zarr; named here so that the type checker knows zarr.codecs
     from distributed import Client
@@ -625,7 +624,7 @@ def _repair_result(repaired: dict | None, task_sources: dict) -> dict:
 def ingest(source: str, store: str, *, client: Client | LazyClient | None = None, pattern: str | None = None,
            format: str | None = None, origin: str | None = None, chunk_seconds: int | None = None,
            shard_seconds: int | None = None, compressor: str | None = None, compression_level: int | None = None,
-           repair: bool = False, progress: bool = True) -> dict:
+           repair: bool = False, store_engine: str | None = None, progress: bool = True) -> dict:
     """Ingest the waveform files under ``source`` into the Zarr store ``store``.
 
     Every option is checked (:func:`resolve_options`) and the files are listed before anything is
@@ -657,6 +656,10 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         with a corrupt, missing or unchecked shard from the source files; delete stray and temporary
         objects. The summary then holds ``repair`` (the problems found, the days rewritten, and
         ``unresolved``: days that no source file holds any more).
+    store_engine : {"zarr", "icechunk"}, optional
+        How the store is written (default ``seisgrid.storage.engine``, ``zarr``): plain Zarr, each write
+        visible as it lands; or an Icechunk repository (:mod:`seisgrid.versioned`) to which the run
+        publishes everything at once as a new version (summary keys ``store_engine``, ``version``).
     progress : bool
         Show tqdm progress bars on stderr.
 
@@ -685,8 +688,6 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     opts = resolve_options(pattern=pattern, format=format, origin=origin, chunk_seconds=chunk_seconds,
                            shard_seconds=shard_seconds, compressor=compressor, compression_level=compression_level)
     fmt = opts["format"]
-    settings = {k: opts[k] for k in ("origin", "chunk_seconds", "shard_seconds")}
-    codec = {"cname": opts["compressor"], "clevel": opts["compression_level"]}
     source_options = storage.storage_options(source)
     store_options = storage.storage_options(store)
     files = _outside_store(find_files(source, opts["pattern"]), source, store, source_options, store_options)
@@ -709,8 +710,26 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     if not usable:
         raise _no_data(source, summary(), "nothing was written")
 
-    store_existed = storage.exists(storage.join(store, "zarr.json"), store_options)
+    engine = versioned.resolve_engine(store_engine)
+    if repair and engine == "icechunk":
+        raise ConfigError("ingest --repair: an Icechunk store is checked and versioned by Icechunk itself (every "
+                          "version stays readable); --repair works on plain Zarr stores")
+    store_existed = storage.exists(storage.join(store, "zarr.json"), store_options) or \
+        storage.is_versioned(store, store_options)
     folder_before = storage.listing(store, store_options) if storage.exists(store, store_options) else None
+    with versioned.publishing(store, store_options, engine, f"seisgrid ingest {source}") as (store_options, run):
+        return _ingest_into(store, store_options, run, source, source_options, files, usable, not_waveform, summary,
+                            opts, client, progress, repair, store_existed, folder_before, t0)
+
+
+def _ingest_into(store: str, store_options: dict, run: versioned.Transaction | None, source: str,
+                 source_options: dict, files: list, usable: list, not_waveform: list, summary: Callable,
+                 opts: dict, client, progress: bool, repair: bool, store_existed: bool, folder_before, t0: float
+                 ) -> dict:
+    """The body of :func:`ingest` once the files are listed: scan, plan, write, consolidate (and publish)."""
+    fmt = opts["format"]
+    settings = {k: opts[k] for k in ("origin", "chunk_seconds", "shard_seconds")}
+    codec = {"cname": opts["compressor"], "clevel": opts["compression_level"]}
     root = _open_store(store, store_options)
     repaired = _repair(store, store_options, client, progress, wanted=repair and store_existed)
     known = {rec["url"]: rec for rec in manifest.read_records(store, store_options, "files").values()}
@@ -722,11 +741,12 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         else:
             to_scan.append(f)
     scan_failures: list[dict] = []
-    for rec in run_tasks(client, scan_file, to_scan, (fmt, source_options, store, store_options), "scan",
-                         progress=progress, failures=scan_failures):
+    for rec in versioned.run_tasks(run, client, scan_file, to_scan, (fmt, source_options, store, store_options),
+                                   "scan", progress=progress, failures=scan_failures):
         if rec is not None:
             records[rec["url"]] = rec
 
+    root = _open_store(store, store_options)  # (the icechunk engine's driver store is new after the tasks)
     plan_channels, task_sources, rejected = _plan(records, root, fmt)
     last_day: dict[str, int] = {}
     for cid, day in task_sources:
@@ -751,8 +771,9 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         tasks.append({"id": cid, "day": day, "sources": sources, "fingerprint": fingerprint,
                       "channel": params, "array_path": params["array_path"], "checksums": checksums})
     write_failures: list[dict] = []
-    new_records = [rec for rec in run_tasks(client, write_channel_day, tasks, (source_options, store, store_options),
-                                            "ingest", progress=progress, failures=write_failures)
+    new_records = [rec for rec in versioned.run_tasks(run, client, write_channel_day, tasks,
+                                                      (source_options, store, store_options), "ingest",
+                                                      progress=progress, failures=write_failures)
                    if rec is not None]
     tasks_failed = [{"channel": f["item"]["id"], "day": day_label(f["item"]["day"]),
                      "files": sorted({s["url"] for s in f["item"]["sources"]}), "error": f["error"]}
@@ -760,6 +781,7 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     # Every planned channel, not only those written now: a run killed after a channel's last day but
     # before this step leaves that channel's summary stale, and the rerun has no task for it.
     fresh = {(rec["id"], rec["day"]) for rec in new_records}
+    root = _open_store(store, store_options)
     summaries = consolidate(root, [rec for key, rec in done.items() if key[0] in channel_params and key not in fresh]
                             + new_records)
 
@@ -795,6 +817,8 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         raise _no_data(source, result, note)
     # xarray (open_zarr, open_datatree) reads the stations and channels from the root without a listing
     storage.consolidate_metadata(store, store_options, exclude=(MANIFEST,))
+    if run is not None:  # everything at once: readers see all of this run or none of it
+        result.update(store_engine="icechunk", version=run.commit())
     result["seconds"] = round(time.perf_counter() - t0, 3)
     logger.info("ingested %s files into %s in %.1f s", len(files), store, result["seconds"])
     return result

@@ -39,6 +39,10 @@ ENCODING_DTYPES = {code: str(np.dtype(spec[2])) for code, spec in ENCODINGS.item
 ASCII_ENCODING = 0
 # ObsPy/libmseed decode records without Blockette 1000 (SEED < 2.4) as Steim-1; we assume the same.
 FALLBACK_ENCODING = 10
+#: Bytes per sample in a record of each fixed-width encoding (SEED manual, appendix). libmseed reads
+#: ``nsamples`` × this many bytes from the record's data offset without checking that they are inside
+#: the record, so a header with a corrupt sample count or data offset must never reach it.
+SAMPLE_BYTES = {0: 1, 1: 2, 3: 4, 4: 4, 5: 8, 12: 3, 13: 2, 14: 2, 16: 2, 30: 2, 32: 2}
 CONTROL_TYPES = np.frombuffer(b"VAST", dtype=np.uint8)  # SEED volume/abbreviation/station/time-span headers
 NS = 1_000_000_000
 EMPTY_CODE = "--"  # stands for empty network and station codes when both are empty (safe-name rule)
@@ -59,7 +63,7 @@ class RecordIndex:
     nsamples: np.ndarray
     sampling_rate: np.ndarray
     encoding: np.ndarray
-    bad_spans: list = field(default_factory=list)  # (offset, nbytes, reason, kind: garbage/truncated/control)
+    bad_spans: list = field(default_factory=list)  # (offset, nbytes, reason, kind: garbage/truncated/corrupt/control)
     size: int = 0
 
     def __len__(self) -> int:
@@ -143,11 +147,12 @@ def _candidate_headers(buf: np.ndarray, offsets: np.ndarray):
         "fract": field16(28), "nsamples": field16(30), "factor": field16(32, True),
         "multiplier": field16(34, True), "activity": buf[o + 36],
         "time_correction": np.where(little, _i32(buf, o + 40, True), _i32(buf, o + 40, False)),
-        "first_blockette": field16(46),
+        "data_offset": field16(44), "first_blockette": field16(46),
     }
     # Walk up to four blockettes looking for 1000 (record length, encoding) and 1001 (microseconds).
     reclen = np.zeros(len(o), dtype=np.int64)
     encoding = np.full(len(o), -1, dtype=np.int64)
+    word_order = np.full(len(o), -1, dtype=np.int64)
     micro = np.zeros(len(o), dtype=np.int64)
     pos = fields["first_blockette"].copy()
     for _ in range(4):
@@ -157,12 +162,13 @@ def _candidate_headers(buf: np.ndarray, offsets: np.ndarray):
         nxt = np.where(little, _u16(buf, p + 2, True), _u16(buf, p + 2, False))
         is1000 = inside & (btype == 1000)
         encoding = np.where(is1000, buf[p + 4], encoding)
+        word_order = np.where(is1000, buf[p + 5], word_order)
         reclen = np.where(is1000 & (buf[p + 6] >= 7) & (buf[p + 6] <= 20),
                           np.left_shift(1, buf[p + 6].astype(np.int64)), reclen)
         is1001 = inside & (btype == 1001)
         micro = np.where(is1001, buf[p + 5].astype(np.int8).astype(np.int64), micro)
         pos = np.where(inside & (nxt > pos), nxt, 0)
-    fields.update(reclen=reclen, encoding=encoding, micro=micro)
+    fields.update(reclen=reclen, encoding=encoding, word_order=word_order, micro=micro)
     return o[ok], {k: v[ok] for k, v in fields.items()}
 
 
@@ -270,8 +276,9 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
     -------
     RecordIndex
         Records in file order; ``bad_spans`` lists ``(offset, nbytes, reason, kind)`` for every byte
-        not inside a well-formed record; kind is ``garbage``, ``truncated`` or ``control`` (SEED
-        volume/station control headers, i.e. metadata of a full SEED volume).
+        not inside a well-formed record; kind is ``garbage``, ``truncated``, ``corrupt`` (a record whose
+        header cannot describe its bytes: its samples would lie outside it, or its word order is invalid) or
+        ``control`` (SEED volume/station control headers, i.e. metadata of a full SEED volume).
     """
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
     n = len(buf)
@@ -285,7 +292,7 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
         grid = np.arange(0, n - n % reclen, reclen)
         found, fields = _candidate_headers(buf, grid)
         if len(found) == len(grid) and n % reclen == 0 and np.all(fields["reclen"] == reclen):
-            return _make_index(buf, found, fields, [], n)
+            return _make_index(buf, *_drop_corrupt(found, fields, []), n)
     # Slow path: walk the buffer, resynchronising on the next plausible header after bad bytes.
     cand = np.arange(0, max(n - 63, 0))
     sync = (buf[cand + 6, None] == VALID_QUALITY).any(axis=1) if len(cand) else np.zeros(0, bool)
@@ -295,31 +302,61 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
     cand_list = cand.tolist()
     while pos < n:
         i = by_offset.get(pos)
+        j = bisect.bisect_right(cand_list, pos)
+        nxt = cand_list[j] if j < len(cand_list) else n  # the next record header (or the end)
         if i is not None:
             length = int(fields_all["reclen"][i]) or _length_without_b1000(pos, cand_list, n)
-            if length and pos + length <= n:
+            if length and pos + length <= nxt:  # whole, and no other record header inside it
                 fields_all["reclen"][i] = length
                 keep.append(i)
                 pos += length
                 continue
-            if length:
+            if length and nxt == n:
                 bad.append((pos, n - pos, f"truncated record: {n - pos} of {length} bytes present", "truncated"))
                 break
-            cand_list_pos = bisect.bisect_right(cand_list, pos)
-            nxt = cand_list[cand_list_pos] if cand_list_pos < len(cand_list) else n
-            bad.append((pos, nxt - pos, f"{nxt - pos} bytes: a record header without Blockette 1000 "
-                                        "and of unknown length", "garbage"))
+            what = (f"a record header that says {length} bytes, but the next record header follows"
+                    if length else "a record header without Blockette 1000 and of unknown length")
+            bad.append((pos, nxt - pos, f"{nxt - pos} bytes: {what}", "garbage"))
             pos = nxt
             continue
-        j = bisect.bisect_right(cand_list, pos)
-        nxt = cand_list[j] if j < len(cand_list) else n
         if pos + 7 <= n and buf[pos + 6] in CONTROL_TYPES:
             bad.append((pos, nxt - pos, f"{nxt - pos} bytes of SEED control headers (metadata)", "control"))
         else:
             bad.append((pos, nxt - pos, f"{nxt - pos} bytes that are not miniSEED records", "garbage"))
         pos = nxt
     idx = np.array(keep, dtype=np.int64)
-    return _make_index(buf, cand[idx], {k: v[idx] for k, v in fields_all.items()}, bad, n)
+    return _make_index(buf, *_drop_corrupt(cand[idx], {k: v[idx] for k, v in fields_all.items()}, bad), n)
+
+
+def _drop_corrupt(offsets: np.ndarray, f: dict, bad: list) -> tuple[np.ndarray, dict, list]:
+    """Move records whose header cannot describe their bytes to the bad spans (kind ``corrupt``).
+
+    A Blockette 1000 word order other than 0 or 1, a data offset outside the record, or more samples of a
+    fixed-width encoding than the bytes after the data offset hold (libmseed would read past the record).
+    """
+    if len(offsets) == 0:
+        return offsets, f, bad
+    reclen, start, nsamples = f["reclen"], f["data_offset"], f["nsamples"]
+    width = np.array([SAMPLE_BYTES.get(int(e), 0) for e in f["encoding"].tolist()], dtype=np.int64)
+    order = f["word_order"]
+    wrong_order = (order != -1) & (order != 0) & (order != 1)
+    outside = (nsamples > 0) & ((start < FIXED_HEADER) | (start > reclen))
+    overflow = ~outside & (nsamples * width > reclen - start)
+    corrupt = wrong_order | outside | overflow
+    if not corrupt.any():
+        return offsets, f, bad
+    for k in np.flatnonzero(corrupt).tolist():
+        o, n = int(offsets[k]), int(reclen[k])
+        if wrong_order[k]:
+            why = f"word order {int(order[k])} in Blockette 1000 (0 or 1)"
+        elif outside[k]:
+            why = f"data offset {int(start[k])} outside the record"
+        else:
+            why = (f"{int(nsamples[k])} samples of {int(width[k])} bytes do not fit in the "
+                   f"{n - int(start[k])} bytes after the data offset")
+        bad.append((o, n, f"corrupt record header at byte {o} ({n} bytes): {why}", "corrupt"))
+    keep = ~corrupt
+    return offsets[keep], {k: v[keep] for k, v in f.items()}, sorted(bad)
 
 
 def _length_without_b1000(pos: int, candidates: list, n: int) -> int:
@@ -347,10 +384,19 @@ def _make_index(buf, offsets, f, bad, size) -> RecordIndex:
 
 
 def read_mseed_bytes(blob: bytes) -> obspy.Stream:
-    """ObsPy's decoding of a buffer of whole miniSEED records (warnings silenced: callers check counts)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return obspy.read(io.BytesIO(blob), format="MSEED")
+    """ObsPy's decoding of a buffer of whole miniSEED records.
+
+    Warnings are silenced (callers check sample counts), except libmseed's failed data integrity check
+    (a Steim record whose last decoded sample differs from the one its first frame records: its samples
+    are wrong), which raises ``ValueError`` with libmseed's message.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stream = obspy.read(io.BytesIO(blob), format="MSEED")
+    for w in caught:
+        if "integrity check" in str(w.message):
+            raise ValueError(str(w.message).strip())
+    return stream
 
 
 def _gather(view: np.ndarray, spans) -> bytes:

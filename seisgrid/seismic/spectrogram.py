@@ -515,6 +515,56 @@ def spectrogram_dataset(windows: xr.Dataset, *, method: str | None = None, batch
     return out
 
 
+IMAGE_DIMS = ("window", "component", "freq", "time")
+
+
+def check_image_store(ds: xr.Dataset, url: str | os.PathLike, checkpoint: dict | None = None,
+                      who: str = "the model") -> None:
+    """Refuse a spectrogram store whose images are not the shape a reader expects, before any is read.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The opened store (``image`` present).
+    url : str
+        The store, for messages.
+    checkpoint : dict, optional
+        A model's checkpoint config (``seisgrid train``): the images must have its ``input.shape``
+        (component, freq, time), or at least its ``in_channels`` components.
+    who : str
+        The reader, for messages (e.g. ``resnet:model.pt``).
+
+    Raises
+    ------
+    StorageError
+        ``image`` is not (window, component, freq, time) with at least one component and pixel, its images
+        differ from the store's own ``image_size`` attribute, or from the shape the checkpoint was trained on.
+    """
+    image = ds["image"]
+    shape = tuple(int(n) for n in image.shape)
+    if image.dims != IMAGE_DIMS or 0 in shape[1:]:
+        raise StorageError(f"{url}: 'image' has dims {image.dims} and shape {shape}: expected {IMAGE_DIMS} with "
+                           "at least one component and pixel; make the store with `seisgrid spectrograms`")
+    size = ds.attrs.get("image_size")
+    if size is not None:
+        sizes = [int(s) for s in (size if isinstance(size, (list, tuple)) else (size, size))]
+        if list(shape[2:]) != sizes:
+            raise StorageError(f"{url}: images of {shape[2]}×{shape[3]} pixels but the store's image_size "
+                               f"attribute says {sizes[0]}×{sizes[-1]}: the store is damaged or not from `seisgrid "
+                               "spectrograms`; make it again")
+    if checkpoint is None:
+        return
+    expected = (checkpoint.get("input") or {}).get("shape")
+    if expected is not None and tuple(int(n) for n in expected) != shape[1:]:
+        raise StorageError(f"{url}: images of shape {shape[1:]} (component, freq, time), but {who} was trained on "
+                           f"{tuple(expected)}; make the spectrogram store with the settings of its training store "
+                           "(`seisgrid spectrograms`), or train a model on this one")
+    channels = checkpoint.get("in_channels")
+    if channels is not None and int(channels) != shape[1]:
+        raise StorageError(f"{url}: {shape[1]} component(s) per image, but {who} takes {channels}; use a store with "
+                           f"{channels} components, or train a model on this one")
+
+
 def jsonable(value: object) -> bool:
     """Whether ``json.dumps`` can write ``value`` (attributes that cannot are left out of the store)."""
     import json
@@ -626,5 +676,5 @@ def spectrograms(windows_url: str | os.PathLike, out_url: str | os.PathLike, *, 
     }
 
 
-__all__ = ["SpectrogramParams", "default_device", "spectrogram_dataset", "spectrogram_numpy",
+__all__ = ["SpectrogramParams", "check_image_store", "default_device", "spectrogram_dataset", "spectrogram_numpy",
            "spectrogram_torch", "spectrograms", "to_store_numpy", "to_store_torch"]

@@ -51,6 +51,7 @@ from torch import nn
 from seisgrid import config
 from seisgrid.errors import ConfigError, SeisgridError
 from seisgrid.seismic import metrics, models
+from seisgrid.seismic.spectrogram import check_image_store
 from seisgrid.seismic.windowstore import open_dataset
 
 if TYPE_CHECKING:
@@ -74,9 +75,15 @@ SPECTROGRAM_ATTRS = ("sampling_rate", "stft_window", "stft_n_fft", "stft_hop", "
 
 # ------------------------------------------------------------------------------------------------ data
 def open_store(url: str | os.PathLike) -> xr.Dataset:
-    """A spectrogram store as a Dataset of lazily indexed Zarr arrays (no Dask: reads go straight to Zarr)."""
-    return open_dataset(url, "spectrogram store", "seisgrid spectrograms", ("image", "label"),
-                        consolidated=False, chunks=None)
+    """A spectrogram store as a Dataset of lazily indexed Zarr arrays (no Dask: reads go straight to Zarr).
+
+    Its images are checked to be (window, component, freq, time) of the store's own ``image_size``
+    (:func:`seisgrid.seismic.spectrogram.check_image_store`) before anything is read or written.
+    """
+    ds = open_dataset(url, "spectrogram store", "seisgrid spectrograms", ("image", "label"),
+                      consolidated=False, chunks=None)
+    check_image_store(ds, url)
+    return ds
 
 
 def _chunk_size(ds: xr.Dataset) -> int:
