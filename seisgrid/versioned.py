@@ -100,6 +100,11 @@ def _icechunk() -> Any:
     except ImportError as exc:
         raise StorageError("the icechunk store engine needs the icechunk package: "
                            "pip install 'seisgrid[icechunk]'") from exc
+    if "ICECHUNK_LOG" not in os.environ:
+        # Icechunk warns on every open of a local repository that its file system storage is not safe for
+        # concurrent commits; seisgrid holds a lock while it publishes (see the module docstring).
+        os.environ["ICECHUNK_LOG"] = "error"
+        icechunk.set_logs_filter("error")
     return icechunk
 
 

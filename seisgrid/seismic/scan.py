@@ -26,6 +26,7 @@ from seisgrid.seismic.mseed import (
     ASCII_ENCODING,
     ENCODING_DTYPES,
     NS,
+    RecordIndex,
     index_records,
     starts_like_seed,
     trace_id,
@@ -151,6 +152,7 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
                       f"{', '.join(skipped_ids)} not ingested", "nbytes": nbytes, "skipped": True})
         record["bytes_skipped"] += nbytes
     index = index.select(waveform)
+    _odd_codes(data, index, record)
     ids = np.array(index.ids)
     end_ns = index.end_ns
     for cid in sorted(set(index.ids)):
@@ -188,6 +190,23 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
                 str(sds_day) in c["days"] for c in record["channels"].values()):
             record["problems"].append({"reason": f"no data of day {sds.year}.{sds.doy:03d} named by the SDS path",
                                        "nbytes": 0})
+
+
+def _odd_codes(data: bytes, index: RecordIndex, record: dict) -> None:
+    """Warn about records whose codes hold bytes that are not ASCII text (a corrupt header, most likely).
+
+    Such bytes are dropped from the channel id (as ObsPy does, :mod:`seisgrid.seismic.mseed`), so the
+    records are ingested, but under codes the file does not quite say. NUL padding is common and allowed.
+    """
+    if not len(index):
+        return
+    codes = np.frombuffer(data, dtype=np.uint8)[index.offset[:, None] + np.arange(8, 20)]
+    odd = np.flatnonzero(((codes < 32) & (codes != 0) | (codes >= 127)).any(axis=1))
+    if len(odd):
+        ids = sorted({index.ids[k] for k in odd.tolist()})
+        record["problems"].append({"reason": f"{len(odd)} records (the first at byte {int(index.offset[odd[0]])}) "
+                                             f"have non-ASCII bytes in their codes; ingested as {', '.join(ids)}",
+                                   "nbytes": 0})
 
 
 def read_other(data: bytes, fmt: str) -> obspy.Stream:
