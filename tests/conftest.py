@@ -37,6 +37,27 @@ TEST_CREDENTIALS = {
 }
 
 
+# -------------------------------------------------------------------------------------- reliability
+@pytest.fixture
+def reliability_figures(request):
+    """A dict a reliability test fills with its figures (kills, faults injected, cases tried, samples lost, …).
+
+    With ``SEISGRID_RELIABILITY_REPORT=PATH`` set, each test's figures are merged into that JSON file under
+    the test's id (docs/reliability.md is made from it); otherwise they are only printed with ``-s``.
+    """
+    figures: dict = {}
+    yield figures
+    if not figures:
+        return
+    print(f"\n{request.node.nodeid}: {figures}")
+    path = os.environ.get("SEISGRID_RELIABILITY_REPORT")
+    if path:
+        report = pathlib.Path(path)
+        data = json.loads(report.read_text()) if report.exists() else {}
+        data[request.node.nodeid] = figures
+        report.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 # --------------------------------------------------------------------------------------------- dask
 
 

@@ -49,6 +49,20 @@ def data_hashes(url: str) -> dict[str, str]:
     return {k[len(base) + 1:]: hashlib.sha256(b).hexdigest() for k, b in fs.cat(keys).items()} if keys else {}
 
 
+def outcome(store: str, clean: str, **figures) -> dict:
+    """The figures of one killed run against its clean reference: objects compared, wrong, samples lost."""
+    got, want = data_hashes(str(store)), data_hashes(str(clean))
+    wrong = sum(got.get(k) != v for k, v in want.items()) + len(set(got) - set(want))
+    from seisgrid.errors import StorageError
+    from seisgrid.seismic.store import open_archive
+
+    try:
+        lost = open_archive(str(clean)).inventory()["samples"] - open_archive(str(store)).inventory()["samples"]
+    except StorageError:  # not a waveform store (probabilities, feature grids): the hashes say it all
+        lost = 0
+    return {**figures, "objects_compared": len(want), "wrong_objects": wrong, "samples_lost": lost}
+
+
 def new_cluster() -> Client:
     """A LocalCluster as seisgrid starts one (``--cluster local``): 2 worker processes, lost ones replaced."""
     return cluster.get_client("local", quiet=True, n_workers=2, threads_per_worker=1, dashboard_address=":0")
@@ -102,7 +116,7 @@ COUNTS = ("tasks_run", "channels", "samples_written", "gaps", "overlaps", "files
 
 
 # --------------------------------------------------------------------------------------------- killed workers
-def test_ingest_survives_workers_killed_by_pid(archive, tmp_path):
+def test_ingest_survives_workers_killed_by_pid(archive, tmp_path, reliability_figures):
     source, clean, clean_summary = archive
     store = tmp_path / "store.zarr"
     client = new_cluster()
@@ -113,6 +127,7 @@ def test_ingest_survives_workers_killed_by_pid(archive, tmp_path):
         killer.join(timeout=5)
     finally:
         close(client)
+    reliability_figures.update(outcome(store, clean, workers_killed=len(killer.killed)))
     assert len(killer.killed) == 2, "the kills should land in the middle of the run"
     assert result["tasks_failed"] == [] and {k: result[k] for k in COUNTS} == {k: clean_summary[k] for k in COUNTS}
     assert data_hashes(str(store)) == data_hashes(str(clean))
@@ -120,7 +135,7 @@ def test_ingest_survives_workers_killed_by_pid(archive, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["sys.exit", "segfault"])
-def test_ingest_survives_distributed_kill_worker(archive, tmp_path, mode):
+def test_ingest_survives_distributed_kill_worker(archive, tmp_path, mode, reliability_figures):
     source, clean, clean_summary = archive
     store = tmp_path / "store.zarr"
     client = new_cluster()
@@ -132,6 +147,7 @@ def test_ingest_survives_distributed_kill_worker(archive, tmp_path, mode):
     finally:
         close(client)
     KILLS["processes killed"] += restarts
+    reliability_figures.update(outcome(store, clean, workers_killed=restarts, kill_mode=mode))
     assert result["tasks_failed"] == [] and {k: result[k] for k in COUNTS} == {k: clean_summary[k] for k in COUNTS}
     assert data_hashes(str(store)) == data_hashes(str(clean))
     assert verify(str(store), progress=False)["ok"]
@@ -142,7 +158,7 @@ def _slow_sphere(x, target) -> float:
     return float(np.sum((np.asarray(x) - target) ** 2))
 
 
-def test_pso_state_survives_killed_workers():
+def test_pso_state_survives_killed_workers(reliability_figures):
     from test_ghf_pso import _state
 
     from seisgrid.ghf import pso
@@ -161,11 +177,13 @@ def test_pso_state_survives_killed_workers():
         killer.join(timeout=5)
     finally:
         close(client)
+    reliability_figures.update(workers_killed=len(killer.killed), wrong_outputs=int(
+        repr(_state(killed_run)) != repr(_state(clean))))
     assert killer.killed
     assert repr(_state(killed_run)) == repr(_state(clean))
 
 
-def test_ghf_feature_build_survives_killed_workers(tmp_path_factory):
+def test_ghf_feature_build_survives_killed_workers(tmp_path_factory, reliability_figures):
     from test_ghf_features import write_synthetic_data
 
     from seisgrid.ghf import features as F
@@ -182,13 +200,16 @@ def test_ghf_feature_build_survives_killed_workers(tmp_path_factory):
     try:
         client.register_plugin(KillWorker(delay="1s", mode="sys.exit"), name="kill-worker")
         F.build_features(str(out / "killed.zarr"), client=client, **kwargs)
+        restarts = len(client.run_on_scheduler(lambda dask_scheduler: [
+            e for e in dask_scheduler.get_events("all") if e[1].get("action") == "remove-worker"]))
     finally:
         close(client)
+    reliability_figures.update(outcome(out / "killed.zarr", out / "clean.zarr", workers_killed=restarts))
     assert data_hashes(str(out / "killed.zarr")) == data_hashes(str(out / "clean.zarr"))
 
 
 @requires_torch
-def test_detection_survives_killed_workers(tmp_path_factory):
+def test_detection_survives_killed_workers(tmp_path_factory, reliability_figures):
     from seisgrid.seismic import models
     from seisgrid.seismic.detect import detect
     from seisgrid.seismic.synth import synthesize
@@ -221,6 +242,9 @@ def test_detection_survives_killed_workers(tmp_path_factory):
         killer.join(timeout=5)
     finally:
         close(client)
+    reliability_figures.update(outcome(killed["probabilities"], clean["probabilities"], workers_killed=len(
+        killer.killed), catalog_differs=int(pathlib.Path(killed["catalog"]["csv"]).read_text()
+                                            != pathlib.Path(clean["catalog"]["csv"]).read_text())))
     assert killer.killed and killed["tasks_failed"] == []
     assert pathlib.Path(killed["catalog"]["csv"]).read_text() == pathlib.Path(clean["catalog"]["csv"]).read_text()
     assert data_hashes(killed["probabilities"]) == data_hashes(clean["probabilities"])
@@ -248,7 +272,7 @@ def _kill_when(cmd: list[str], ready, timeout: float = 180.0) -> bool:
     return running
 
 
-def test_sigkill_mid_ingest_then_rerun_is_identical(archive, tmp_path):
+def test_sigkill_mid_ingest_then_rerun_is_identical(archive, tmp_path, reliability_figures):
     source, clean, _ = archive
     store = tmp_path / "store.zarr"
     assert _kill_when(_cli("ingest", str(source), str(store), "--cluster", "local"),
@@ -257,13 +281,14 @@ def test_sigkill_mid_ingest_then_rerun_is_identical(archive, tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
+    reliability_figures.update(outcome(store, clean, runs_killed=1))
     assert 4 <= summary["tasks_skipped"] < 12 and summary["tasks_run"] + summary["tasks_skipped"] == 12
     assert data_hashes(str(store)) == data_hashes(str(clean))
     assert verify(str(store), progress=False)["ok"]
 
 
 @requires_torch
-def test_sigkill_mid_detection_then_rerun_is_identical(tmp_path):
+def test_sigkill_mid_detection_then_rerun_is_identical(tmp_path, reliability_figures):
     from seisgrid.seismic import models
     from seisgrid.seismic.synth import synthesize
 
@@ -288,12 +313,13 @@ def test_sigkill_mid_detection_then_rerun_is_identical(tmp_path):
     again = subprocess.run(command("killed"), env=CLI_ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     first, second = (json.loads(p.stdout.splitlines()[-1]) for p in (clean, again))
+    reliability_figures.update(outcome(second["probabilities"], first["probabilities"], runs_killed=1))
     assert second["tasks_skipped"] >= 1
     assert pathlib.Path(second["catalog"]["csv"]).read_text() == pathlib.Path(first["catalog"]["csv"]).read_text()
     assert data_hashes(second["probabilities"]) == data_hashes(first["probabilities"])
 
 
-def test_sigkill_mid_pipeline_run_then_rerun_is_identical(archive, tmp_path):
+def test_sigkill_mid_pipeline_run_then_rerun_is_identical(archive, tmp_path, reliability_figures):
     source, clean, _ = archive
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(f"""# ingest, then an inventory of the store
@@ -313,6 +339,7 @@ steps:
                           timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out" / "run-record.json").read_text())
+    reliability_figures.update(outcome(store, clean, runs_killed=1))
     assert [s["status"] for s in record["steps"]] == ["done", "done"]
     assert data_hashes(str(store)) == data_hashes(str(clean))
     assert verify(str(store), progress=False)["ok"]
@@ -338,7 +365,7 @@ def _kill_in_the_middle(source: pathlib.Path, store: pathlib.Path, fraction: flo
     child.join()
 
 
-def test_state_machine_kill_add_rerun_always_equals_a_clean_ingest(tmp_path_factory):
+def test_state_machine_kill_add_rerun_always_equals_a_clean_ingest(tmp_path_factory, reliability_figures):
     from hypothesis import HealthCheck, settings
     from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -399,5 +426,6 @@ def test_state_machine_kill_add_rerun_always_equals_a_clean_ingest(tmp_path_fact
     IngestKillRerun.TestCase.settings = settings(max_examples=8, stateful_step_count=6, deadline=None,
                                                  derandomize=True, suppress_health_check=list(HealthCheck))
     IngestKillRerun.TestCase().runTest()
-    print(f"\nstate machine: {stats}; processes killed in this module: {KILLS['processes killed']}")
+    reliability_figures.update(runs_killed=stats["kills"], reruns=stats["runs"], stores_compared=stats["checks"],
+                               wrong_stores=0)
     assert stats["kills"] > 0 and stats["checks"] > 0
