@@ -27,6 +27,11 @@ SLOW_STEP_RATE = 0.05
 FAST_RETRIES = {"seisgrid.storage.s3.max_attempts": 10}
 
 
+def differing(a: dict[str, str], b: dict[str, str]) -> int:
+    """How many objects differ between two :func:`object_hashes` (missing or extra ones included)."""
+    return sum(a.get(k) != b.get(k) for k in set(a) | set(b))
+
+
 def object_hashes(url: str) -> dict[str, str]:
     """SHA-256 of every object below ``url``, by key relative to it.
 
@@ -54,7 +59,7 @@ def archive(tmp_path_factory):
     return folder
 
 
-def test_ingest_through_injected_faults_is_byte_identical(archive, s3_bucket, s3_faults):
+def test_ingest_through_injected_faults_is_byte_identical(archive, s3_bucket, s3_faults, reliability_figures):
     clean = f"{s3_bucket}/clean.zarr"
     ingest(str(archive), clean, pattern=SDS, progress=False)
     s3_faults.set(rate=FAULT_RATE, seed=1)
@@ -62,6 +67,8 @@ def test_ingest_through_injected_faults_is_byte_identical(archive, s3_bucket, s3
         faulty = f"{s3_bucket}/faulty.zarr"
         result = ingest(str(archive), faulty, pattern=SDS, progress=False)
     state = s3_faults.off()
+    reliability_figures.update(faults_injected=state["injected"], fault_rate=FAULT_RATE,
+                               wrong_objects=differing(object_hashes(faulty), object_hashes(clean)))
     assert sum(state["injected"].values()) >= 20, state  # the faults did happen, of every kind
     assert all(state["injected"][kind] > 0 for kind in ("http500", "http503", "drop")), state
     assert result["tasks_failed"] == [] and result["files_failed"] == []
@@ -69,7 +76,7 @@ def test_ingest_through_injected_faults_is_byte_identical(archive, s3_bucket, s3
     assert object_hashes(faulty) == object_hashes(clean)
 
 
-def test_permanent_failure_is_named_and_the_rerun_completes(archive, s3_bucket, s3_faults):
+def test_permanent_failure_is_named_and_the_rerun_completes(archive, s3_bucket, s3_faults, reliability_figures):
     clean = f"{s3_bucket}/clean.zarr"
     ingest(str(archive), clean, pattern=SDS, progress=False)
     url = f"{s3_bucket}/outage.zarr"
@@ -77,7 +84,7 @@ def test_permanent_failure_is_named_and_the_rerun_completes(archive, s3_bucket, 
     s3_faults.set(fail_prefix=f"{url.removeprefix('s3://')}/{channel}/c")
     with dask.config.set({"seisgrid.storage.s3.max_attempts": 2, "seisgrid.cluster.task_retries": 1}):
         result = ingest(str(archive), url, pattern=SDS, progress=False)
-    s3_faults.off()
+    reliability_figures.update(faults_injected=s3_faults.off()["injected"], permanent_outage="one array")
     (failed,) = result["tasks_failed"]
     assert failed["channel"] == "SY.ST01..BHZ" and failed["files"][0].endswith("SY.ST01..BHZ.D.2021.001")
     assert "StorageError" in failed["error"] and f"{url}/{channel}/c/0" in failed["error"]
@@ -88,7 +95,7 @@ def test_permanent_failure_is_named_and_the_rerun_completes(archive, s3_bucket, 
     assert object_hashes(url) == object_hashes(clean)
 
 
-def test_ingest_from_an_s3_source_through_faults(archive, s3_bucket, s3_faults, tmp_path):
+def test_ingest_from_an_s3_source_through_faults(archive, s3_bucket, s3_faults, tmp_path, reliability_figures):
     fs, _ = storage.filesystem(s3_bucket)
     fs.put(str(archive), f"{s3_bucket.removeprefix('s3://')}/archive", recursive=True)
     clean = tmp_path / "clean.zarr"
@@ -96,12 +103,16 @@ def test_ingest_from_an_s3_source_through_faults(archive, s3_bucket, s3_faults, 
     s3_faults.set(rate=FAULT_RATE, seed=2)
     with dask.config.set(FAST_RETRIES):
         result = ingest(f"{s3_bucket}/archive", str(tmp_path / "faulty.zarr"), pattern=SDS, progress=False)
-    assert sum(s3_faults.off()["injected"].values()) > 0
+    injected = s3_faults.off()["injected"]
+    reliability_figures.update(faults_injected=injected, fault_rate=FAULT_RATE, wrong_objects=differing(
+        object_hashes(str(tmp_path / "faulty.zarr")), object_hashes(str(clean))))
+    assert sum(injected.values()) > 0
     assert result["tasks_failed"] == []
     assert object_hashes(str(tmp_path / "faulty.zarr")) == object_hashes(str(clean))
 
 
-def test_detection_windows_and_spectrograms_on_s3_through_faults(archive, s3_bucket, s3_faults, tmp_path):
+def test_detection_windows_and_spectrograms_on_s3_through_faults(archive, s3_bucket, s3_faults, tmp_path,
+                                                                 reliability_figures):
     from seisgrid.seismic.detect import detect
     from seisgrid.seismic.labelled import build_windows
     from seisgrid.seismic.spectrogram import spectrograms
@@ -122,13 +133,17 @@ def test_detection_windows_and_spectrograms_on_s3_through_faults(archive, s3_buc
     s3_faults.set(rate=SLOW_STEP_RATE, seed=3)
     with dask.config.set(FAST_RETRIES):
         faulty = run(f"{s3_bucket}/faulty")
-    assert sum(s3_faults.off()["injected"].values()) > 0
+    injected = s3_faults.off()["injected"]
+    reliability_figures.update(faults_injected=injected, fault_rate=SLOW_STEP_RATE, wrong_objects=sum(
+        differing(object_hashes(f"{s3_bucket}/faulty/{n}"), object_hashes(f"{s3_bucket}/clean/{n}"))
+        for n in ("windows.zarr", "spectrograms.zarr")) + int(faulty != clean))
+    assert sum(injected.values()) > 0
     assert faulty == clean and clean["triggers"] > 0 and clean["samples"] > 0
     for name in ("windows.zarr", "spectrograms.zarr"):
         assert object_hashes(f"{s3_bucket}/faulty/{name}") == object_hashes(f"{s3_bucket}/clean/{name}"), name
 
 
-def test_ghf_features_to_s3_through_faults(s3_bucket, s3_faults, tmp_path_factory):
+def test_ghf_features_to_s3_through_faults(s3_bucket, s3_faults, tmp_path_factory, reliability_figures):
     from test_ghf_features import nearest_krige, write_synthetic_data
 
     from seisgrid.ghf import features as F
@@ -140,8 +155,10 @@ def test_ghf_features_to_s3_through_faults(s3_bucket, s3_faults, tmp_path_factor
     s3_faults.set(rate=FAULT_RATE, seed=4)
     with dask.config.set(FAST_RETRIES):
         F.build_features(f"{s3_bucket}/faulty.zarr", **kwargs)
-    assert sum(s3_faults.off()["injected"].values()) > 0
+    injected = s3_faults.off()["injected"]
     clean, faulty = object_hashes(f"{s3_bucket}/clean.zarr"), object_hashes(f"{s3_bucket}/faulty.zarr")
+    reliability_figures.update(faults_injected=injected, fault_rate=FAULT_RATE, wrong_objects=differing(faulty, clean))
+    assert sum(injected.values()) > 0
     assert faulty.keys() == clean.keys()
     different = [k for k in clean if clean[k] != faulty[k]]
     assert not different, different
