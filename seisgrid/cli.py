@@ -101,7 +101,7 @@ def _emit(step: Step, result: dict, as_json: bool) -> None:
         print(human, file=sys.stderr if as_json else sys.stdout)
     if as_json:
         shown = {k: v for k, v in result.items() if k not in step.omit}
-        print(json.dumps(jsonable(shown), default=str, allow_nan=False))
+        print(redact(json.dumps(jsonable(shown), default=str, allow_nan=False)))
 
 
 def _quiet_distributed(verbose: int) -> None:
@@ -130,6 +130,25 @@ def run_step(step: Step, args: argparse.Namespace) -> int:
     return step.status(result)
 
 
+class _Redact(logging.Filter):
+    """Masks credentials in every log record (botocore's DEBUG log prints the access key id)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.urls = urls
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage(), *self.urls), None
+        return True
+
+
+def redact(text: str, *urls: str) -> str:
+    """:func:`seisgrid.storage.redact` (imported when needed: ``seisgrid --help`` stays light)."""
+    from seisgrid.storage import redact as mask
+
+    return mask(text, *urls)
+
+
 def _interrupt_on_sigterm() -> None:
     """SIGTERM (a batch job's walltime, ``kill``) ends a command as Ctrl-C does: its cluster is shut down."""
     import signal
@@ -154,13 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     name = args.step.name
     if argv is None:  # the command itself, not a call from Python
         _interrupt_on_sigterm()
+    urls = [v for v in vars(args).values() if isinstance(v, str) and "://" in v]
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Redact(urls))
     try:
         return run_step(args.step, args)
     except ConfigError as exc:
-        print(f"seisgrid {name}: usage error: {exc}", file=sys.stderr)
+        print(redact(f"seisgrid {name}: usage error: {exc}", *urls), file=sys.stderr)
         return EXIT_USAGE
     except SeisgridError as exc:
-        print(f"seisgrid {name}: error: {exc}", file=sys.stderr)
+        print(redact(f"seisgrid {name}: error: {exc}", *urls), file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # a library's own error: its traceback, without credentials
+        import traceback
+
+        print(redact("".join(traceback.format_exception(exc)), *urls), file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"seisgrid {name}: interrupted; the cluster was shut down; rerun the same command to resume",

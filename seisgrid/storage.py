@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import posixpath
+import re
 import uuid
 from typing import TYPE_CHECKING, Literal
 
@@ -94,6 +95,9 @@ def filesystem(url: str, options: dict | None = None) -> tuple[fsspec.AbstractFi
         Storage options; default: :func:`storage_options` of ``url``.
     """
     url = str(url)
+    if not is_local(url) and protocol(url) not in ("http", "https") and re.search(_URL_USERINFO, url):
+        raise StorageError(f"{redact(url, url)}: credentials in a {protocol(url)}:// URL are not used (and would "
+                           "show in logs); give them as storage options or the usual environment variables")
     opts = storage_options(url) if options is None else options
     opts = {k: v for k, v in opts.items() if k != SESSION_OPTION}
     try:

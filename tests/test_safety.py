@@ -479,10 +479,6 @@ def test_a_failed_pipeline_step_shows_no_credentials(planted_here, tmp_path, cap
 @pytest.mark.s3
 @requires_s3fs
 @requires_moto
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="storage.exists (ingest's first look at the store) lets botocore's ParamValidationError "
-                   "through unwrapped: a traceback that quotes the user:password (s3fs's DEBUG log quotes it too); "
-                   "for the owner of storage.py/ingest.py/cli.py: refuse user:password in s3:// URLs up front")
 def test_ingest_to_a_user_password_url_shows_no_credentials(archive, planted_here, capsys):
     bad = f"s3://{USERINFO}@{planted_here.removeprefix('s3://')}/x.zarr"
     assert main(["ingest", str(archive), bad, "--pattern", SDS, "--cluster", "none", "--json"]) in (1, 2)
