@@ -48,9 +48,14 @@ SESSION_OPTION = "seisgrid_session"
 
 def is_versioned(url: str, options: dict | None = None) -> bool:
     """Whether ``url`` holds an Icechunk repository rather than a plain Zarr store (two existence checks)."""
-    if exists(join(url, "zarr.json"), options):
-        return False
-    return exists(join(url, "refs", "branch.main"), options)
+    try:
+        if exists(join(url, "zarr.json"), options):
+            return False
+        return exists(join(url, "refs", "branch.main"), options)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (an object store that fails after its retries)
+        raise storage_error(url, "existence check", exc) from exc
 
 
 def session_of(options: dict | None) -> Any:

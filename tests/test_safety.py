@@ -367,9 +367,9 @@ def test_storage_failures_show_no_credentials(archive, planted_here, s3_faults, 
             open_archive(bad)
         assert main(["inventory", bad, "--json"]) == 1
         printed["inventory of a user:password URL"] = capsys.readouterr()
-    assert str(caught.value).startswith(f"{store}/zarr.json: read failed after 2 attempts")
+    assert str(caught.value).startswith(store) and "failed after 2 attempts" in str(caught.value)
     assert str(caught_url.value).startswith("s3://***@")
-    assert f"seisgrid inventory: error: {store}/zarr.json: read failed" in printed["inventory in an outage"].err
+    assert f"seisgrid inventory: error: {store}" in printed["inventory in an outage"].err
     (failed,) = json.loads(printed["ingest in an outage"].out.strip().splitlines()[-1])["tasks_failed"]
     assert "StorageError" in failed["error"] and "SY.ST01..BHZ" in printed["ingest in an outage"].out
     assert "seisgrid inventory: error: s3://***@" in printed["inventory of a user:password URL"].err
