@@ -23,7 +23,7 @@ _TESTS = pathlib.Path(__file__).resolve().parent
 if str(_TESTS) not in sys.path:  # `from helpers import ...` works with or without tests/__init__.py
     sys.path.insert(0, str(_TESTS))
 
-from helpers import free_port, has_boto3, has_moto, has_s3fs  # noqa: E402 - after the sys.path line above
+from helpers import free_port, has_boto3, has_moto, has_s3fs, write_reliability_figures  # noqa: E402 - after the sys.path line above
 
 # Requests to the loopback servers must never go through a proxy.
 for _name in ("NO_PROXY", "no_proxy"):
@@ -50,12 +50,7 @@ def reliability_figures(request):
     if not figures:
         return
     print(f"\n{request.node.nodeid}: {figures}")
-    path = os.environ.get("SEISGRID_RELIABILITY_REPORT")
-    if path:
-        report = pathlib.Path(path)
-        data = json.loads(report.read_text()) if report.exists() else {}
-        data[request.node.nodeid] = figures
-        report.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    write_reliability_figures(request.node.nodeid, figures)
 
 
 # --------------------------------------------------------------------------------------------- dask

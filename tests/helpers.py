@@ -116,3 +116,20 @@ class _SchedulerContext:
 
     def __exit__(self, *exc):
         return self._set.__exit__(*exc)
+
+
+def write_reliability_figures(key: str, figures: dict) -> None:
+    """Merge ``figures`` under ``key`` into the JSON file ``$SEISGRID_RELIABILITY_REPORT`` (when set).
+
+    docs/reliability.md is made from that file; see the ``reliability_figures`` fixture of conftest.py.
+    """
+    import json
+    import os
+
+    path = os.environ.get("SEISGRID_RELIABILITY_REPORT")
+    if not path or not figures:
+        return
+    report = pathlib.Path(path)
+    data = json.loads(report.read_text()) if report.exists() else {}
+    data[key] = figures
+    report.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
