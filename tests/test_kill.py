@@ -423,7 +423,7 @@ def test_state_machine_kill_add_rerun_always_equals_a_clean_ingest(tmp_path_fact
             assert ({k for k in manifest.read_records(str(self.store), {}, "days")}
                     == {k for k in manifest.read_records(str(reference), {}, "days")})
 
-    IngestKillRerun.TestCase.settings = settings(max_examples=8, stateful_step_count=6, deadline=None,
+    IngestKillRerun.TestCase.settings = settings(max_examples=12, stateful_step_count=6, deadline=None,
                                                  derandomize=True, suppress_health_check=list(HealthCheck))
     IngestKillRerun.TestCase().runTest()
     reliability_figures.update(runs_killed=stats["kills"], reruns=stats["runs"], stores_compared=stats["checks"],
