@@ -43,6 +43,7 @@ FALLBACK_ENCODING = 10
 #: ``nsamples`` × this many bytes from the record's data offset without checking that they are inside
 #: the record, so a header with a corrupt sample count or data offset must never reach it.
 SAMPLE_BYTES = {0: 1, 1: 2, 3: 4, 4: 4, 5: 8, 12: 3, 13: 2, 14: 2, 16: 2, 30: 2, 32: 2}
+STEIM_SAMPLES_PER_WORD = {10: 4, 11: 7}  # the most samples a 4-byte Steim-1/Steim-2 word holds
 CONTROL_TYPES = np.frombuffer(b"VAST", dtype=np.uint8)  # SEED volume/abbreviation/station/time-span headers
 NS = 1_000_000_000
 EMPTY_CODE = "--"  # stands for empty network and station codes when both are empty (safe-name rule)
@@ -65,6 +66,7 @@ class RecordIndex:
     encoding: np.ndarray
     bad_spans: list = field(default_factory=list)  # (offset, nbytes, reason, kind: garbage/truncated/corrupt/control)
     size: int = 0
+    notes: list = field(default_factory=list)  # reasons to warn about records that are kept (odd headers)
 
     def __len__(self) -> int:
         return len(self.offset)
@@ -331,29 +333,37 @@ def index_records(data: bytes | np.ndarray) -> RecordIndex:
 def _drop_corrupt(offsets: np.ndarray, f: dict, bad: list) -> tuple[np.ndarray, dict, list]:
     """Move records whose header cannot describe their bytes to the bad spans (kind ``corrupt``).
 
-    A Blockette 1000 word order other than 0 or 1, a data offset outside the record, or more samples of a
-    fixed-width encoding than the bytes after the data offset hold (libmseed would read past the record).
+    A data offset outside the record; more samples than the bytes after the data offset can hold (for
+    fixed-width encodings libmseed would read past the record; for Steim, a sample count that no payload can
+    hold); a Blockette 1000 word order other than 0 or 1 in a record that is not Steim-compressed (libmseed
+    reads such samples as big-endian, and nothing tells whether they are: a Steim record's integrity check
+    does, see :func:`read_mseed_bytes`, so those are kept with a note, see :func:`_make_index`).
     """
     if len(offsets) == 0:
         return offsets, f, bad
     reclen, start, nsamples = f["reclen"], f["data_offset"], f["nsamples"]
-    width = np.array([SAMPLE_BYTES.get(int(e), 0) for e in f["encoding"].tolist()], dtype=np.int64)
+    encoding = np.where(f["encoding"] < 0, FALLBACK_ENCODING, f["encoding"])
+    width, per_word = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    width[list(SAMPLE_BYTES)] = list(SAMPLE_BYTES.values())
+    per_word[list(STEIM_SAMPLES_PER_WORD)] = list(STEIM_SAMPLES_PER_WORD.values())
+    space = np.maximum(reclen - start, 0)
+    most = np.where(width[encoding] > 0, space // np.maximum(width[encoding], 1),
+                    np.where(per_word[encoding] > 0, space // 4 * per_word[encoding], np.iinfo(np.int64).max))
     order = f["word_order"]
-    wrong_order = (order != -1) & (order != 0) & (order != 1)
+    wrong_order = (order > 1) & (per_word[encoding] == 0)
     outside = (nsamples > 0) & ((start < FIXED_HEADER) | (start > reclen))
-    overflow = ~outside & (nsamples * width > reclen - start)
+    overflow = ~outside & (nsamples > most)
     corrupt = wrong_order | outside | overflow
     if not corrupt.any():
         return offsets, f, bad
     for k in np.flatnonzero(corrupt).tolist():
         o, n = int(offsets[k]), int(reclen[k])
         if wrong_order[k]:
-            why = f"word order {int(order[k])} in Blockette 1000 (0 or 1)"
+            why = f"word order {int(order[k])} in Blockette 1000 (0 or 1): the byte order of its samples is unknown"
         elif outside[k]:
             why = f"data offset {int(start[k])} outside the record"
         else:
-            why = (f"{int(nsamples[k])} samples of {int(width[k])} bytes do not fit in the "
-                   f"{n - int(start[k])} bytes after the data offset")
+            why = f"{int(nsamples[k])} samples do not fit in the {n - int(start[k])} bytes after the data offset"
         bad.append((o, n, f"corrupt record header at byte {o} ({n} bytes): {why}", "corrupt"))
     keep = ~corrupt
     return offsets[keep], {k: v[keep] for k, v in f.items()}, sorted(bad)
@@ -374,12 +384,18 @@ def _make_index(buf, offsets, f, bad, size) -> RecordIndex:
     if len(offsets) == 0:
         return RecordIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.int64),
                            np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), list(bad), size)
+    notes = []
+    odd = np.flatnonzero(f["word_order"] > 1)  # only Steim records are left with one (_drop_corrupt)
+    if len(odd):
+        notes.append(f"{len(odd)} Steim records (the first at byte {int(offsets[odd[0]])}) have word order "
+                     f"{int(f['word_order'][odd[0]])} in Blockette 1000 (0 or 1): read as big-endian, as libmseed "
+                     "does (in the wrong byte order, a Steim record fails to decode and is reported)")
     return RecordIndex(
         offset=offsets.astype(np.int64), length=f["reclen"].astype(np.int64), ids=_ids(buf, offsets),
         start_ns=_start_ns(f) if len(offsets) else np.zeros(0, np.int64),
         nsamples=f["nsamples"].astype(np.int64), sampling_rate=_rates(f["factor"], f["multiplier"]),
         encoding=np.where(f["encoding"] < 0, FALLBACK_ENCODING, f["encoding"]).astype(np.int64),
-        bad_spans=list(bad), size=size,
+        bad_spans=list(bad), size=size, notes=notes,
     )
 
 
@@ -388,15 +404,33 @@ def read_mseed_bytes(blob: bytes) -> obspy.Stream:
 
     Warnings are silenced (callers check sample counts), except libmseed's failed data integrity check
     (a Steim record whose last decoded sample differs from the one its first frame records: its samples
-    are wrong), which raises ``ValueError`` with libmseed's message.
+    are wrong), which raises ``ValueError`` with libmseed's message. Record codes are not used (the
+    callers know the channel of each record).
     """
+    stream, messages = _read_noting(blob)
+    if any(m.startswith("Failed to decode") for m in messages):
+        # ObsPy drops libmseed's messages about a record whose codes are not UTF-8 (its callback cannot decode
+        # them): read such records again with those bytes blanked, so that their messages are seen
+        stream, messages = _read_noting(_ascii_codes(blob))
+    for message in messages:
+        if "integrity check" in message:
+            raise ValueError(message)
+    return stream
+
+
+def _read_noting(blob: bytes) -> tuple[obspy.Stream, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         stream = obspy.read(io.BytesIO(blob), format="MSEED")
-    for w in caught:
-        if "integrity check" in str(w.message):
-            raise ValueError(str(w.message).strip())
-    return stream
+    return stream, [str(w.message).strip() for w in caught]
+
+
+def _ascii_codes(blob: bytes) -> bytes:
+    """``blob`` with the non-ASCII bytes of its records' codes replaced by blanks."""
+    buf = np.frombuffer(blob, dtype=np.uint8).copy()
+    codes = index_records(buf).offset[:, None] + np.arange(8, 20)
+    buf[codes[buf[codes] >= 128]] = ord(" ")
+    return buf.tobytes()
 
 
 def _gather(view: np.ndarray, spans) -> bytes:

@@ -3,9 +3,11 @@
 One task per new or changed file: read its bytes (gunzipped when gzip), index every miniSEED record
 (:mod:`seisgrid.seismic.mseed`) — or read the whole file with ObsPy for other formats — and group the
 records by (channel, UTC day) with their byte runs, sample counts and spans. Bytes that are not a
-readable record are reported with the reason. The result is one manifest record per file
-(:mod:`seisgrid.manifest`, section ``files``, grouped by the file's folder), so an unchanged file is never
-scanned twice. Also here: which files are sidecars, not waveform data (see the ingest module docstring).
+readable record are reported with the reason, and so are records with a sampling rate above
+:data:`MAX_SAMPLING_RATE` (5 kHz) or below one sample per day, which are not ingested. The result is one
+manifest record per file (:mod:`seisgrid.manifest`, section ``files``, grouped by the file's folder), so
+an unchanged file is never scanned twice. Also here: which files are sidecars, not waveform data (see the
+ingest module docstring).
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+#: Records with a higher sampling rate are reported and not ingested: SEED's highest band codes (F, G) end
+#: at 5 kHz, and a write task holds a whole day of a channel's samples (at 5 kHz, 432 million) in memory, so
+#: a corrupt rate factor (up to 32767 × 32767 Hz) must not reach it.
+MAX_SAMPLING_RATE = 5000.0
+#: Records with a lower sampling rate (less than one sample per day) are reported and not ingested: a
+#: channel's days hold a whole number of samples, and a corrupt rate (down to 1 / 32767² Hz) would make one
+#: record span millennia.
+MIN_SAMPLING_RATE = 1 / 86400
 
 CHANNEL_DTYPES = {"int16": "int32", "int32": "int32", "int64": "int32", "float32": "float32", "float64": "float64"}
 
@@ -136,8 +147,10 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
         else:
             record["bytes_unread"] += nbytes
         record["problems"].append(problem)
+    record["problems"] += [{"reason": note, "nbytes": 0} for note in index.notes]
     if len(index) == 0:
-        if index.bad_bytes == len(data) and not record["bytes_skipped"]:
+        if (index.bad_bytes == len(data) and not record["bytes_skipped"]
+                and not any(kind == "corrupt" for *_, kind in index.bad_spans)):
             record["problems"] = [{"reason": f"not miniSEED: no record header found in {len(data)} bytes",
                                    "nbytes": len(data)}]
         return
@@ -151,7 +164,17 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
             "reason": f"{len(skipped)} non-waveform records (ASCII/log, zero rate or unknown encoding) of "
                       f"{', '.join(skipped_ids)} not ingested", "nbytes": nbytes, "skipped": True})
         record["bytes_skipped"] += nbytes
-    index = index.select(waveform)
+    unfit = waveform & ((index.sampling_rate > MAX_SAMPLING_RATE) | (index.sampling_rate < MIN_SAMPLING_RATE))
+    if unfit.any():
+        odd = index.select(unfit)
+        nbytes = int(odd.length.sum())
+        record["problems"].append({
+            "reason": f"{len(odd)} records of {', '.join(sorted(set(odd.ids)))} (the first at byte "
+                      f"{int(odd.offset[0])}) have a sampling rate of {float(odd.sampling_rate.min()):g} to "
+                      f"{float(odd.sampling_rate.max()):g} Hz, outside one sample per day to "
+                      f"{MAX_SAMPLING_RATE:g} Hz: not ingested", "nbytes": nbytes})
+        record["bytes_unread"] += nbytes
+    index = index.select(waveform & ~unfit)
     _odd_codes(data, index, record)
     ids = np.array(index.ids)
     end_ns = index.end_ns
@@ -159,12 +182,13 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
         mask = ids == cid
         rates = np.unique(index.sampling_rate[mask])
         dtypes = sorted({ENCODING_DTYPES[int(e)] for e in np.unique(index.encoding[mask])})
-        channel: dict[str, Any] = {"sampling_rate": float(rates[0]), "dtype": CHANNEL_DTYPES[dtypes[0]],
+        rate, dtype = _main_kind(index.sampling_rate[mask], index.encoding[mask], index.nsamples[mask])
+        channel: dict[str, Any] = {"sampling_rate": rate, "dtype": dtype,
                                    "days": {}, "first_ns": int(index.start_ns[mask].min())}
         if len(rates) > 1 or len({CHANNEL_DTYPES[d] for d in dtypes}) > 1:
-            record["problems"].append({"reason": f"{cid}: records mix sampling rates {rates.tolist()} "
-                                                 f"or encodings {dtypes}; only the first kind is ingested",
-                                       "nbytes": 0})
+            record["problems"].append({"reason": f"{cid}: records mix sampling rates {rates.tolist()} or "
+                                                 f"encodings {dtypes}; only the kind with the most samples "
+                                                 f"({rate:g} Hz {dtype}) is ingested", "nbytes": 0})
         rows_of_channel = np.flatnonzero(mask)
         first_days, last_days = _days_touched(index.start_ns[rows_of_channel], end_ns[rows_of_channel],
                                               index.sampling_rate[rows_of_channel])
@@ -190,6 +214,20 @@ def _scan_mseed(data: bytes, url: str, record: dict) -> None:
                 str(sds_day) in c["days"] for c in record["channels"].values()):
             record["problems"].append({"reason": f"no data of day {sds.year}.{sds.doy:03d} named by the SDS path",
                                        "nbytes": 0})
+
+
+def _main_kind(rates: np.ndarray, encodings: np.ndarray, nsamples: np.ndarray) -> tuple[float, str]:
+    """The (sampling rate, channel dtype) of a channel's records that holds the most samples.
+
+    So one record with a corrupt rate or encoding does not decide the channel's kind (ties: the lower rate,
+    then the dtype first by name).
+    """
+    names = sorted(set(CHANNEL_DTYPES.values()))
+    rate_values, rate_of = np.unique(rates, return_inverse=True)
+    codes, code_of = np.unique(encodings, return_inverse=True)
+    dtype_of = np.array([names.index(CHANNEL_DTYPES[ENCODING_DTYPES[int(c)]]) for c in codes])[code_of]
+    best = int(np.argmax(np.bincount(rate_of * len(names) + dtype_of, weights=nsamples)))
+    return float(rate_values[best // len(names)]), names[best % len(names)]
 
 
 def _odd_codes(data: bytes, index: RecordIndex, record: dict) -> None:
