@@ -31,8 +31,15 @@ Rules
   overlapping trace counts one overlap; overlapped and conflicting (different value) samples are counted.
 - **Timing**: a trace whose start falls between grid samples is placed at the nearest sample; the
   largest such shift (in samples) is recorded per day as ``max_snap_samples``.
-- **Sampling rate and dtype** are fixed per channel by its first data; records with another rate or a
-  dtype that cannot be cast losslessly are reported and not ingested (no silent resampling).
+- **Sampling rate and dtype** are fixed per channel by its data (the rate and dtype with the most samples
+  of a file, the first data of a store); records with another rate or a dtype that cannot be cast
+  losslessly are reported and not ingested (no silent resampling). Records above 5 kHz (the top of SEED's
+  band codes; :data:`seisgrid.seismic.scan.MAX_SAMPLING_RATE`) or below one sample per day are reported
+  and not ingested: in a corrupt header they are the usual symptom, and a day of 5 kHz samples is
+  already 1.7 GB in one write task.
+- **Corrupt records** (a Steim integrity check that fails, a sample count larger than the record can
+  hold, a data offset outside the record, an invalid word order on a non-Steim record) are reported
+  with their byte offset and not ingested; the indexer resynchronises at the next record header.
 - **Channel names**: ids are ObsPy's ``NET.STA.LOC.CHA``; when the network and station codes are both
   empty (ObsPy's id ``...``) they are stored as ``--`` (``--.--.LOC.CHA``) so that the station group is
   a valid Zarr name; readers give such traces their empty codes back (:mod:`seisgrid.seismic.mseed`).
