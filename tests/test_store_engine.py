@@ -148,6 +148,10 @@ def test_zarr_engine_refuses_an_icechunk_store_and_back(source, plain, tmp_path)
         ingest(str(source), plain, store_engine="icechunk", progress=False)
     with pytest.raises(Exception, match="--repair works on plain Zarr"):
         ingest(str(source), store, store_engine="icechunk", repair=True, progress=False)
+    from seisgrid.seismic.verify import verify
+
+    with pytest.raises(StorageError, match="is an Icechunk repository"):
+        verify(store, progress=False)
 
 
 @pytest.mark.reliability

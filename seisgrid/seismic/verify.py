@@ -217,6 +217,9 @@ def verify(store: str, *, client: Client | LazyClient | None = None, progress: b
     """
     t0 = time.perf_counter()
     options = storage.storage_options(store)
+    if storage.is_versioned(store, options):
+        raise StorageError(f"{store}: is an Icechunk repository (--store-engine icechunk), which checks its own "
+                           "objects and keeps every version; seisgrid verify checks plain Zarr stores")
     channels = _channels(store, options)
     failures: list[dict] = []
     results = [r for r in run_tasks(client, verify_channel, channels, (store, options), "verify", unit="channel",
