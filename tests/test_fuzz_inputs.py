@@ -325,7 +325,7 @@ def _mutated_yaml(draw, base: str, marker: pathlib.Path):
         if op in ("value", "drop", "unknown key"):
             try:
                 doc = yaml.safe_load(text)
-            except yaml.YAMLError:
+            except (yaml.YAMLError, RecursionError):  # an earlier mutation nested it too deep to read
                 op = "snippet"
         if doc is not None and op in ("value", "drop", "unknown key") and isinstance(doc, (dict, list)):
             paths = [p for p, _ in _paths(doc) if p]

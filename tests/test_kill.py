@@ -198,7 +198,9 @@ def test_ghf_feature_build_survives_killed_workers(tmp_path_factory, reliability
         close(clean_client)
     client = new_cluster()
     try:
-        client.register_plugin(KillWorker(delay="1s", mode="sys.exit"), name="kill-worker")
+        # a mean worker life of 3 s, as for ingest: at 1 s the task holding the shared kriging inputs
+        # (cluster.share) could die on four workers in a row and end the build with KilledWorker
+        client.register_plugin(KillWorker(delay="3s", mode="sys.exit"), name="kill-worker")
         F.build_features(str(out / "killed.zarr"), client=client, **kwargs)
         restarts = len(client.run_on_scheduler(lambda dask_scheduler: [
             e for e in dask_scheduler.get_events("all") if e[1].get("action") == "remove-worker"]))
