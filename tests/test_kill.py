@@ -183,6 +183,11 @@ def test_pso_state_survives_killed_workers(reliability_figures):
     assert repr(_state(killed_run)) == repr(_state(clean))
 
 
+def _kriging_now(dask_scheduler) -> bool:
+    """Whether a kriging tile task is running (asked on the scheduler)."""
+    return any(ts.state == "processing" and "krige" in ts.prefix.name for ts in dask_scheduler.tasks.values())
+
+
 def test_ghf_feature_build_survives_killed_workers(tmp_path_factory, reliability_figures):
     from test_ghf_features import write_synthetic_data
 
@@ -190,7 +195,7 @@ def test_ghf_feature_build_survives_killed_workers(tmp_path_factory, reliability
 
     data = write_synthetic_data(tmp_path_factory.mktemp("ghf-kill") / "ghf")
     out = tmp_path_factory.mktemp("ghf-kill-out")
-    kwargs = dict(data_dir=data, res=10.0, features=["moho_depth", "tectonic_class"], progress=False)
+    kwargs = dict(data_dir=data, res=2.0, features=["moho_depth", "tectonic_class"], progress=False)
     clean_client = new_cluster()
     try:
         F.build_features(str(out / "clean.zarr"), client=clean_client, **kwargs)
@@ -201,12 +206,15 @@ def test_ghf_feature_build_survives_killed_workers(tmp_path_factory, reliability
         # a mean worker life of 3 s, as for ingest: at 1 s the task holding the shared kriging inputs
         # (cluster.share) could die on four workers in a row and end the build with KilledWorker
         client.register_plugin(KillWorker(delay="3s", mode="sys.exit"), name="kill-worker")
+        # and one worker killed by PID while a kriging tile runs, so that a kill lands mid-task for sure
+        killer = PidKiller(client, lambda n: client.run_on_scheduler(_kriging_now), kills=1)
+        killer.start()
         F.build_features(str(out / "killed.zarr"), client=client, **kwargs)
-        restarts = len(client.run_on_scheduler(lambda dask_scheduler: [
-            e for e in dask_scheduler.get_events("all") if e[1].get("action") == "remove-worker"]))
+        killer.join(timeout=5)
     finally:
         close(client)
-    reliability_figures.update(outcome(out / "killed.zarr", out / "clean.zarr", workers_killed=restarts))
+    reliability_figures.update(outcome(out / "killed.zarr", out / "clean.zarr", workers_killed=len(killer.killed)))
+    assert killer.killed
     assert data_hashes(str(out / "killed.zarr")) == data_hashes(str(out / "clean.zarr"))
 
 
