@@ -501,8 +501,17 @@ def _describe_density(r: dict) -> str:
 
 
 def _describe_comparison(c: dict, other: str = "the published map") -> str:
-    return (f"against {c.get('other', other)}: n {c['n']}, correlation {c['correlation']:.2f}, RMS difference "
+    text = (f"against {c.get('other', other)}: n {c['n']}, correlation {c['correlation']:.2f}, RMS difference "
             f"{c['rms_difference']:.1f}, mean difference {c['mean_difference']:+.1f} mW/m²")
+    w = c.get("area_weighted")
+    if w and c["n"]:
+        text += (f"\n  area-weighted (cos latitude): correlation {w['correlation']:.2f}, "
+                 f"RMS {w['rms_difference']:.1f}, mean {w['mean_ours']:.1f} vs {w['mean_other']:.1f}, "
+                 f"range {w['range_ours'][0]:.0f}–"
+                 f"{w['range_ours'][1]:.0f} vs {w['range_other'][0]:.0f}–{w['range_other'][1]:.0f}; West (180–360° E) "
+                 f"{w['west']['mean_ours']:.1f} vs {w['west']['mean_other']:.1f}, East {w['east']['mean_ours']:.1f} vs "
+                 f"{w['east']['mean_other']:.1f} mW/m²")
+    return text
 
 
 def _describe_map(r: dict) -> str:

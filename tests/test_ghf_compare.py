@@ -104,3 +104,35 @@ def test_loesing_ebbing_map(ds):
     result = compare.compare_maps(ds, points)
     assert 0 < result["n"] < len(points) and result["n_dropped"] > 0
     assert result["median_distance_km"] < 30.0
+
+
+def test_area_weighted_statistics_weigh_cells_by_cos_latitude():
+    lat = np.array([-60.0, -60.0, -89.0, -89.0])
+    lon = np.array([-90.0, 90.0, -90.0, 90.0])  # West (270° E) and East (90° E) at each latitude
+    ours = np.array([70.0, 50.0, 10.0, 10.0])
+    other = np.array([60.0, 45.0, 30.0, 35.0])
+    stats = compare.area_weighted_statistics(lat, lon, ours, other)
+    w = np.cos(np.deg2rad(lat))
+    assert stats["mean_ours"] == pytest.approx(np.sum(w * ours) / w.sum())  # near 60, not the plain mean 35
+    assert stats["mean_ours"] > 55 and np.mean(ours) == 35
+    assert stats["mean_difference"] == pytest.approx(np.sum(w * (ours - other)) / w.sum())
+    assert stats["rms_difference"] == pytest.approx(np.sqrt(np.sum(w * (ours - other) ** 2) / w.sum()))
+    assert stats["range_ours"] == [10.0, 70.0] and stats["range_other"] == [30.0, 60.0]
+    assert stats["west"]["n"] == stats["east"]["n"] == 2
+    assert stats["west"]["mean_ours"] > stats["east"]["mean_ours"]  # 70 vs 50 at 60° S dominate
+    mo, mt = (np.sum(w * x) / w.sum() for x in (ours, other))
+    cov, vo, vt = (np.sum(w * a * b) / w.sum() for a, b in
+                   ((ours - mo, other - mt), (ours - mo, ours - mo), (other - mt, other - mt)))
+    assert stats["correlation"] == pytest.approx(cov / np.sqrt(vo * vt))
+    assert stats["correlation"] != pytest.approx(np.corrcoef(ours, other)[0, 1])  # the weights change it
+    empty = compare.area_weighted_statistics(*(np.array([]),) * 4)
+    assert np.isnan(empty["mean_ours"]) and empty["west"]["n"] == 0
+
+
+def test_compare_reports_area_weighted_statistics(ds):
+    other = cell_points(ds, shift=-5.0)  # other = ours + 5
+    result = compare.compare_maps(ds, other)
+    weighted = result["area_weighted"]
+    assert weighted["mean_difference"] == pytest.approx(-5.0, abs=1e-6)
+    assert weighted["correlation"] == pytest.approx(1.0)
+    assert weighted["west"]["n"] + weighted["east"]["n"] == result["n"]

@@ -80,6 +80,51 @@ def default_max_distance_km(cell_deg: float | None = None) -> float:
     return 0.75 * np.radians(cell) * ghf_grid.EARTH_RADIUS_KM
 
 
+def area_weighted_statistics(lat: np.ndarray, lon: np.ndarray, ours: np.ndarray, other: np.ndarray) -> dict:
+    """Statistics of two maps at matched points, each point weighted by cos(latitude) (its cell's area).
+
+    On a regular lat/lon grid an equal weight per cell over-counts the cells near the pole, which are the
+    smallest; the published maps' Antarctic figures are area-weighted.
+
+    Parameters
+    ----------
+    lat, lon : numpy.ndarray
+        Coordinates of the matched points (degrees; longitude in −180 … 180 or 0 … 360).
+    ours, other : numpy.ndarray
+        The two maps' values there (mW m⁻²).
+
+    Returns
+    -------
+    dict
+        ``correlation``, ``rms_difference``, ``mean_difference`` (ours − other), ``mean_ours``,
+        ``mean_other``, ``range_ours`` and ``range_other`` ([min, max], unweighted), and ``west`` / ``east``:
+        ``{"mean_ours", "mean_other", "n"}`` for West (180–360° E, i.e. longitudes west of Greenwich) and East
+        (0–180° E) — NaN where there is no point.
+    """
+    lat, lon, ours, other = (np.asarray(x, dtype=float) for x in (lat, lon, ours, other))
+    nan = float("nan")
+
+    def mean(values: np.ndarray, weights: np.ndarray) -> float:
+        return float(np.sum(weights * values) / np.sum(weights)) if values.size else nan
+
+    w = np.cos(np.deg2rad(lat))
+    out: dict = {"correlation": nan, "rms_difference": nan, "mean_difference": nan, "mean_ours": nan,
+                 "mean_other": nan, "range_ours": [nan, nan], "range_other": [nan, nan]}
+    if ours.size:
+        mo, mt = mean(ours, w), mean(other, w)
+        cov = mean((ours - mo) * (other - mt), w)
+        var_o, var_t = mean((ours - mo) ** 2, w), mean((other - mt) ** 2, w)
+        out.update(correlation=float(cov / np.sqrt(var_o * var_t)) if var_o > 0 and var_t > 0 else nan,
+                   rms_difference=float(np.sqrt(mean((ours - other) ** 2, w))), mean_difference=mo - mt,
+                   mean_ours=mo, mean_other=mt, range_ours=[float(ours.min()), float(ours.max())],
+                   range_other=[float(other.min()), float(other.max())])
+    west = np.mod(lon, 360.0) >= 180.0
+    for name, part in (("west", west), ("east", ~west)):
+        out[name] = {"mean_ours": mean(ours[part], w[part]), "mean_other": mean(other[part], w[part]),
+                     "n": int(part.sum())}
+    return out
+
+
 def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataFrame | xr.Dataset, *,
                  lat_max: float | None = None, max_distance_km: float | None = None,
                  variable: str = "heatflow") -> dict:
@@ -108,7 +153,9 @@ def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataF
         ``n`` (matched points), ``n_other`` (other's points in the domain), ``n_dropped`` (farther than the
         limit), ``correlation`` (Pearson), ``rms_difference``, ``mean_difference`` (ours − other),
         ``median_difference``, ``sd_difference``, ``mean_ours``, ``mean_other`` (at the matched points; all
-        mW m⁻², points weighted equally), ``max_distance_km``, ``median_distance_km``, ``lat_max``,
+        mW m⁻², points weighted equally), ``area_weighted`` (the same weighted by cos latitude, with ranges
+        and West/East means: :func:`area_weighted_statistics`), ``max_distance_km``, ``median_distance_km``,
+        ``lat_max``,
         ``units_rule`` (how the other map's units were decided), ``difference``: a DataFrame of the matched
         points (``lat``, ``lon`` of the other map, ``ours``, ``other``, ``difference``, ``distance_km``), and
         when ``ours`` is a grid ``difference_grid``: ours − other on our cells for maps (other at its
@@ -154,6 +201,8 @@ def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataF
         "median_distance_km": float(np.median(distance[keep])) if n else nan,
         "lat_max": lat_max,
         "units_rule": str(theirs.attrs.get("units_rule", "given as points")),
+        "area_weighted": area_weighted_statistics(theirs["lat"].to_numpy()[keep], theirs["lon"].to_numpy()[keep],
+                                                  ours_v, other_v),
     }
     if not n:
         logger.warning("map comparison: no point of the other map within %.1f km of our cells", limit)
