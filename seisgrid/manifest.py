@@ -84,6 +84,15 @@ def _split(relative: str) -> tuple[str, str]:
     return group, item
 
 
+def _by_group(records: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """Records by relative path ``group/item`` → ``{group: {item: record}}``."""
+    by_group: defaultdict[str, dict[str, dict]] = defaultdict(dict)
+    for relative, record in records.items():
+        group, item = _split(relative)
+        by_group[group][item] = record
+    return by_group
+
+
 def read_records(store_url: str, options: dict, section: str) -> dict[tuple[str, str], dict]:
     """Every record of a section: the merged ones, overridden by per-unit records written since.
 
@@ -141,10 +150,7 @@ def merge_records(store_url: str, options: dict, section: str) -> int:
     fresh = _attributes_under(fs, base)
     if not fresh:
         return 0
-    by_group: defaultdict[str, dict[str, dict]] = defaultdict(dict)
-    for relative, record in fresh.items():
-        group, item = _split(relative)
-        by_group[group][item] = record
+    by_group = _by_group(fresh)
     _ensure_groups(store_url, options, section)
     merged_base = posixpath.join(root.rstrip("/"), MANIFEST, MERGED, section)
     keys = [posixpath.join(merged_base, group or "_", "zarr.json") for group in by_group]
@@ -168,10 +174,7 @@ def _merge_versioned(store_url: str, options: dict, section: str) -> int:
     fresh = versioned.attributes_under(store, posixpath.join(MANIFEST, section))
     if not fresh:
         return 0
-    by_group: defaultdict[str, dict[str, dict]] = defaultdict(dict)
-    for relative, record in fresh.items():
-        group, item = _split(relative)
-        by_group[group][item] = record
+    by_group = _by_group(fresh)
     merged = versioned.attributes_under(store, posixpath.join(MANIFEST, MERGED, section))
     for group, items in sorted(by_group.items()):
         records = {**merged.get(group or "_", {}).get("records", {}), **items}

@@ -133,3 +133,20 @@ def write_reliability_figures(key: str, figures: dict) -> None:
     data = json.loads(report.read_text()) if report.exists() else {}
     data[key] = figures
     report.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def data_hashes(url: str) -> dict[str, str]:
+    """SHA-256 of every object of a store (path or URL) but its manifest and root metadata, by relative key.
+
+    Two stores with equal hashes hold the same shards and array metadata, whatever their manifests say.
+    """
+    import hashlib
+
+    from seisgrid import storage
+
+    fs, root = storage.filesystem(url)
+    fs.invalidate_cache()
+    base = root.rstrip("/")
+    keys = [k for k in fs.find(base) if "/" in k[len(base) + 1:] and not k[len(base) + 1:].startswith("_")]
+    return {k[len(base) + 1:]: hashlib.sha256(b).hexdigest() for k, b in fs.cat(keys).items()} if keys else {}
+

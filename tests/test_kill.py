@@ -11,7 +11,6 @@ The figures of docs/reliability.md come from these tests: ``bash bin/test -m rel
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -27,9 +26,9 @@ import pytest
 from archives import write_day_files
 from distributed import Client
 from distributed.chaos import KillWorker
-from helpers import requires_torch
+from helpers import data_hashes, requires_torch
 
-from seisgrid import cluster, manifest, storage
+from seisgrid import cluster, manifest
 from seisgrid.seismic.ingest import ingest
 from seisgrid.seismic.verify import verify
 
@@ -38,15 +37,6 @@ pytestmark = pytest.mark.reliability
 IDS = ("XX.A..HHZ", "XX.A..HHN", "XX.A..HHE", "XX.B..HHZ")
 RATE = 100.0  # a channel-day task takes a few tenths of a second: long enough to be killed in the middle
 KILLS = {"processes killed": 0}  # totals over the session, printed for docs/reliability.md
-
-
-def data_hashes(url: str) -> dict[str, str]:
-    """SHA-256 of every object of a store but its manifest (and the root metadata)."""
-    fs, root = storage.filesystem(url)
-    fs.invalidate_cache()
-    base = root.rstrip("/")
-    keys = [k for k in fs.find(base) if "/" in k[len(base) + 1:] and not k[len(base) + 1:].startswith("_")]
-    return {k[len(base) + 1:]: hashlib.sha256(b).hexdigest() for k, b in fs.cat(keys).items()} if keys else {}
 
 
 def outcome(store: str, clean: str, **figures) -> dict:

@@ -12,22 +12,13 @@ import sys
 
 import pytest
 from archives import write_day_files
-from helpers import requires_moto, requires_s3fs
+from helpers import data_hashes, requires_moto, requires_s3fs
 
 from seisgrid import manifest, storage
 from seisgrid.seismic.ingest import ingest
 from seisgrid.seismic.verify import PROBLEM_KINDS, verify
 
 IDS = ("XX.A..BHZ", "XX.A..BHN")
-
-
-def data_hashes(url: str) -> dict[str, str]:
-    """SHA-256 of every shard object and array metadata of a store (the manifest and root aside)."""
-    fs, root = storage.filesystem(url)
-    fs.invalidate_cache()
-    keys = [k for k in fs.find(root) if not k[len(root.rstrip("/")) + 1:].startswith("_") and "/" in
-            k[len(root.rstrip("/")) + 1:]]
-    return {k[len(root.rstrip("/")) + 1:]: hashlib.sha256(b).hexdigest() for k, b in fs.cat(keys).items()}
 
 
 @pytest.fixture(scope="module")
