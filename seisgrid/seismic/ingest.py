@@ -593,6 +593,15 @@ def _no_data(source, result: dict, store_note: str) -> NoWaveformDataError:
     return NoWaveformDataError(f"no {what} data in {source}: {', '.join(parts)}; {store_note}", result)
 
 
+def _reopened(root: zarr.Group, store: str, options: dict, run: versioned.Transaction | None) -> zarr.Group:
+    """The driver's root group after a phase of tasks: the same one, or (icechunk engine) one opened anew.
+
+    A group opened before :meth:`~seisgrid.versioned.Transaction.fork` belongs to the committed session
+    and can no longer be written.
+    """
+    return root if run is None else _open_store(store, options)
+
+
 def _remove_temporaries(store: str, array_paths: list[str]) -> int:
     """Delete the ``KEY.<uuid>.partial`` files that Zarr's LocalStore leaves when a worker dies mid-write.
 
@@ -753,7 +762,7 @@ def _ingest_into(store: str, store_options: dict, run: versioned.Transaction | N
         if rec is not None:
             records[rec["url"]] = rec
 
-    root = _open_store(store, store_options)  # (the icechunk engine's driver store is new after the tasks)
+    root = _reopened(root, store, store_options, run)
     plan_channels, task_sources, rejected = _plan(records, root, fmt)
     last_day: dict[str, int] = {}
     for cid, day in task_sources:
@@ -788,7 +797,7 @@ def _ingest_into(store: str, store_options: dict, run: versioned.Transaction | N
     # Every planned channel, not only those written now: a run killed after a channel's last day but
     # before this step leaves that channel's summary stale, and the rerun has no task for it.
     fresh = {(rec["id"], rec["day"]) for rec in new_records}
-    root = _open_store(store, store_options)
+    root = _reopened(root, store, store_options, run)
     summaries = consolidate(root, [rec for key, rec in done.items() if key[0] in channel_params and key not in fresh]
                             + new_records)
 
