@@ -517,8 +517,22 @@ def _describe_comparison(c: dict, other: str = "the published map") -> str:
 def _describe_map(r: dict) -> str:
     lines = [f"Antarctic map: {r['n_cells']:,} cells, {r['min']:.1f}–{r['max']:.1f} mW/m², mean {r['mean']:.1f}, "
              f"mean total uncertainty {r['uncertainty_mean']:.1f} mW/m² (study: 20–110, mean 65.6)"]
-    if r.get("comparison"):
-        lines.append(_describe_comparison(r["comparison"]))
+    calibration = r.get("calibration")
+    if calibration:
+        lines.append(f"uncertainty of the mapped mean (mean_sd) includes the model error τ = "
+                     f"{calibration['model_error_sd']:.1f} mW/m² from spatial-block CV (coverage "
+                     f"{' / '.join(f'{v:.0%}' for v in calibration['coverage'])} → "
+                     f"{' / '.join(f'{v:.0%}' for v in calibration['coverage_calibrated'])} of "
+                     f"{' / '.join(f'{v:.0%}' for v in calibration['levels'])}, cross-fitted)")
+    for name, region in (r.get("regions") or {}).items():
+        if isinstance(region, dict) and "mean" in region:
+            extra = "".join(f", {key} {region[key]:.2f}" for key in ("mean_sd", "outside_applicability")
+                            if key in region)
+            study = f" (study: {region['study']})" if region.get("study") else ""
+            lines.append(f"  {name} [{region['definition']}]: mean {region['mean']:.1f}, {region['min']:.0f}–"
+                         f"{region['max']:.0f} mW/m²{extra}{study}")
+    for comparison in r.get("comparisons") or ([r["comparison"]] if r.get("comparison") else []):
+        lines.append(_describe_comparison(comparison))
     lines += [f"  {name}: {path}" for name, path in r["outputs"].items()]
     return "\n".join(lines)
 

@@ -202,12 +202,65 @@ def test_build_map(models, features, tmp_path, monkeypatch):
     assert report["uncertainty_mean"] == pytest.approx(np.sqrt(595.0))
     assert report["comparison"]["mean_difference"] == pytest.approx(2.0)
     assert report["comparison"]["n"] == report["n_cells"] and report["comparison"]["correlation"] == pytest.approx(1.0)
-    assert {"zarr", "netcdf", "geotiff", "png_heatflow", "png_total_sd", "png_difference"} <= set(report["outputs"])
+    assert {"zarr", "netcdf", "geotiff", "png_heatflow", "png_total_sd", "png_difference_le"} <= set(report["outputs"])
+    assert len(report["comparisons"]) == 1 and report["calibration"] is None and report["applicability"] is None
+    assert {"west", "east", "peninsula", "south_of_85", "lake_vostok_300km"} <= set(report["regions"])
     assert json.loads(xr.open_zarr(report["outputs"]["zarr"]).attrs["summary"])["n_cells"] == report["n_cells"]
     assert models[0].samples == 4
     skip = mapping.build_map("ensemble", features, str(tmp_path / "map2.zarr"), compare_with="none",
                              netcdf=False, geotiff=False, png_folder=str(tmp_path / "png2"))
     assert skip["comparison"] is None
+
+
+def test_build_map_with_calibration_and_applicability(models, features, tmp_path, monkeypatch):
+    from seisgrid.ghf.applicability import fit_applicability
+
+    # training cells: the feature vectors of the map's cells north of 75° S only, so the south extrapolates
+    region = features.sel(lat=slice(-75.0, -62.0))
+    table = region[NAMES].to_dataframe().dropna()[NAMES]
+    aoa = fit_applicability(table.iloc[::7])
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "applicability.json").write_text(json.dumps(aoa.to_dict()))
+    calibration = {"model_error_sd": 5.0, "levels": [0.68, 0.95], "coverage": [0.6, 0.9],
+                   "coverage_calibrated": [0.68, 0.95], "fold_model_error_sd": [5.0], "scheme": "spatial"}
+    manifest = {"features": NAMES, "calibration": calibration,
+                "applicability": {"file": "applicability.json", "categories": {}, "threshold": aoa.threshold}}
+    monkeypatch.setattr(mapping, "_load_ensemble", lambda d: (models, manifest))
+    report = mapping.build_map(str(ensemble), features, str(tmp_path / "map.zarr"), samples=4, compare_with="none",
+                               geotiff=False, png_folder=str(tmp_path / "png"))
+    ds = xr.open_zarr(report["outputs"]["zarr"]).load()
+    # stand-ins: aleatoric 500, epistemic 70 each, models' means spread by the offsets
+    between = ds["total_sd"] ** 2 - ds["within_sd"] ** 2
+    np.testing.assert_allclose(ds["mean_sd"] ** 2, 70.0 + between + 25.0, rtol=1e-5)
+    np.testing.assert_allclose(ds["measurement_sd"] ** 2, ds["total_sd"] ** 2 + 25.0, rtol=1e-5)
+    assert ds["mean_sd"].attrs["model_error_sd"] == 5.0
+    outside = ds["outside_applicability"]
+    assert set(np.unique(outside.values[np.isfinite(outside.values)])) == {0.0, 1.0}
+    assert float(outside.sel(lat=slice(None, -85)).mean()) == 1.0  # far south of every training cell
+    assert float(outside.sel(lat=slice(-74, -63)).mean()) < 0.1
+    np.testing.assert_array_equal(outside.values == 1, ds["dissimilarity_index"].values > aoa.threshold)
+    assert {"png_mean_sd", "png_outside_applicability", "png_dissimilarity_index"} <= set(report["outputs"])
+    regions = report["regions"]
+    assert regions["south_of_85"]["outside_applicability"] == 1.0
+    assert regions["west_minus_east"] == pytest.approx(regions["west"]["mean"] - regions["east"]["mean"])
+    assert report["calibration"]["model_error_sd"] == 5.0 and report["applicability"]["threshold"] == aoa.threshold
+
+
+def test_region_statistics_area_weighted():
+    lat, lon = np.array([-86.25, -80.25, -70.25]), np.array([-60.25, 100.25, 120.25])
+    hf = np.full((3, 3), np.nan)
+    hf[0, :] = 50.0          # south of 85° S
+    hf[1, 1] = 90.0          # near Lake Vostok (80.25° S, 100.25° E is 330 km away: outside 300 km)
+    hf[2, 0] = 80.0          # Peninsula box
+    ds = xr.Dataset({"heatflow": (("lat", "lon"), hf)}, coords={"lat": lat, "lon": lon})
+    r = mapping.region_statistics(ds)
+    assert r["south_of_85"]["n"] == 3 and r["south_of_85"]["mean"] == pytest.approx(50.0)
+    assert r["peninsula"]["n"] == 1 and r["peninsula"]["mean"] == 80.0
+    w = np.cos(np.radians([-86.25, -70.25]))
+    assert r["west"]["mean"] == pytest.approx(np.sum(w * [50.0, 80.0]) / w.sum())
+    assert r["lake_vostok_300km"]["n"] == 0 and "mean" not in r["lake_vostok_300km"]
+    assert r["west"]["study"].startswith("> 70")
 
 
 def test_settings_declared():

@@ -114,6 +114,11 @@ class Hyperparameters:
         Early stopping: epochs without a lower validation loss before training stops.
     seed : int
         Seed of initialisation, shuffling, dropout, output-layer sampling and the internal validation split.
+    nll_beta : float
+        β of the β-NLL loss (Seitzer et al. 2022, ICLR, "On the pitfalls of heteroscedastic uncertainty
+        estimation with probabilistic neural networks"): each row's Gaussian NLL is weighted by its
+        predicted variance to the power β, held constant in the gradient. 0 is the study's plain NLL, under
+        which rows with a large predicted variance barely pull on the mean; 0.5 balances mean and variance.
     """
 
     hidden_layers: int = 3
@@ -127,6 +132,7 @@ class Hyperparameters:
     max_epochs: int = 300
     patience: int = 10
     seed: int = 0
+    nll_beta: float = 0.0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, float | int | str]) -> Hyperparameters:
@@ -201,9 +207,15 @@ def gaussian_kl(mu_q: torch.Tensor, sd_q: torch.Tensor, prior_variance: float) -
     return (0.5 * math.log(var_p) - torch.log(sd_q) + (sd_q.pow(2) + mu_q.pow(2)) / (2.0 * var_p) - 0.5).sum()
 
 
-def gaussian_nll(mean: torch.Tensor, variance: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of −log N(y; mean, variance) = ½ log 2π + ½ log v + (y − μ)² / (2 v)."""
-    return 0.5 * (math.log(2.0 * math.pi) + torch.log(variance) + (y - mean).pow(2) / variance).mean()
+def gaussian_nll(mean: torch.Tensor, variance: torch.Tensor, y: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
+    """Mean over rows of −log N(y; mean, variance) = ½ log 2π + ½ log v + (y − μ)² / (2 v).
+
+    With ``beta`` > 0, the β-NLL of Seitzer et al. (2022): row terms weighted by ``variance.detach() ** beta``.
+    """
+    nll = 0.5 * (math.log(2.0 * math.pi) + torch.log(variance) + (y - mean).pow(2) / variance)
+    if beta:
+        nll = nll * variance.detach().pow(beta)
+    return nll.mean()
 
 
 class BayesianLinear(nn.Module):
@@ -315,7 +327,7 @@ class HeatFlowNet(nn.Module):
         return decay, [p for p in self.parameters() if id(p) not in ids]
 
 
-def elbo_loss(model: HeatFlowNet, x: torch.Tensor, y: torch.Tensor, kl_weight: float
+def elbo_loss(model: HeatFlowNet, x: torch.Tensor, y: torch.Tensor, kl_weight: float, nll_beta: float = 0.0
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training loss of one batch (standardised units): (loss, nll, kl).
 
@@ -323,7 +335,7 @@ def elbo_loss(model: HeatFlowNet, x: torch.Tensor, y: torch.Tensor, kl_weight: f
     the exact negative ELBO per training row.
     """
     mean, var = model(x)
-    nll = gaussian_nll(mean, var, y)
+    nll = gaussian_nll(mean, var, y, nll_beta)
     kl = model.head.kl()
     return nll + kl_weight * kl, nll, kl
 
@@ -634,7 +646,7 @@ def fit_bnn(X_train: ArrayLike | pd.DataFrame, y_train: ArrayLike, X_val: ArrayL
                 idx = order[start:start + bs]
                 if len(idx) < 2:
                     continue
-                loss, _, _ = elbo_loss(model, xf[idx], yf_t[idx], params.kl_weight)
+                loss, _, _ = elbo_loss(model, xf[idx], yf_t[idx], params.kl_weight, params.nll_beta)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -642,7 +654,7 @@ def fit_bnn(X_train: ArrayLike | pd.DataFrame, y_train: ArrayLike, X_val: ArrayL
                 batches += 1
             model.eval()
             with torch.no_grad():
-                val_loss_t, _, _ = elbo_loss(model, xv, yv_t, params.kl_weight)
+                val_loss_t, _, _ = elbo_loss(model, xv, yv_t, params.kl_weight, params.nll_beta)
                 val_loss = float(val_loss_t)
                 val_rmse = float(torch.sqrt(((model(xv)[0] - yv_t) ** 2).mean())) * y_std
             history["train_loss"].append(float(total) / max(batches, 1))

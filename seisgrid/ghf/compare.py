@@ -26,6 +26,9 @@ logger = logging.getLogger("seisgrid")
 UNITS = "mW m-2"
 
 LOESING_EBBING = ("ghf", "loesing_ebbing2021", "HF_Min_Max_MaxAbs.csv.gz")
+LUCAZEAU = ("ghf", "lucazeau2019_grid", "Lucazeau2019_GHF.nc")
+#: The published maps of the shared data folder that ``ghf map`` compares with by default.
+PUBLISHED_MAPS = {"loesing_ebbing2021": LOESING_EBBING, "lucazeau2019": LUCAZEAU}
 
 
 def _setting(name: str, value, default):
@@ -57,6 +60,47 @@ def _our_points(ours, variable: str) -> tuple[pd.DataFrame, float | None, xr.Dat
             return points, float(abs(lat[1] - lat[0])) if lat.size > 1 else None, da
         return dataset_points(ours, "our map", value=variable if variable in ours else None), None, None
     raise SeisgridError(f"map comparison: cannot use {type(ours).__name__} as a map (Dataset or points)")
+
+
+GRIDDED_FORMATS = ("grid", "netcdf", "zarr", "geotiff")
+"""Formats of :func:`~seisgrid.ghf.published.read_published_map` whose points are the cells of a raster."""
+
+
+def on_our_cells(theirs: pd.DataFrame, our_grid: xr.DataArray) -> pd.DataFrame:
+    """Another raster's points averaged onto our predicted cells: one value per cell of ours.
+
+    Each point goes to the cell of our regular (lat, lon) grid that contains it (cell edges half a spacing
+    either side of the centres); points on a cell we did not predict (NaN: ocean, ice shelves) are dropped.
+    A raster finer than ours is so block-averaged, one on the same grid (Lucazeau 2019's 0.5°) is matched
+    cell for cell. Matching raster points by distance instead would count the other map's ocean cells next
+    to our coastal cells (Lucazeau's ridge cells reach thousands of mW m⁻²) and, near the pole where 0.5° of
+    longitude is a few km, several of its cells per cell of ours.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lat``, ``lon`` (our cell centres), ``value`` (mean of the points in the cell) and ``points`` (how
+        many); ``attrs`` copied from ``theirs`` plus ``n_points`` (points on our cells).
+    """
+    glat = our_grid["lat"].values.astype(float)
+    glon = our_grid["lon"].values.astype(float)
+    if glat.size < 2 or glon.size < 2:
+        raise SeisgridError("map comparison: our grid needs at least 2 cells along lat and lon")
+    dlat, dlon = float(glat[1] - glat[0]), float(glon[1] - glon[0])
+    rows = np.floor((theirs["lat"].to_numpy() - (glat[0] - dlat / 2)) / dlat).astype(int)
+    lon = ghf_grid.wrap_longitude(theirs["lon"].to_numpy())
+    cols = np.floor(((lon - (glon[0] - dlon / 2)) % 360.0) / dlon).astype(int)
+    inside = (rows >= 0) & (rows < glat.size) & (cols >= 0) & (cols < glon.size)
+    values = our_grid.transpose("lat", "lon").values
+    on_cell = np.zeros(len(theirs), dtype=bool)
+    on_cell[inside] = np.isfinite(values[rows[inside], cols[inside]])
+    frame = pd.DataFrame({"row": rows[on_cell], "col": cols[on_cell], "value": theirs["value"].to_numpy()[on_cell]})
+    cells = frame.groupby(["row", "col"], sort=True)["value"].agg(["mean", "size"]).reset_index()
+    row, col = cells["row"].to_numpy(), cells["col"].to_numpy()
+    out = pd.DataFrame({"lat": glat[row], "lon": ghf_grid.wrap_longitude(glon[col]),
+                        "value": cells["mean"].to_numpy(float), "points": cells["size"].to_numpy(int)})
+    out.attrs.update(theirs.attrs, n_points=int(on_cell.sum()))
+    return out
 
 
 def default_max_distance_km(cell_deg: float | None = None) -> float:
@@ -172,6 +216,10 @@ def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataF
         limit = default_max_distance_km(cell_deg)
     mine = mine[mine["lat"] <= lat_max]
     theirs = theirs[theirs["lat"] <= lat_max]
+    n_other = len(theirs)
+    cell_matched = our_grid is not None and theirs.attrs.get("format") in GRIDDED_FORMATS
+    if cell_matched and not theirs.empty:
+        theirs = on_our_cells(theirs, our_grid)
     if mine.empty:
         raise SeisgridError(f"map comparison: our map has no finite value south of {lat_max}°")
     if theirs.empty:
@@ -188,8 +236,8 @@ def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataF
     nan = float("nan")
     result = {
         "n": n,
-        "n_other": len(theirs),
-        "n_dropped": int((~keep).sum()),
+        "n_other": n_other,
+        "n_dropped": n_other - int(theirs.attrs["n_points"]) if cell_matched else int((~keep).sum()),
         "correlation": _pearson(ours_v, other_v) if n >= 2 else nan,
         "rms_difference": float(np.sqrt(np.mean(diff ** 2))) if n else nan,
         "mean_difference": float(diff.mean()) if n else nan,
@@ -201,6 +249,8 @@ def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataF
         "median_distance_km": float(np.median(distance[keep])) if n else nan,
         "lat_max": lat_max,
         "units_rule": str(theirs.attrs.get("units_rule", "given as points")),
+        "matching": ("raster averaged onto our cells (on_our_cells)" if cell_matched
+                     else f"each point to our nearest cell centre within {limit:.1f} km"),
         "area_weighted": area_weighted_statistics(theirs["lat"].to_numpy()[keep], theirs["lon"].to_numpy()[keep],
                                                   ours_v, other_v),
     }
@@ -389,3 +439,12 @@ def loesing_ebbing_path() -> str | None:
     path = pathlib.Path(root).joinpath(*LOESING_EBBING)
     return str(path) if path.exists() else None
 
+
+
+def published_map_paths() -> dict[str, str]:
+    """The shared published maps present under ``config.data_dir()``: ``{name: path}`` (:data:`PUBLISHED_MAPS`)."""
+    root = config.data_dir()
+    if root is None:
+        return {}
+    paths = {name: pathlib.Path(root).joinpath(*parts) for name, parts in PUBLISHED_MAPS.items()}
+    return {name: str(path) for name, path in paths.items() if path.exists()}

@@ -679,6 +679,36 @@ def _load_model(url: str):
         raise StorageError(f"{url}: ensemble model missing or unreadable ({exc}); rerun seisgrid ghf train") from exc
 
 
+def _spatial_calibration(data, spatial: dict, out: str) -> tuple[dict, dict]:
+    """Model-error calibration and area of applicability from the spatial-block run (written beside the models)."""
+    from seisgrid.ghf.applicability import fit_applicability, one_hot
+    from seisgrid.ghf.calibration import calibrate
+
+    predicted = spatial["predictions"]["bnn"]
+    calibration = {"scheme": "spatial", **calibrate(data.target, predicted["mean"], predicted["variance"],
+                                                    spatial["test_indices"], levels=LEVELS)}
+    categories = {name: sorted(int(v) for v in np.unique(data.features[name])) for name in data.categorical}
+    labels = np.empty(len(data), dtype=int)
+    for fold, held_out in enumerate(spatial["test_indices"]):
+        labels[held_out] = fold
+    aoa = fit_applicability(one_hot(data.features, list(data.categorical), categories), labels)
+    path = storage.join(out, "applicability.json")
+    storage.write_bytes(path, _json_bytes(aoa.to_dict()))
+    applicability = {"file": "applicability.json", "folds": "spatial", "categories": categories,
+                     "threshold": aoa.threshold, "mean_distance": aoa.mean_distance,
+                     "training_outside": float(np.mean(aoa.training_di > aoa.threshold))}
+    return calibration, applicability
+
+
+def _calibration_markdown(calibration: dict) -> str:
+    before, after = calibration["coverage"], calibration["coverage_calibrated"]
+    levels = " / ".join(f"{round(level * 100)} %" for level in calibration["levels"])
+    return (f"\nSpatial-block calibration: model-error sd τ = {calibration['model_error_sd']:.2f} mW m⁻² "
+            f"(folds {', '.join(f'{t:.2f}' for t in calibration['fold_model_error_sd'])}); coverage of the "
+            f"{levels} intervals {' / '.join(f'{v:.3f}' for v in before)} → "
+            f"{' / '.join(f'{v:.3f}' for v in after)} (cross-fitted).\n")
+
+
 def train_ensemble(features_store: str | xr.Dataset, heatflow_store: str | xr.Dataset, out: str | os.PathLike[str],
                    *, params: Hyperparameters | dict | None = None, search: str | os.PathLike[str] | None = None,
                    k: int | None = None, block_degrees: float | None = None,
@@ -751,6 +781,7 @@ def train_ensemble(features_store: str | xr.Dataset, heatflow_store: str | xr.Da
     model_paths = [storage.join(out, name) for name in model_names]
     for model, path in zip(chosen["models"], model_paths, strict=True):
         model.save(path)  # FittedBNN.save: local path or URL
+    calibration, applicability = _spatial_calibration(data, runs["spatial"], out)
     rows = _table_rows(runs)
     overstated = overstatement(runs)
     fold_metrics = {scheme: run["folds"] for scheme, run in runs.items()}
@@ -761,15 +792,17 @@ def train_ensemble(features_store: str | xr.Dataset, heatflow_store: str | xr.Da
         "target": {"mean": float(np.mean(data.target)), "sd": float(np.std(data.target))},
         "fold_metrics": chosen["folds"], "scores": chosen["methods"]["bnn"],
         "variance": "total = within (mean of the models' aleatoric + epistemic) + between (variance of model means)",
+        "calibration": calibration, "applicability": applicability,
     }
     manifest_path = storage.join(out, "ensemble.json")
     storage.write_bytes(manifest_path, _json_bytes(manifest))
-    markdown = markdown_table(rows, overstated)
+    markdown = markdown_table(rows, overstated) + _calibration_markdown(calibration)
     bnn_random = runs["random"]["methods"]["bnn"]["rmse"]
     report = {
         "out": out, "n_cells": len(data), "features": list(data.names), "params": chosen["params"],
         "gbt": gbt, "k": chosen["k"], "block_degrees": runs["spatial"]["block_degrees"],
-        "table": rows, "overstatement": overstated, "folds": fold_metrics,
+        "table": rows, "overstatement": overstated, "folds": fold_metrics, "calibration": calibration,
+        "applicability": applicability,
         "cross_fold_sd_definition": "mean over all training cells of the population sd (ddof 0) of the k fold "
                                     "models' mean predictions; fold_mean_sd: sd of the k models' mean "
                                     "predictions over all cells",

@@ -43,8 +43,8 @@ from seisgrid.ghf.compare import (
     _pearson,
     _setting,
     compare_maps,
-    loesing_ebbing_path,
     plot_difference,
+    published_map_paths,
 )
 from seisgrid.ghf.published import read_published_map
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from affine import Affine
+
+    from seisgrid.ghf.applicability import Applicability
 
 logger = logging.getLogger("seisgrid")
 
@@ -81,6 +83,42 @@ MAP_VARIABLES = {
     "between_sd": "between-model uncertainty (variance of the fold models' means), standard deviation",
 }
 
+#: Written when the ensemble carries a spatial-block calibration (:mod:`seisgrid.ghf.calibration`).
+CALIBRATED_VARIABLES = {
+    "mean_sd": "uncertainty of the mapped mean heat flow itself: epistemic + between-model + calibrated "
+               "model-error variance (spatial-block CV), standard deviation",
+    "measurement_sd": "spread of one heat-flow measurement about the map, calibrated under spatial-block CV: "
+                      "total + model-error variance, standard deviation",
+}
+
+#: Written when the ensemble carries an area of applicability (:mod:`seisgrid.ghf.applicability`); unitless.
+APPLICABILITY_VARIABLES = {
+    "dissimilarity_index": "dissimilarity index (Meyer & Pebesma 2021): distance of the cell's standardised "
+                           "feature vector to the nearest training cell over the mean distance between "
+                           "training cells",
+    "outside_applicability": "1 where the dissimilarity index exceeds the threshold set on the training cells "
+                             "(the network extrapolates there), 0 inside the area of applicability",
+}
+
+#: Regions of the map report (:func:`region_statistics`): West = 180–360° E (west of Greenwich), East = 0–180° E,
+#: the Antarctic Peninsula as the box north of 75° S between 280 and 310° E, and the pole south of 85° S;
+#: Lake Vostok (77.5° S, 106.0° E) within 300 km, where the study notes local anomalies.
+REGIONS = {
+    "west": "180-360° E",
+    "east": "0-180° E",
+    "peninsula": "north of 75° S, 280-310° E",
+    "south_of_85": "south of 85° S",
+    "lake_vostok_300km": "within 300 km of Lake Vostok (77.5° S, 106.0° E)",
+}
+LAKE_VOSTOK = (-77.5, 106.0)
+
+#: The study's statements per region, for the report beside ours.
+STUDY_REGIONS = {
+    "west": "> 70 mW m-2 (West Antarctica high)",
+    "east": "low (East Antarctica below the West)",
+    "lake_vostok_300km": "anomalies near Lake Vostok",
+}
+
 
 # ------------------------------------------------------------------------------------------ prediction
 
@@ -93,7 +131,8 @@ def _open_features(features_store) -> xr.Dataset:
 
 def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_names: Sequence[str], *,
                 lat_max: float | None = None, samples: int | None = None, min_land_fraction: float | None = None,
-                ensemble_predict: Callable[..., dict] | None = None) -> xr.Dataset:
+                ensemble_predict: Callable[..., dict] | None = None, model_error_sd: float | None = None,
+                applicability: tuple[Applicability, dict] | None = None) -> xr.Dataset:
     """Predict heat flow and its uncertainties on every land / grounded-ice grid cell south of ``lat_max``.
 
     Parameters
@@ -115,6 +154,12 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
     ensemble_predict : callable, optional
         ``f(models, X, samples=...) -> dict`` with ``mean`` and the variances ``aleatoric``, ``epistemic``,
         ``between`` (and optionally ``within``); default :func:`seisgrid.ghf.crossval.ensemble_predict`.
+    model_error_sd : float, optional
+        τ of the spatial-block calibration (:func:`seisgrid.ghf.calibration.calibrate`); adds ``mean_sd`` and
+        ``measurement_sd`` (:data:`CALIBRATED_VARIABLES`).
+    applicability : (Applicability, dict), optional
+        The area of applicability of the ensemble and the categories of its one-hot encoded features; adds
+        ``dissimilarity_index`` and ``outside_applicability`` (:data:`APPLICABILITY_VARIABLES`).
 
     Returns
     -------
@@ -167,6 +212,20 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
     between = np.clip(column("between"), 0.0, None)
     values = {"heatflow": mean, "total_sd": np.sqrt(within + between), "aleatoric_sd": np.sqrt(aleatoric),
               "epistemic_sd": np.sqrt(epistemic), "within_sd": np.sqrt(within), "between_sd": np.sqrt(between)}
+    variables = dict(MAP_VARIABLES)
+    if model_error_sd is not None:
+        tau2 = float(model_error_sd) ** 2
+        values["mean_sd"] = np.sqrt(epistemic + between + tau2)
+        values["measurement_sd"] = np.sqrt(within + between + tau2)
+        variables.update(CALIBRATED_VARIABLES)
+    if applicability is not None:
+        from seisgrid.ghf.applicability import one_hot
+
+        aoa, categories = applicability
+        di = aoa.dissimilarity(one_hot(table, list(categories), categories))
+        values["dissimilarity_index"] = di
+        values["outside_applicability"] = (di > aoa.threshold).astype(float)
+        variables.update(APPLICABILITY_VARIABLES)
 
     glat, glon = region["lat"].values, region["lon"].values
     rows, cols = np.searchsorted(glat, lat), np.searchsorted(glon, lon)
@@ -174,14 +233,18 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
                             "lon": ("lon", glon, dict(region["lon"].attrs))})
     ds["lat"].attrs.setdefault("units", "degrees_north")
     ds["lon"].attrs.setdefault("units", "degrees_east")
-    for name, long_name in MAP_VARIABLES.items():
+    for name, long_name in variables.items():
         field = np.full((glat.size, glon.size), np.nan)
         field[rows, cols] = values[name]
-        attrs = {"units": UNITS, "long_name": long_name}
+        attrs: dict[str, Any] = {"units": UNITS, "long_name": long_name}
         if name == "heatflow":
             attrs["standard_name"] = "upward_geothermal_heat_flux_at_ground_level"
+        elif name in APPLICABILITY_VARIABLES:
+            attrs.update(units="1", threshold=float(applicability[0].threshold))
         else:
             attrs["description"] = "standard deviation; square it for the variance in mW2 m-4"
+        if name in CALIBRATED_VARIABLES:
+            attrs["model_error_sd"] = float(model_error_sd)
         ds[name] = (("lat", "lon"), field, attrs)
     ds.attrs.update(
         title="Antarctic geothermal heat flow with uncertainties",
@@ -204,6 +267,10 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
 
 
 # ------------------------------------------------------------------------------------------ outputs
+
+
+def _all_variables() -> list[str]:
+    return [*MAP_VARIABLES, *CALIBRATED_VARIABLES, *APPLICABILITY_VARIABLES]
 
 
 def _parent(url: str) -> str:
@@ -245,7 +312,7 @@ def polar_stereo_raster(ds: xr.Dataset, variables: Sequence[str] | None = None, 
     from affine import Affine
     from pyproj import Transformer
 
-    names = [v for v in MAP_VARIABLES if v in ds] if variables is None else list(variables)
+    names = [v for v in _all_variables() if v in ds] if variables is None else list(variables)
     res_m = float(_setting("geotiff_resolution_km", resolution_km, 10.0)) * 1000.0
     if res_m <= 0:
         raise ConfigError(f"GeoTIFF resolution {res_m / 1000} km: must be positive "
@@ -385,11 +452,15 @@ def write_map(ds: xr.Dataset, out: str | os.PathLike[str], *, netcdf: bool = Tru
         from seisgrid.ghf.maps import plot_south_polar
 
         edge = float(ds.attrs.get("lat_max", -60.0)) if lat_max is None else float(lat_max)
-        for name in (v for v in MAP_VARIABLES if v in ds):
+        shade = ds["outside_applicability"] if "outside_applicability" in ds else None
+        label = "grey: outside the area of applicability (the network extrapolates)" if shade is not None else ""
+        for name in (v for v in _all_variables() if v in ds):
             title = f"{name}: {ds[name].attrs.get('long_name', name)}"
             cmap = "inferno" if name == "heatflow" else None
             paths[f"png_{name}"] = plot_south_polar(ds[name], storage.join(str(png_folder), f"{stem}_{name}.png"),
-                                                    title=_wrap(title), cmap=cmap, lat_max=edge)
+                                                    title=_wrap(title), cmap=cmap, lat_max=edge,
+                                                    shade=None if name in APPLICABILITY_VARIABLES else shade,
+                                                    shade_label=label)
     return paths
 
 
@@ -462,6 +533,47 @@ def summary(ds: xr.Dataset) -> dict:
     return out
 
 
+def region_statistics(ds: xr.Dataset) -> dict:
+    """Area-weighted (cos lat) statistics of the map per region of :data:`REGIONS`, beside the study's words.
+
+    Returns
+    -------
+    dict
+        Per region: ``definition``, ``n`` (cells), ``mean``, ``min``, ``max`` of ``heatflow``; ``mean_sd``
+        (area-weighted mean of the uncertainty of the mapped mean) and ``outside_applicability`` (share of
+        the region's cells outside the area of applicability) when the map has them; ``study`` where the
+        study says something about the region. Also ``west_minus_east`` (mW m⁻²).
+    """
+    hf = ds["heatflow"].transpose("lat", "lon").values.astype(float)
+    lat2, lon2 = np.meshgrid(ds["lat"].values.astype(float), ds["lon"].values.astype(float), indexing="ij")
+    lon360 = np.mod(lon2, 360.0)
+    chord = np.linalg.norm(ghf_grid.unit_vectors(lat2.ravel(), lon2.ravel())
+                           - ghf_grid.unit_vectors([LAKE_VOSTOK[0]], [LAKE_VOSTOK[1]]), axis=1).reshape(hf.shape)
+    vostok_km = 2.0 * ghf_grid.EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    masks = {"west": lon360 >= 180.0, "east": lon360 < 180.0,
+             "peninsula": (lat2 > -75.0) & (lon360 >= 280.0) & (lon360 <= 310.0), "south_of_85": lat2 < -85.0,
+             "lake_vostok_300km": vostok_km <= 300.0}
+    weights = np.cos(np.radians(lat2))
+    extra = {name: ds[name].transpose("lat", "lon").values.astype(float)
+             for name in ("mean_sd", "outside_applicability") if name in ds}
+    out: dict[str, Any] = {}
+    for name, mask in masks.items():
+        cells = mask & np.isfinite(hf)
+        entry: dict[str, Any] = {"definition": REGIONS[name], "n": int(cells.sum())}
+        if cells.any():
+            w = weights[cells]
+            entry.update(mean=float(np.sum(w * hf[cells]) / np.sum(w)), min=float(hf[cells].min()),
+                         max=float(hf[cells].max()))
+            for key, field in extra.items():
+                entry[key] = float(np.sum(w * field[cells]) / np.sum(w))
+        if name in STUDY_REGIONS:
+            entry["study"] = STUDY_REGIONS[name]
+        out[name] = entry
+    if "mean" in out["west"] and "mean" in out["east"]:
+        out["west_minus_east"] = out["west"]["mean"] - out["east"]["mean"]
+    return out
+
+
 # ------------------------------------------------------------------------------------------ the step
 
 def _load_ensemble(ensemble_dir):
@@ -471,6 +583,43 @@ def _load_ensemble(ensemble_dir):
     if "features" not in manifest:
         raise SeisgridError(f"{ensemble_dir}: the ensemble manifest names no features")
     return models, manifest
+
+
+def _load_applicability(ensemble_dir, manifest: dict) -> tuple[Applicability, dict] | None:
+    from seisgrid.ghf.applicability import Applicability
+
+    entry = manifest.get("applicability")
+    if not entry:
+        logger.warning("%s: the ensemble has no area of applicability (trained before it existed); rerun "
+                       "seisgrid ghf train for the dissimilarity layer", ensemble_dir)
+        return None
+    path = storage.join(str(ensemble_dir).rstrip("/"), entry["file"])
+    categories = {name: list(values) for name, values in (entry.get("categories") or {}).items()}
+    return Applicability.from_dict(storage.read_json(path)), categories
+
+
+def _comparisons(ds, compare_with, *, lat_max, max_distance_km, png_folder, out, outputs) -> list:
+    """Compare with each published map: ``compare_with`` None → every shared one; a path, list, or "none"."""
+    if compare_with is None:
+        others = list(published_map_paths().values())
+        if not others:
+            logger.info("no published map under the data folder: no comparison")
+    elif isinstance(compare_with, str):
+        others = [] if compare_with.strip().lower() in ("", "none", "false") else \
+            [p.strip() for p in compare_with.split(",") if p.strip()]
+    else:
+        others = [str(p) for p in compare_with]
+    results = []
+    for other_path in others:
+        result = compare_maps(ds, read_published_map(other_path), lat_max=lat_max, max_distance_km=max_distance_km)
+        if result["n"]:
+            png = storage.join(png_folder, f"{_stem(out)}_minus_{_stem(other_path)}.png")
+            outputs[f"png_difference_{_stem(other_path)}"] = result["png"] = plot_difference(result, png,
+                                                                                             lat_max=lat_max)
+        comparison = _jsonable(result)
+        comparison["other"] = other_path
+        results.append(comparison)
+    return results
 
 
 def build_map(ensemble_dir: str | os.PathLike[str], features_store: str | xr.Dataset, out: str | os.PathLike[str], *,
@@ -490,9 +639,11 @@ def build_map(ensemble_dir: str | os.PathLike[str], features_store: str | xr.Dat
         Zarr store to write; NetCDF, GeoTIFF and (by default) PNGs go beside it (:func:`write_map`).
     samples, lat_max, min_land_fraction, geotiff_resolution_km, compare_max_distance_km
         Defaults from ``seisgrid.ghf_map``.
-    compare_with : str, optional
-        A published map to compare with (:func:`~seisgrid.ghf.published.read_published_map`); default: Lösing &
-        Ebbing (2021) in ``data_dir()/ghf/loesing_ebbing2021`` when present. ``""`` or ``"none"``: no comparison.
+    compare_with : str or list of str, optional
+        Published maps to compare with (:func:`~seisgrid.ghf.published.read_published_map`; a list or
+        comma-separated paths); default: every shared published map under ``data_dir()/ghf``
+        (:data:`~seisgrid.ghf.compare.PUBLISHED_MAPS`: Lösing & Ebbing 2021, Lucazeau 2019). ``""`` or
+        ``"none"``: no comparison.
     png_folder : str, optional
         Folder of the PNG maps; default the store's folder.
     netcdf, geotiff : bool
@@ -503,8 +654,9 @@ def build_map(ensemble_dir: str | os.PathLike[str], features_store: str | xr.Dat
     dict
         JSON-able report: ``n_cells``, ``min``, ``max``, ``mean`` (area-weighted), ``uncertainty_mean``,
         ``summary`` (:func:`summary`), ``reference`` (the study's figures), ``outputs`` (name → path),
-        ``comparison`` (:func:`~seisgrid.ghf.compare.compare_maps` statistics with ``other`` and ``png``; None
-        without one),
+        ``comparisons`` (one :func:`~seisgrid.ghf.compare.compare_maps` result per published map, with ``other``
+        and ``png``), ``comparison`` (the first, None without one), ``regions`` (:func:`region_statistics`),
+        ``calibration`` and ``applicability`` (from the ensemble; None for ensembles trained without them),
         ``models``, ``features``, ``samples``, ``seconds``.
     """
     t0 = time.perf_counter()
@@ -513,31 +665,21 @@ def build_map(ensemble_dir: str | os.PathLike[str], features_store: str | xr.Dat
     samples = int(_setting("samples", samples, 50))
     models, manifest = _load_ensemble(ensemble_dir)
     names = list(manifest["features"])
+    calibration = manifest.get("calibration") or {}
     ds = predict_map(models, features_store, names, lat_max=lat_max, samples=samples,
-                     min_land_fraction=min_land_fraction)
+                     min_land_fraction=min_land_fraction, model_error_sd=calibration.get("model_error_sd"),
+                     applicability=_load_applicability(ensemble_dir, manifest))
     ds.attrs["ensemble"] = str(ensemble_dir)
     if isinstance(features_store, str):
         ds.attrs["feature_grid"] = features_store
     stats = summary(ds)
+    stats["regions"] = region_statistics(ds)
     ds.attrs["summary"] = json.dumps({k: v for k, v in stats.items() if k != "reference"})
     png_folder = _parent(out) if png_folder is None else str(png_folder)
     outputs = write_map(ds, out, netcdf=netcdf, geotiff=geotiff, png_folder=png_folder,
                         geotiff_resolution_km=geotiff_resolution_km, lat_max=lat_max)
-    if compare_with is None:
-        compare_with = loesing_ebbing_path()
-        if compare_with is None:
-            logger.info("no Lösing & Ebbing (2021) map under the data folder: no comparison")
-    elif str(compare_with).strip().lower() in ("", "none", "false"):
-        compare_with = None
-    comparison = None
-    if compare_with:
-        other = read_published_map(compare_with)
-        result = compare_maps(ds, other, lat_max=lat_max, max_distance_km=compare_max_distance_km)
-        if result["n"]:
-            png = storage.join(png_folder, f"{_stem(out)}_minus_{_stem(compare_with)}.png")
-            outputs["png_difference"] = result["png"] = plot_difference(result, png, lat_max=lat_max)
-        comparison = _jsonable(result)
-        comparison["other"] = str(compare_with)
+    comparisons = _comparisons(ds, compare_with, lat_max=lat_max, max_distance_km=compare_max_distance_km,
+                               png_folder=png_folder, out=out, outputs=outputs)
     report = {
         "n_cells": stats["n_cells"],
         "min": stats["min"],
@@ -547,7 +689,11 @@ def build_map(ensemble_dir: str | os.PathLike[str], features_store: str | xr.Dat
         "summary": stats,
         "reference": dict(REFERENCE),
         "outputs": outputs,
-        "comparison": comparison,
+        "comparison": comparisons[0] if comparisons else None,
+        "comparisons": comparisons,
+        "regions": stats["regions"],
+        "calibration": calibration or None,
+        "applicability": {k: v for k, v in (manifest.get("applicability") or {}).items() if k != "categories"} or None,
         "models": len(models),
         "features": names,
         "samples": samples,

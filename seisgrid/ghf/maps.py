@@ -323,7 +323,8 @@ def plot_global(da: xr.DataArray, path: str | os.PathLike[str], title: str | Non
 
 def plot_south_polar(da: xr.DataArray, path: str | os.PathLike[str], title: str | None = None,
                      cmap: str | Colormap | None = None, vmin: float | None = None, vmax: float | None = None,
-                     categorical: bool = False, lat_max: float | None = None, dpi: int | None = None) -> str:
+                     categorical: bool = False, lat_max: float | None = None, dpi: int | None = None,
+                     shade: xr.DataArray | None = None, shade_label: str = "") -> str:
     """South-polar stereographic map (Antarctica) of a ``(lat, lon)`` grid variable, written as PNG.
 
     Parameters
@@ -337,6 +338,9 @@ def plot_south_polar(da: xr.DataArray, path: str | os.PathLike[str], title: str 
         Colour limits (when not given) come from the values south of it.
     title, cmap, vmin, vmax, categorical, dpi
         As in :func:`plot_global`.
+    shade : xarray.DataArray, optional
+        Cells (same grid as ``da``) where this is true or 1 are greyed out, e.g. outside the area of
+        applicability; ``shade_label`` is written under the map.
 
     Returns
     -------
@@ -345,6 +349,7 @@ def plot_south_polar(da: xr.DataArray, path: str | os.PathLike[str], title: str 
     """
     import cartopy.crs as ccrs
     import matplotlib.path as mpath
+    from matplotlib.colors import ListedColormap
 
     lat_max = float(config.get("maps.polar_lat_max", -60.0) if lat_max is None else lat_max)
     if not -90.0 < lat_max < 0.0:
@@ -365,6 +370,13 @@ def plot_south_polar(da: xr.DataArray, path: str | os.PathLike[str], title: str 
                     transform=ax.transAxes)
     mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(values), transform=ccrs.PlateCarree(),
                          shading="nearest", **style["mesh"])
+    if shade is not None:
+        _, _, shaded = _grid_values(shade.astype(np.float32))
+        shaded = np.where(np.asarray(shaded[rows], dtype=float) > 0.5, 1.0, np.nan)
+        ax.pcolormesh(lon, lat, np.ma.masked_invalid(shaded), transform=ccrs.PlateCarree(), shading="nearest",
+                      cmap=ListedColormap(["0.55"]), alpha=0.6, vmin=0.0, vmax=1.0)
+        if shade_label:
+            ax.text(0.5, -0.02, shade_label, transform=ax.transAxes, ha="center", va="top", fontsize=8)
     _draw_coastlines(ax, lat_limit=lat_max + 5.0)
     ax.gridlines(linewidth=0.3, color="gray", alpha=0.5)
     ax.set_title(title if title is not None else str(da.attrs.get("long_name") or da.name or ""))
