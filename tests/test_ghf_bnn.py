@@ -98,6 +98,20 @@ def test_nll_is_the_gaussian_log_density():
     assert gaussian_nll(mean, var, y).item() == pytest.approx(torch_nll.item(), rel=1e-12)
 
 
+def test_beta_nll_weights_rows_by_their_variance_without_its_gradient():
+    mean = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    var = torch.tensor([1.0, 4.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0.5, 3.0], dtype=torch.float64)
+    rows = 0.5 * (math.log(2 * math.pi) + torch.log(var) + (y - mean) ** 2 / var)
+    beta = gaussian_nll(mean, var, y, beta=0.5)
+    assert beta.item() == pytest.approx(float((rows.detach() * var.detach() ** 0.5).mean()), rel=1e-12)
+    assert gaussian_nll(mean, var, y, beta=0.0).item() == pytest.approx(float(rows.detach().mean()), rel=1e-12)
+    beta.backward()
+    # d/dμ of v^β·(y−μ)²/(2v) with v^β held constant: −v^(β−1)·(y−μ), averaged over 2 rows
+    expected = -(var.detach() ** -0.5) * (y - mean.detach()) / 2
+    np.testing.assert_allclose(mean.grad.numpy(), expected.numpy(), rtol=1e-12)
+
+
 def test_elbo_is_nll_plus_beta_kl():
     torch.manual_seed(0)
     model = HeatFlowNet(3, Hyperparameters(hidden_layers=2, neurons=8, prior_variance=1.3)).eval()

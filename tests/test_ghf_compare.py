@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from ghf_map_inputs import PNG, cell_points, predicted_map, quick_maps
 from helpers import requires_data
 
@@ -136,3 +137,27 @@ def test_compare_reports_area_weighted_statistics(ds):
     assert weighted["mean_difference"] == pytest.approx(-5.0, abs=1e-6)
     assert weighted["correlation"] == pytest.approx(1.0)
     assert weighted["west"]["n"] + weighted["east"]["n"] == result["n"]
+
+
+def test_rasters_are_averaged_onto_our_cells_not_matched_by_distance():
+    lat = np.array([-80.25, -79.75])
+    lon = np.array([10.25, 10.75, 11.25])
+    ours = xr.Dataset({"heatflow": (("lat", "lon"), [[50.0, 60.0, np.nan], [70.0, 80.0, 90.0]])},
+                      coords={"lat": lat, "lon": lon})
+    # a raster twice as fine: 4 points per cell; the (−80.25, 11.25) cell is ocean for us but 3000 for it
+    flat, flon = np.meshgrid(np.arange(-80.375, -79.5, 0.25), np.arange(10.125, 11.5, 0.25), indexing="ij")
+    value = np.where((flon > 11.0) & (flat < -80.0), 3000.0, flat + 100.0)
+    theirs = pd.DataFrame({"lat": flat.ravel(), "lon": flon.ravel(), "value": value.ravel()})
+    theirs.attrs.update(format="netcdf", units_rule="test")
+    cells = compare.on_our_cells(theirs, ours["heatflow"])
+    assert len(cells) == 5 and (cells["points"] == 4).all() and cells.attrs["n_points"] == 20
+    assert cells["value"].max() < 3000.0
+    first = cells[(cells["lat"] == -80.25) & (cells["lon"] == 10.25)]
+    assert first["value"].item() == pytest.approx(-80.25 + 100.0)
+    result = compare.compare_maps(ours, theirs, lat_max=-60.0)
+    assert result["n"] == 5 and result["matching"].startswith("raster averaged")
+    assert result["area_weighted"]["range_other"][1] < 3000.0  # the ocean cell's value is never compared
+    assert result["n_other"] == 24 and result["n_dropped"] == 4
+    # the same values as points (a CSV) are matched by distance, as before
+    theirs.attrs["format"] = "text"
+    assert compare.compare_maps(ours, theirs, lat_max=-60.0)["matching"].startswith("each point")

@@ -239,6 +239,16 @@ def test_train_ensemble_writes_table_models_and_reloads(tmp_path):
     np.testing.assert_allclose(pred["total"], pred["within"] + pred["between"])
     assert np.all(pred["between"] > 0)
 
+    # the spatial-block calibration and the area of applicability travel with the ensemble
+    spatial = json.loads((out / "crossval.json").read_text())["calibration"]
+    assert manifest["calibration"] == spatial and spatial["scheme"] == "spatial"
+    assert spatial["model_error_sd"] >= 0 and len(spatial["fold_model_error_sd"]) == 3
+    assert "Spatial-block calibration" in (out / "crossval.md").read_text()
+    from seisgrid.ghf.applicability import Applicability
+
+    aoa = Applicability.from_dict(json.loads((out / manifest["applicability"]["file"]).read_text()))
+    assert aoa.threshold == manifest["applicability"]["threshold"] and len(aoa.training) == report["n_cells"]
+
     with pytest.raises(SeisgridError, match="no ensemble there"):
         cv.load_ensemble(str(tmp_path / "nothing"))
 
