@@ -8,6 +8,7 @@ end (synthetic inputs; real data when present).
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import json
 import lzma
@@ -57,6 +58,13 @@ def _write_gdf(path, rows, *, gap=9999999.0, height_m=0.0):
             f.write(f"   {r[0]:12.4f} {r[1]:12.4f} {r[2]:18.6f}\n")
 
 
+def _write_shc(path, nmin, nmax, values, epoch=2020.0):
+    """An SHC model file (header ``nmin nmax N order step``, epochs, rows ``n m value``), one snapshot."""
+    rows = [f"{n} {mm} {next(values):.4f}" for n in range(nmin, nmax + 1) for m in range(n + 1)
+            for mm in ((m,) if m == 0 else (m, -m))]
+    path.write_text("\n".join(["# test model", f"{nmin} {nmax} 1 1 1", f"{epoch:.1f}", *rows]) + "\n")
+
+
 def _cell_centres(step):
     lon = np.arange(-180 + step / 2, 180, step)
     lat = np.arange(90 - step / 2, -90, -step)
@@ -84,6 +92,7 @@ def write_synthetic_data(root):
     bd3 = np.where(la > 0, 0.5, -3.0)
     _write_xyz(crust / "xyz-bd3.gz", np.column_stack([lo, la, bd3]))
     _write_xyz(crust / "xyz-bd9.gz", np.column_stack([lo, la, bd9]))
+    _write_xyz(crust / "xyz-th2.gz", np.column_stack([lo, la, np.where(la < -60, 2.0, -0.0)]))  # ice sheet
 
     litho = root / "litho1_pasyanos2014"
     litho.mkdir()
@@ -122,6 +131,11 @@ def write_synthetic_data(root):
     _write_gdf(topo / "etopo1.gdf.xz", np.column_stack([lo, la, _smooth(lo, la, -1000.0, 3000.0)]), gap=99999.0)
     g = F.normal_gravity(la, 10000.0) + _smooth(lo, la, 0.0, 50.0)
     _write_gdf(topo / "EIGEN-6C4-gravity-30m.gdf.bz2", np.column_stack([lo, la, g]), height_m=10000.0)
+
+    mag = root / "magnetic_lcs1_olsen2017"
+    mag.mkdir()
+    _write_shc(mag / "IGRF14.shc", 1, 1, iter([-30000.0, -1500.0, 4500.0]))
+    _write_shc(mag / "LCS-1.shc", 16, 17, iter(np.random.default_rng(2).normal(0.0, 1.0, 68)), epoch=2015.0)
 
     gvp = root / "gvp_volcanoes_votw467"
     gvp.mkdir()
@@ -359,14 +373,14 @@ def _check_store(ds):
     for name, var in ds.data_vars.items():
         for key in ("source", "units", "long_name", "method"):
             assert var.attrs.get(key), f"{name} lacks {key}"
-    assert any("magnetic_anomaly" in s for s in ds.attrs["dropped_features"])
+    assert not any("magnetic_anomaly" in s for s in ds.attrs["dropped_features"])  # built from LCS-1 now
 
 
 def test_build_features_synthetic_with_stand_in(synthetic_dir, tmp_path):
     out = tmp_path / "features.zarr"
     report = F.build_features(str(out), data_dir=synthetic_dir.parent, res=5.0, krige=nearest_krige, progress=False)
     ds = xr.open_zarr(str(out))
-    expected = {*F.KRIGED_READERS, "tectonic_class", "volcano_distance", "land_fraction",
+    expected = {*F.KRIGED_READERS, "magnetic_anomaly", "tectonic_class", "volcano_distance", "land_fraction",
                 "volcano_index_500km", "volcano_index_1000km", "volcano_index_2000km"}
     assert set(ds.data_vars) == expected
     assert ds.sizes == {"lat": 36, "lon": 72}
@@ -376,6 +390,8 @@ def test_build_features_synthetic_with_stand_in(synthetic_dir, tmp_path):
     assert "never interpolated" in ds.tectonic_class.attrs["method"]
     assert float(ds.moho_depth.min()) >= 20.0 - 1e-4 and float(ds.moho_depth.max()) <= 40.0 + 1e-4
     np.testing.assert_allclose(ds.volcano_index_1000km, np.exp(-ds.volcano_distance / 1000.0), rtol=1e-5)
+    assert ds.magnetic_anomaly.attrs["units"] == "nT" and ds.magnetic_anomaly.attrs["degrees"] == "16-17"
+    assert np.isfinite(ds.magnetic_anomaly).all() and float(abs(ds.magnetic_anomaly).max()) > 0.0
     names = [v["name"] for v in report["variables"]]
     assert set(names) == expected - {"land_fraction"}
     assert all(v["seconds"] >= 0 and v["units"] for v in report["variables"])
@@ -412,8 +428,8 @@ def test_cells_beyond_source_coverage_stay_nan(tmp_path):
 def test_unknown_feature_name(synthetic_dir):
     from seisgrid.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="magnetic_anomaly"):
-        F.build_features(data_dir=synthetic_dir, res=10.0, features=["magnetic_anomaly"], krige=nearest_krige)
+    with pytest.raises(ConfigError, match="heat_flow_itself.*unknown"):
+        F.build_features(data_dir=synthetic_dir, res=10.0, features=["heat_flow_itself"], krige=nearest_krige)
 
 
 def test_build_features_with_real_kriging(synthetic_dir):
@@ -455,3 +471,34 @@ def test_build_features_real_data_coarse(tmp_path):
     # Erebus (167.2°E, 77.5°S) lies in the 10° cell centred at (165°E, 75°S)
     assert float(ds.volcano_distance.sel(lat=-75.0, lon=165.0)) < 400.0
     assert {v["name"] for v in report["variables"]} >= {"moho_depth", "volcano_index_500km"}
+
+
+def test_ice_slab_correction_is_the_bouguer_slab_of_the_density_contrast():
+    # 2πG·Δρ·H: 2π × 6.6743e-11 × 1753 kg m⁻³ × 1000 m = 7.35e-4 m s⁻² = 73.5 mGal per km of ice
+    assert F.ice_slab_correction(1.0) == pytest.approx(2 * np.pi * 6.6743e-11 * 1753.0 * 1e3 * 1e5)
+    assert F.ice_slab_correction(1.0) == pytest.approx(73.5, abs=0.1)
+    assert F.ice_slab_correction(0.0) == 0.0
+    assert F.ice_slab_correction(2.0, reduction_density=917.0) == 0.0
+
+
+def test_cell_values_take_the_source_cell_holding_each_centre(synthetic_dir):
+    ice = F.read_ice_thickness(synthetic_dir / "crust1_laske2013")
+    assert ice.value.min() == 0.0  # "-0." read as 0
+    field = F.cell_values(ice, res=5.0)
+    lat, _ = grid.grid_coords(5.0)
+    expected = np.where(lat < -60, 2.0, 0.0)  # the 10° cells south of 60° S hold ice; 5° centres never on an edge
+    np.testing.assert_array_equal(field, np.broadcast_to(expected[:, None], field.shape))
+    broken = dataclasses.replace(ice, lat=ice.lat[1:], lon=ice.lon[1:], value=ice.value[1:])
+    with pytest.raises(InputFileError, match="complete regular grid"):
+        F.cell_values(broken, res=5.0)
+
+
+def test_bouguer_anomaly_gives_ice_its_own_density(synthetic_dir):
+    kw = {"data_dir": synthetic_dir, "res": 5.0, "features": ["bouguer_anomaly"], "progress": False}
+    plain = F.build_features(**kw, bouguer_ice_correction=False).dataset["bouguer_anomaly"]
+    corrected = F.build_features(**kw).dataset["bouguer_anomaly"]
+    difference = (corrected - plain).values
+    lat = corrected["lat"].values
+    np.testing.assert_allclose(difference[lat < -60], F.ice_slab_correction(2.0), rtol=1e-5)
+    np.testing.assert_allclose(difference[lat > -60], 0.0, atol=1e-4)
+    assert "ice" in corrected.attrs["long_name"] and "CRUST1.0" in corrected.attrs["source"]

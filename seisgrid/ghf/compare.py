@@ -218,7 +218,7 @@ def compare_maps(ours: xr.Dataset | xr.DataArray | pd.DataFrame, other: pd.DataF
     theirs = theirs[theirs["lat"] <= lat_max]
     n_other = len(theirs)
     cell_matched = our_grid is not None and theirs.attrs.get("format") in GRIDDED_FORMATS
-    if cell_matched and not theirs.empty:
+    if our_grid is not None and cell_matched and not theirs.empty:
         theirs = on_our_cells(theirs, our_grid)
     if mine.empty:
         raise SeisgridError(f"map comparison: our map has no finite value south of {lat_max}°")

@@ -14,6 +14,8 @@ long name); :func:`build_features` puts them on the grid of :mod:`seisgrid.ghf.g
 * ``gravity_mean_curvature`` (km⁻¹, kriged then derived): mean curvature of the EIGEN-6C4 gravity
   disturbance at 10 km height (0.5° nodes).
 * ``topography`` (m, kriged): ETOPO1 (ICGEM 0.2° grid).
+* ``magnetic_anomaly`` (nT, synthesised at the cell centres): scalar lithospheric anomaly ΔF from LCS-1
+  (Olsen et al. 2017) degrees 16–185 along the IGRF-14 2020.0 main-field direction (:mod:`seisgrid.ghf.magnetic`).
 * ``tectonic_class`` (int8 codes 1–6, nearest neighbour): SL2013sv regionalisation (AFQ ``REG.xyz``, 2°).
 * ``volcano_distance`` (km, exact great circle): GVP Holocene volcanoes v4.6.7 (1,439).
 * ``volcano_index_<L>km`` (1): exp(−volcano_distance / L) for L in ``features.volcano_scales_km``.
@@ -34,20 +36,26 @@ Choices, and why:
   cell mean of ~6 nodes, so the kriging systems stay small.
 * **Gravity mean curvature** is derived, not read: no curvature grid exists globally. The EIGEN-6C4
   gravity magnitude at 10 km ellipsoidal height (0.5° nodes, centrifugal term included) minus WGS84
-  normal gravity at the same height (:func:`normal_gravity`) is the gravity disturbance δg (mGal). Its
-  mean curvature (:func:`mean_curvature_sphere`) comes from local quadratic fits on the tangent plane
-  (x, y in km; a neighbourhood of fixed size in km, so the poles need no special case), treating δg in
-  mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows (troughs), H < 0 over highs. The smooth
-  disturbance is kriged to the grid and the curvature is taken there, at the grid's spacing. Kriging the
-  curvature itself was tried: it decorrelates within one node spacing (fitted range ≈ 14 km < 55 km), so
-  kriging only averaged 16 neighbours and smoothed away the short-wavelength signal the feature is for.
+  normal gravity at the same height (:func:`~seisgrid.ghf.curvature.normal_gravity`) is the gravity
+  disturbance δg (mGal). Its mean curvature (:func:`~seisgrid.ghf.curvature.mean_curvature_sphere`; that
+  maths lives in :mod:`seisgrid.ghf.curvature` and is re-exported here) comes from local quadratic fits on
+  the tangent plane (x, y in km; a neighbourhood of fixed size in km, so the poles need no special case),
+  treating δg in mGal as a height in km, so H is in km⁻¹; H > 0 over gravity lows (troughs), H < 0 over
+  highs. The smooth disturbance is kriged to the grid and the curvature is taken there, at the grid's
+  spacing. Kriging the curvature itself was tried: it decorrelates within one node spacing (fitted range
+  ≈ 14 km < 55 km), so kriging only averaged 16 neighbours and smoothed away the short-wavelength signal
+  the feature is for.
 * **No extrapolation**: kriged cells farther than ``features.coverage_spacings`` source spacings (plus
   one cell) from every source point stay NaN. Only the Curie depth is affected: its points are on land
   (98 %), so ocean cells far from coasts are NaN rather than invented.
-* **Magnetic anomaly is dropped**: no global magnetic anomaly grid is in the data. EMAG2 is present only
-  for Africa (AFQ ``ds_afr.nc``) and the Rezvanbehbahani 1° table holds magnetic values only at its
-  heat-flow cells; any global field made from those would be invented outside Africa. The dataset says so
-  in its ``dropped_features`` attribute.
+* **Magnetic anomaly from a satellite model, LCS-1 degrees 16–185**: no global anomaly grid (EMAG2,
+  WDMAM) is in the data; EMAG2 covers only Africa (AFQ ``ds_afr.nc``). LCS-1 is a spherical-harmonic
+  model, global by construction. ΔF = B_lith·B_main/|B_main| is evaluated with chaosmagpy at the cell
+  centres on the sphere r = a = 6371.2 km, not at EMAG2's 4 km altitude. Its shortest half-wavelength
+  πa/185 ≈ 108 km (~1°) makes it smoother than aeromagnetic grids. Degrees below 16 overlap the core
+  field and are left out, as in MF7. MF7 is not used: it is CHAMP only, and its degrees 16–133 resolve
+  only ≈ 150 km. CHAOS-8.1 static is not used either: its degrees 26–185 are LCS-1's coefficients, so it
+  adds nothing independent. ``dropped_features`` (now empty) keeps the mechanism for features left out.
 * **Tectonic classes** are label codes: nearest neighbour on the sphere (KD-tree on unit vectors), never
   interpolated, stored as int8 with CF ``flag_values``/``flag_meanings``.
 * **Volcano indices** use the exact great-circle distance to the nearest Holocene volcano: the nearest
@@ -81,7 +89,17 @@ import xarray as xr
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, InputFileError
-from seisgrid.ghf import grid
+from seisgrid.ghf import grid, magnetic
+from seisgrid.ghf.curvature import WGS84_A as WGS84_A
+from seisgrid.ghf.curvature import WGS84_E2 as WGS84_E2
+from seisgrid.ghf.curvature import WGS84_F as WGS84_F
+from seisgrid.ghf.curvature import WGS84_GAMMA_E as WGS84_GAMMA_E
+from seisgrid.ghf.curvature import WGS84_K as WGS84_K
+from seisgrid.ghf.curvature import WGS84_M as WGS84_M
+from seisgrid.ghf.curvature import gravity_mean_curvature as gravity_mean_curvature
+from seisgrid.ghf.curvature import mean_curvature as mean_curvature
+from seisgrid.ghf.curvature import mean_curvature_sphere as mean_curvature_sphere
+from seisgrid.ghf.curvature import normal_gravity as normal_gravity
 
 if TYPE_CHECKING:
     import os
@@ -129,21 +147,13 @@ TECTONIC_CLASSES = {
     6: "old_oceanic",
 }
 
-DROPPED_FEATURES = {
-    "magnetic_anomaly": (
-        "no global magnetic anomaly grid in the data: EMAG2 exists only for Africa (AFQ ds_afr.nc) and the "
-        "Rezvanbehbahani 2017 1° table holds magnetic values only at its heat-flow cells; a global field made "
-        "from these would be invented outside Africa, so the feature is dropped rather than substituted"
-    ),
-}
+#: Study features left out, name → why (recorded in the Dataset's ``dropped_features``); none at present.
+DROPPED_FEATURES: dict[str, str] = {}
 
-# WGS84 constants (NIMA TR8350.2, 3rd ed., 2000, tables 3.1-3.4)
-WGS84_A = 6378137.0  # semi-major axis, m
-WGS84_F = 1.0 / 298.257223563  # flattening
-WGS84_GAMMA_E = 9.7803253359  # normal gravity at the equator, m/s²
-WGS84_K = 0.00193185265241  # Somigliana constant k = (b γp − a γe) / (a γe)
-WGS84_E2 = 0.00669437999013  # first eccentricity squared
-WGS84_M = 0.00344978650684  # ω² a² b / GM
+
+BOUGUER_DENSITY = 2670.0  # kg m⁻³, ICGEM's reduction density of the topography
+ICE_DENSITY = 917.0  # kg m⁻³
+GRAVITATIONAL_CONSTANT = 6.6743e-11  # m³ kg⁻¹ s⁻² (CODATA 2018)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -449,6 +459,50 @@ def read_bouguer_anomaly(folder: str | os.PathLike[str] | None = None) -> Source
                    source=EIGEN_BG_CITATION, path=path, spacing_deg=1.0, method="1° nodes")
 
 
+def read_ice_thickness(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
+    """CRUST1.0 ice thickness (layer 2, ``xyz-th2.gz``), km, at its 1° cell centres (0 where there is no ice)."""
+    folder = _source_dir(folder, "crust1_laske2013")
+    path = _require(folder / "xyz-th2.gz", "CRUST1.0 ice thickness (getCN1xyz output)")
+    table = read_xyz(path)
+    if np.any(table[:, 2] < 0):
+        table[:, 2] = np.abs(table[:, 2])  # getCN1xyz writes "-0." for empty layers
+    return _points("ice_thickness", table, long_name="ice thickness", units="km", source=CRUST1_CITATION,
+                   path=path, spacing_deg=1.0, method="th2 at 1° cell centres")
+
+
+def cell_values(points: SourcePoints, res: float | None = None) -> np.ndarray:
+    """(lat, lon) values on our grid of a source given on a complete regular grid of cells.
+
+    Each grid cell takes the value of the source cell holding its centre (CRUST1.0 is constant over each
+    1° cell, so this is exact, not an interpolation).
+    """
+    lat_u, lon_u = np.unique(points.lat), np.unique(points.lon)
+    step = float(np.median(np.diff(lat_u))) if lat_u.size > 1 else 0.0
+    if not step > 0 or lat_u.size * lon_u.size != len(points) or not np.allclose(np.diff(lon_u), step):
+        raise InputFileError(points.path, f"expected a complete regular grid of cell centres, found {len(points)} "
+                                          f"points on {lat_u.size} latitudes × {lon_u.size} longitudes")
+    table = np.full((lat_u.size, lon_u.size), np.nan)
+    table[np.searchsorted(lat_u, points.lat), np.searchsorted(lon_u, points.lon)] = points.value
+    glat, glon = grid.grid_coords(res)
+    rows = np.clip(np.floor((glat - (lat_u[0] - step / 2)) / step).astype(int), 0, lat_u.size - 1)
+    cols = np.floor((((glon - (lon_u[0] - step / 2)) % 360.0)) / step).astype(int) % lon_u.size
+    return table[rows[:, None], cols[None, :]]
+
+
+def ice_slab_correction(ice_thickness_km: ArrayLike, reduction_density: float = BOUGUER_DENSITY,
+                           ice_density: float = ICE_DENSITY) -> np.ndarray:
+    """Bouguer-slab term that gives an ice column its own density back, mGal: 2πG(ρ_rock − ρ_ice)·H.
+
+    ICGEM's Bouguer anomaly reduces the whole topography with one rock density (2670 kg m⁻³), the ice of
+    Antarctica and Greenland included; over an ice sheet it then measures mostly the ice surface's height
+    (on the real grids, −0.107 mGal per metre of surface elevation over Antarctica, close to the slab's
+    −0.112 for 2670 kg m⁻³) rather than crustal structure. Adding this term restores the anomaly an ice
+    column of density ``ice_density`` would leave (0.0735 mGal per metre of ice).
+    """
+    slab = 2.0 * math.pi * GRAVITATIONAL_CONSTANT * (float(reduction_density) - float(ice_density))  # s⁻² per m
+    return slab * np.asarray(ice_thickness_km, dtype=float) * 1e3 * 1e5  # km → m, m s⁻² → mGal
+
+
 def read_topography(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
     """ETOPO1 relief (ICGEM 0.2° grid ``etopo1.gdf.xz``), m above sea level (bedrock under ice is not used)."""
     folder = _source_dir(folder, "topo_gravity_uieda")
@@ -462,8 +516,8 @@ def read_gravity_disturbance(folder: str | os.PathLike[str] | None = None) -> So
     """EIGEN-6C4 gravity disturbance at 10 km ellipsoidal height on the 0.5° source nodes, mGal.
 
     δg = g − γ(φ, h): the grid's gravity magnitude (``gravity_ell``, centrifugal term included) minus
-    WGS84 normal gravity (:func:`normal_gravity`) at the header's ``height_over_ell`` (returned as
-    ``attrs["height_m"]``).
+    WGS84 normal gravity (:func:`~seisgrid.ghf.curvature.normal_gravity`) at the header's ``height_over_ell``
+    (returned as ``attrs["height_m"]``).
     """
     folder = _source_dir(folder, "topo_gravity_uieda")
     path = _require(folder / "EIGEN-6C4-gravity-30m.gdf.bz2", "EIGEN-6C4 0.5° gravity grid (ICGEM gdf)")
@@ -478,18 +532,6 @@ def read_gravity_disturbance(folder: str | os.PathLike[str] | None = None) -> So
                    method=(f"gravity disturbance = gravity_ell - WGS84 normal gravity at h = {height_m:g} m "
                            "(Somigliana + second-order height term, NIMA TR8350.2 eqs. 4-1, 4-3)"),
                    attrs={"height_m": height_m})
-
-
-def gravity_mean_curvature(disturbance: xr.DataArray, height_m: float = 0.0) -> xr.DataArray:
-    """Mean curvature (km⁻¹) of a gravity disturbance (mGal) on the (lat, lon) grid, at the grid's spacing.
-
-    :func:`mean_curvature_sphere` on a sphere of radius R + h, the disturbance in mGal read as a height in
-    km; H > 0 over gravity lows (troughs), H < 0 over highs.
-    """
-    da = disturbance.transpose("lat", "lon")
-    h = mean_curvature_sphere(da.values, da["lat"].values, da["lon"].values,
-                              radius_km=grid.EARTH_RADIUS_KM + height_m / 1e3)
-    return xr.DataArray(h.astype(np.float32), coords=da.coords, dims=("lat", "lon"), name="gravity_mean_curvature")
 
 
 def read_tectonic_regions(folder: str | os.PathLike[str] | None = None) -> SourcePoints:
@@ -534,141 +576,6 @@ def _spacing(table: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------- derived quantities
-
-
-def normal_gravity(lat: ArrayLike, height_m: ArrayLike = 0.0) -> np.ndarray:
-    """WGS84 normal gravity in mGal at geodetic latitude ``lat`` (degrees) and ellipsoidal height ``height_m``.
-
-    Somigliana's closed formula γ0 = γe (1 + k sin²φ) / √(1 − e² sin²φ) on the ellipsoid and the
-    second-order height expansion γh = γ0 [1 − 2/a (1 + f + m − 2 f sin²φ) h + 3 h²/a²]
-    (NIMA TR8350.2, 3rd ed. 2000, eqs. 4-1 and 4-3; Hofmann-Wellenhof & Moritz 2006, eq. 2-215).
-    """
-    s2 = np.sin(np.radians(np.asarray(lat, dtype=float))) ** 2
-    h = np.asarray(height_m, dtype=float)
-    gamma0 = WGS84_GAMMA_E * (1.0 + WGS84_K * s2) / np.sqrt(1.0 - WGS84_E2 * s2)
-    factor = 1.0 - 2.0 / WGS84_A * (1.0 + WGS84_F + WGS84_M - 2.0 * WGS84_F * s2) * h + 3.0 * h**2 / WGS84_A**2
-    return gamma0 * factor * 1e5
-
-
-def _mean_curvature_formula(fx, fy, fxx, fxy, fyy) -> np.ndarray:
-    q = 1.0 + fx**2 + fy**2
-    return ((1.0 + fx**2) * fyy - 2.0 * fx * fy * fxy + (1.0 + fy**2) * fxx) / (2.0 * q**1.5)
-
-
-def _d1(a: np.ndarray, h, axis: int, periodic: bool) -> np.ndarray:
-    if periodic:
-        return (np.roll(a, -1, axis=axis) - np.roll(a, 1, axis=axis)) / (2.0 * h)
-    return np.gradient(a, axis=axis, edge_order=2) / h
-
-
-def _d2(a: np.ndarray, h, axis: int, periodic: bool) -> np.ndarray:
-    if periodic:
-        return (np.roll(a, -1, axis=axis) - 2.0 * a + np.roll(a, 1, axis=axis)) / h**2
-    a = np.moveaxis(a, axis, 0)
-    out = np.empty_like(a)
-    out[1:-1] = a[2:] - 2.0 * a[1:-1] + a[:-2]
-    if a.shape[0] >= 4:  # second-order one-sided stencils at the ends
-        out[0] = 2.0 * a[0] - 5.0 * a[1] + 4.0 * a[2] - a[3]
-        out[-1] = 2.0 * a[-1] - 5.0 * a[-2] + 4.0 * a[-3] - a[-4]
-    else:
-        out[0], out[-1] = out[1], out[-2]
-    return np.moveaxis(out, 0, axis) / h**2
-
-
-def mean_curvature(f: ArrayLike, dx: ArrayLike, dy: float, *, periodic_x: bool = False) -> np.ndarray:
-    """Mean curvature of the surface z = f(x, y) sampled on a regular (y, x) grid.
-
-    H = ((1 + fx²) fyy − 2 fx fy fxy + (1 + fy²) fxx) / (2 (1 + fx² + fy²)^{3/2}), with second-order
-    finite differences. H has units 1/length when f, x and y share a length unit; H > 0 where the surface
-    is concave up (troughs).
-
-    Parameters
-    ----------
-    f : array (ny, nx)
-    dx : float or array (ny,)
-        Spacing along x (per row when an array).
-    dy : float
-        Spacing along y.
-    periodic_x : bool
-        x wraps around (global longitude).
-    """
-    f = np.asarray(f, dtype=float)
-    dx = np.asarray(dx, dtype=float)
-    dx = dx[:, None] if dx.ndim == 1 else dx
-    fx = _d1(f, dx, 1, periodic_x)
-    fy = _d1(f, dy, 0, False)
-    fxx = _d2(f, dx, 1, periodic_x)
-    fyy = _d2(f, dy, 0, False)
-    fxy = _d1(fx, dy, 0, False)
-    return _mean_curvature_formula(fx, fy, fxx, fxy, fyy)
-
-
-def mean_curvature_sphere(f: ArrayLike, lat: ArrayLike, lon: ArrayLike, *, radius_km: float = grid.EARTH_RADIUS_KM,
-                          neighbourhood: float = 1.5, chunk: int = 50000) -> np.ndarray:
-    """Mean curvature of a field f(lat, lon) over the sphere, as a height over the local tangent plane.
-
-    At each node a quadratic f ≈ c0 + c1 x + c2 y + c3 x² + c4 xy + c5 y² is fitted by least squares to
-    the nodes within ``neighbourhood`` × the north-south node spacing (great circle), with x (east) and y
-    (north) in km on the node's tangent plane; then fx = c1, fy = c2, fxx = 2 c3, fxy = c4, fyy = 2 c5 go
-    into the formula of :func:`mean_curvature`. On a regular grid away from the poles that is the 3 × 3
-    stencil; towards the poles the neighbourhood keeps its size in km, so the shrinking east-west spacing
-    neither amplifies noise nor needs metric corrections (second derivatives in tangent-plane
-    coordinates are the covariant ones at the centre). With f in mGal read as km the result is in km⁻¹.
-
-    Parameters
-    ----------
-    f : array (n_lat, n_lon)
-        Values on ascending, evenly spaced ``lat`` and ``lon`` (degrees); NaN nodes are left out of the
-        fits, and nodes with fewer than 6 valid neighbours get NaN.
-    lat, lon : array
-        Node coordinates, degrees.
-    radius_km : float
-        Radius of the sphere the field lives on.
-    neighbourhood : float
-        Fit radius in north-south node spacings (1.5 includes the diagonal neighbours of a regular grid).
-    chunk : int
-        Nodes fitted per batch (bounds memory).
-    """
-    from scipy.spatial import cKDTree
-
-    f = np.asarray(f, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    lon = np.asarray(lon, dtype=float)
-    la2, lo2 = np.meshgrid(lat, lon, indexing="ij")
-    phi, lam = np.radians(la2.ravel()), np.radians(lo2.ravel())
-    xyz = grid.unit_vectors(la2.ravel(), lo2.ravel())
-    values = f.ravel()
-    valid = np.isfinite(values)
-    r_km = neighbourhood * math.radians(abs(lat[1] - lat[0])) * radius_km
-    chord = 2.0 * math.sin(r_km / (2.0 * radius_km))
-    tree = cKDTree(xyz)
-    east = np.stack([-np.sin(lam), np.cos(lam), np.zeros_like(lam)], axis=1)
-    north = np.stack([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)], axis=1)
-    coef = np.full((values.size, 6), np.nan)
-    upper = np.triu_indices(6)
-    for c0 in range(0, values.size, chunk):
-        c1 = min(c0 + chunk, values.size)
-        hits = tree.query_ball_point(xyz[c0:c1], chord, return_sorted=False)
-        rows = np.repeat(np.arange(c1 - c0), [len(h) for h in hits])
-        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
-        keep = valid[cols]
-        rows, cols = rows[keep], cols[keep]
-        # tangent-plane coordinates scaled by the fit radius, for a well-conditioned 6 × 6 system
-        u = (xyz[cols] * east[rows + c0]).sum(axis=1) * (radius_km / r_km)
-        w = (xyz[cols] * north[rows + c0]).sum(axis=1) * (radius_km / r_km)
-        design = np.stack([np.ones_like(u), u, w, u * u, u * w, w * w], axis=1)
-        n = c1 - c0
-        ata = np.zeros((n, 6, 6))
-        for i, j in zip(*upper, strict=True):
-            ata[:, i, j] = ata[:, j, i] = np.bincount(rows, weights=design[:, i] * design[:, j], minlength=n)
-        atb = np.stack([np.bincount(rows, weights=design[:, i] * values[cols], minlength=n) for i in range(6)], axis=1)
-        counts = np.bincount(rows, minlength=n)
-        solved = np.einsum("nij,nj->ni", np.linalg.pinv(ata), atb)
-        solved[(counts < 6) | ~valid[c0:c1]] = np.nan
-        coef[c0:c1] = solved
-    fx, fy = coef[:, 1] / r_km, coef[:, 2] / r_km
-    fxx, fxy, fyy = 2.0 * coef[:, 3] / r_km**2, coef[:, 4] / r_km**2, 2.0 * coef[:, 5] / r_km**2
-    return _mean_curvature_formula(fx, fy, fxx, fxy, fyy).reshape(f.shape)
 
 
 def prepare_points(points: SourcePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -751,10 +658,11 @@ SOURCE_FOLDERS = {
     "bouguer_anomaly": "afq_alaghbary2022_features",
     "gravity_mean_curvature": "topo_gravity_uieda",
     "topography": "topo_gravity_uieda",
+    "magnetic_anomaly": "magnetic_lcs1_olsen2017",
     "tectonic_class": "afq_alaghbary2022_features",
     "volcano": "gvp_volcanoes_votw467",
 }
-FEATURE_NAMES = (*KRIGED_READERS, "tectonic_class", "volcano")
+FEATURE_NAMES = (*KRIGED_READERS, "magnetic_anomaly", "tectonic_class", "volcano")
 """Names :func:`build_features` accepts in ``features`` (``volcano``: the distance and all indices)."""
 
 
@@ -852,7 +760,7 @@ def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os
                    features: str | Iterable[str] | None = None, storage_options: dict | None = None,
                    progress: bool = True, *, volcano_scales_km: Sequence[float] | None = None,
                    coverage_spacings: float | None = None, krige: Callable[..., xr.DataArray] | None = None,
-                   **kriging_options) -> FeatureReport:
+                   bouguer_ice_correction: bool | None = None, **kriging_options) -> FeatureReport:
     """Build the feature grid: every feature on the global (lat, lon) grid in one Dataset.
 
     Parameters
@@ -877,6 +785,9 @@ def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os
     coverage_spacings : float, optional
         Cells farther than this many source spacings (plus one cell) from every source point stay NaN
         instead of being extrapolated; default ``seisgrid.features.coverage_spacings``.
+    bouguer_ice_correction : bool, optional
+        Give the ice of ``bouguer_anomaly`` its own density (:func:`ice_slab_correction`, CRUST1.0 ice
+        thickness); default ``seisgrid.features.bouguer_ice_correction`` (true).
     krige : callable, optional
         Regridding function with the signature of :func:`seisgrid.ghf.kriging.krige_to_grid` (the default).
     **kriging_options
@@ -902,6 +813,7 @@ def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os
     scales = [float(s) for s in config.get("features.volcano_scales_km", [500.0, 1000.0, 2000.0],
                                            override=volcano_scales_km)]
     coverage = float(config.get("features.coverage_spacings", 2.0, override=coverage_spacings))
+    ice_correction = bool(config.get("features.bouguer_ice_correction", True, override=bouguer_ice_correction))
     selected = _select(features)
     root = ghf_data_dir(data_dir)
     krige = krige or _default_krige()
@@ -929,10 +841,28 @@ def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os
                                    "disturbance in mGal read as km (H > 0 over gravity lows)")}
             ds[name] = da
             variables.append(_entry(da, time.perf_counter() - t0, n))
+        elif name == "bouguer_anomaly" and ice_correction:
+            da, n = _kriged(name, read_bouguer_anomaly(folder), **kriging)
+            ice = read_ice_thickness(root / "crust1_laske2013")
+            correction = ice_slab_correction(cell_values(ice, res))
+            attrs = dict(da.attrs)
+            da = (da + correction.astype(np.float32)).rename(name)
+            da.attrs = {**attrs, "source": f"{attrs['source']}; ice thickness: {CRUST1_CITATION}",
+                        "long_name": "Bouguer gravity anomaly, ice at its own density",
+                        "method": (f"{attrs['method']}; plus 2πG(ρ_rock − ρ_ice)·H_ice (ρ_rock {BOUGUER_DENSITY:g}, "
+                                   f"ρ_ice {ICE_DENSITY:g} kg m-3; H_ice = CRUST1.0 th2 of the 1° cell holding the "
+                                   "cell centre): ICGEM reduces ice with rock density"),
+                        "ice_correction_max_mgal": float(np.nanmax(correction))}
+            ds[name] = da
+            variables.append(_entry(da, time.perf_counter() - t0, n))
         elif name in KRIGED_READERS:
             da, n = _kriged(name, KRIGED_READERS[name](folder), **kriging)
             ds[name] = da
             variables.append(_entry(da, time.perf_counter() - t0, n))
+        elif name == "magnetic_anomaly":  # spherical-harmonic synthesis at the cell centres: no kriging
+            da = magnetic.magnetic_anomaly_grid(folder, res)
+            ds[name] = da
+            variables.append(_entry(da, time.perf_counter() - t0, da.attrs["n_coefficients"]))
         elif name == "tectonic_class":
             pts = read_tectonic_regions(folder)
             da = nearest_class(pts, res)

@@ -213,11 +213,13 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
     values = {"heatflow": mean, "total_sd": np.sqrt(within + between), "aleatoric_sd": np.sqrt(aleatoric),
               "epistemic_sd": np.sqrt(epistemic), "within_sd": np.sqrt(within), "between_sd": np.sqrt(between)}
     variables = dict(MAP_VARIABLES)
+    extra_attrs: dict[str, dict[str, Any]] = {}
     if model_error_sd is not None:
         tau2 = float(model_error_sd) ** 2
         values["mean_sd"] = np.sqrt(epistemic + between + tau2)
         values["measurement_sd"] = np.sqrt(within + between + tau2)
         variables.update(CALIBRATED_VARIABLES)
+        extra_attrs.update({name: {"model_error_sd": float(model_error_sd)} for name in CALIBRATED_VARIABLES})
     if applicability is not None:
         from seisgrid.ghf.applicability import one_hot
 
@@ -226,6 +228,8 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
         values["dissimilarity_index"] = di
         values["outside_applicability"] = (di > aoa.threshold).astype(float)
         variables.update(APPLICABILITY_VARIABLES)
+        extra_attrs.update({name: {"units": "1", "threshold": float(aoa.threshold)}
+                            for name in APPLICABILITY_VARIABLES})
 
     glat, glon = region["lat"].values, region["lon"].values
     rows, cols = np.searchsorted(glat, lat), np.searchsorted(glon, lon)
@@ -239,12 +243,9 @@ def predict_map(models: Sequence, features_store: str | xr.Dataset, feature_name
         attrs: dict[str, Any] = {"units": UNITS, "long_name": long_name}
         if name == "heatflow":
             attrs["standard_name"] = "upward_geothermal_heat_flux_at_ground_level"
-        elif name in APPLICABILITY_VARIABLES:
-            attrs.update(units="1", threshold=float(applicability[0].threshold))
-        else:
+        elif name not in APPLICABILITY_VARIABLES:
             attrs["description"] = "standard deviation; square it for the variance in mW2 m-4"
-        if name in CALIBRATED_VARIABLES:
-            attrs["model_error_sd"] = float(model_error_sd)
+        attrs.update(extra_attrs.get(name, {}))
         ds[name] = (("lat", "lon"), field, attrs)
     ds.attrs.update(
         title="Antarctic geothermal heat flow with uncertainties",
