@@ -713,7 +713,8 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("data", _DATA_HELP, param="data_dir")),
          config=("heatflow",), cluster="none", summary=_describe_heatflow,
          exit_status=lambda r: EXIT_REJECTED if r["rejected"]["total"] else EXIT_OK),
-    Step("ghf features", "the 0.5° feature grid (kriged continuous features, tectonic classes, volcano indices) → Zarr",
+    Step("ghf features", ("the 0.5° feature grid (kriged continuous features, satellite magnetic anomaly, "
+                          "tectonic classes, volcano indices) → Zarr"),
          "seisgrid.ghf.features:build_features",
          (Arg("out", "output Zarr store path or URL", positional=True),
           Arg("data", _DATA_HELP, param="data_dir"),

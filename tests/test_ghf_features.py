@@ -493,12 +493,13 @@ def test_cell_values_take_the_source_cell_holding_each_centre(synthetic_dir):
         F.cell_values(broken, res=5.0)
 
 
-def test_bouguer_anomaly_gives_ice_its_own_density(synthetic_dir):
-    kw = {"data_dir": synthetic_dir, "res": 5.0, "features": ["bouguer_anomaly"], "progress": False}
-    plain = F.build_features(**kw, bouguer_ice_correction=False).dataset["bouguer_anomaly"]
-    corrected = F.build_features(**kw).dataset["bouguer_anomaly"]
-    difference = (corrected - plain).values
+def test_ice_is_not_rock_in_the_bouguer_anomaly_and_the_topography(synthetic_dir):
+    kw = {"data_dir": synthetic_dir, "res": 5.0, "features": ["bouguer_anomaly", "topography"], "progress": False}
+    plain = F.build_features(**kw, bouguer_ice_correction=False).dataset
+    corrected = F.build_features(**kw).dataset
     lat = corrected["lat"].values
-    np.testing.assert_allclose(difference[lat < -60], F.ice_slab_correction(2.0), rtol=1e-5)
-    np.testing.assert_allclose(difference[lat > -60], 0.0, atol=1e-4)
-    assert "ice" in corrected.attrs["long_name"] and "CRUST1.0" in corrected.attrs["source"]
+    for name, under_ice in (("bouguer_anomaly", F.ice_slab_correction(2.0)), ("topography", -2000.0)):
+        difference = (corrected[name] - plain[name]).values
+        np.testing.assert_allclose(difference[lat < -60], under_ice, rtol=1e-5)
+        np.testing.assert_allclose(difference[lat > -60], 0.0, atol=1e-3)
+        assert "ice" in corrected[name].attrs["long_name"] and "CRUST1.0" in corrected[name].attrs["source"]

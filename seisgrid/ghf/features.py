@@ -786,8 +786,9 @@ def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os
         Cells farther than this many source spacings (plus one cell) from every source point stay NaN
         instead of being extrapolated; default ``seisgrid.features.coverage_spacings``.
     bouguer_ice_correction : bool, optional
-        Give the ice of ``bouguer_anomaly`` its own density (:func:`ice_slab_correction`, CRUST1.0 ice
-        thickness); default ``seisgrid.features.bouguer_ice_correction`` (true).
+        Ice is not rock: give the ice of ``bouguer_anomaly`` its own density (:func:`ice_slab_correction`)
+        and take ``topography`` as the bedrock under it, both with the CRUST1.0 ice thickness; default
+        ``seisgrid.features.bouguer_ice_correction`` (true).
     krige : callable, optional
         Regridding function with the signature of :func:`seisgrid.ghf.kriging.krige_to_grid` (the default).
     **kriging_options
@@ -839,6 +840,17 @@ def build_features(out: str | os.PathLike[str] | None = None, data_dir: str | os
                                    "from least-squares quadratic fits over 1.5 grid spacings on the tangent plane "
                                    f"of a sphere of radius R + {height_m / 1e3:g} km, x and y in km, the "
                                    "disturbance in mGal read as km (H > 0 over gravity lows)")}
+            ds[name] = da
+            variables.append(_entry(da, time.perf_counter() - t0, n))
+        elif name == "topography" and ice_correction:
+            da, n = _kriged(name, read_topography(folder), **kriging)
+            ice_m = 1e3 * cell_values(read_ice_thickness(root / "crust1_laske2013"), res)
+            attrs = dict(da.attrs)
+            da = (da - ice_m.astype(np.float32)).rename(name)
+            da.attrs = {**attrs, "source": f"{attrs['source']}; ice thickness: {CRUST1_CITATION}",
+                        "long_name": "bedrock topography and bathymetry (ice removed)",
+                        "method": (f"{attrs['method']}; minus the CRUST1.0 ice thickness (th2) of the 1° cell "
+                                   "holding the cell centre: ETOPO1 gives the ice surface")}
             ds[name] = da
             variables.append(_entry(da, time.perf_counter() - t0, n))
         elif name == "bouguer_anomaly" and ice_correction:
