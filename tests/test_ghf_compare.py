@@ -161,3 +161,21 @@ def test_rasters_are_averaged_onto_our_cells_not_matched_by_distance():
     # the same values as points (a CSV) are matched by distance, as before
     theirs.attrs["format"] = "text"
     assert compare.compare_maps(ours, theirs, lat_max=-60.0)["matching"].startswith("each point")
+
+
+@requires_data("ghf/lucazeau2019_grid")
+def test_lucazeau_grid_is_compared_cell_for_cell_without_ridge_values():
+    path = compare.published_map_paths()["lucazeau2019"]
+    points = published.read_published_map(path)
+    assert len(points) == 360 * 720 and points.attrs["format"] == "netcdf"
+    south = points[points["lat"] <= -60.0]
+    assert south["value"].max() > 2000.0  # Pacific-Antarctic ridge cells at 60.25° S
+    # our map: every 0.5° cell south of 70° S (all land or grounded ice there)
+    glat, glon = np.arange(-89.75, -69.9, 0.5), np.arange(-179.75, 180.0, 0.5)
+    ours = xr.Dataset({"heatflow": (("lat", "lon"), np.full((glat.size, glon.size), 60.0))},
+                      coords={"lat": glat, "lon": glon})
+    result = compare.compare_maps(ours, points)
+    assert result["n"] == glat.size * glon.size and result["median_distance_km"] == 0.0
+    assert result["matching"].startswith("raster averaged")
+    assert 30.0 < result["area_weighted"]["range_other"][0] and result["area_weighted"]["range_other"][1] < 200.0
+    assert 55.0 < result["area_weighted"]["mean_other"] < 80.0

@@ -503,3 +503,15 @@ def test_ice_is_not_rock_in_the_bouguer_anomaly_and_the_topography(synthetic_dir
         np.testing.assert_allclose(difference[lat < -60], under_ice, rtol=1e-5)
         np.testing.assert_allclose(difference[lat > -60], 0.0, atol=1e-3)
         assert "ice" in corrected[name].attrs["long_name"] and "CRUST1.0" in corrected[name].attrs["source"]
+
+
+@requires_data("ghf/crust1_laske2013")
+def test_real_crust1_ice_under_antarctica_and_greenland():
+    ice = F.read_ice_thickness()
+    assert len(ice) == 64800 and ice.value.min() == 0.0 and ice.value.max() == pytest.approx(4.1)
+    assert int((ice.value > 0).sum()) == 7550  # the README's count of ice cells
+    field = F.cell_values(ice, res=0.5)
+    lat, lon = grid.grid_coords(0.5)
+    at = dict(zip(("row", "col"), (np.searchsorted(lat, -80.25), np.searchsorted(lon, 100.25)), strict=True))
+    assert field[at["row"], at["col"]] > 2.0  # East Antarctic plateau: km of ice
+    assert F.ice_slab_correction(field).max() == pytest.approx(F.ice_slab_correction(4.1))
