@@ -18,6 +18,42 @@ def test_parameter_counts_equal_torchvision(arch):
     assert models.parameter_count(models.build(arch, num_classes=2)) == TORCHVISION_COUNTS[arch]
 
 
+# timm.create_model("vit_base_patch16_224" / "vit_small_patch16_224", num_classes=2): the same ViTs, counted there
+TIMM_COUNTS = {"seisformer": 85_800_194, "seisformer_small": 21_666_434}
+
+
+@pytest.mark.parametrize("arch", sorted(TIMM_COUNTS))
+def test_seisformer_parameter_counts_equal_timm_vit(arch):
+    assert models.parameter_count(models.build(arch, num_classes=2)) == TIMM_COUNTS[arch]
+
+
+def test_seisformer_takes_other_sizes_and_names_bad_ones():
+    torch.manual_seed(0)
+    model = models.build("seisformer_small").eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert model(x).shape == (2, 2)
+        assert model(torch.randn(1, 3, 160, 192)).shape == (1, 2)  # position embeddings resampled to 10 × 12
+        assert torch.allclose(model(x[:1]), model(x)[:1], atol=1e-5)  # rows independent (no batch statistics)
+        with pytest.raises(ValueError, match="multiples of 16"):
+            model(torch.randn(1, 3, 100, 224))
+    from seisgrid.seismic.train import fold_temperature
+
+    with torch.no_grad():
+        before = model(x)
+        fold_temperature(model, 2.0)
+        assert torch.allclose(model(x), before / 2.0, atol=1e-5)
+
+
+def test_multiply_adds_count_the_transformer_blocks_too():
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    resnet = models.multiply_adds(models.build("resnet50"))
+    assert resnet == pytest.approx(4.09, abs=0.01)  # the literature's "4.1 GFLOPs" of ResNet-50 are multiply-adds
+    small = models.multiply_adds(models.build("seisformer_small"), shape=(2, 3, 224, 224))
+    assert small == pytest.approx(4.24, abs=0.01)  # per row, and not the 0.06 the fast path would show
+    assert torch.backends.mha.get_fastpath_enabled() == fastpath
+
+
 def test_list_models():
     listed = {m["arch"]: m for m in models.list_models()}
     assert set(listed) == set(models.ARCHITECTURES) >= {"resnet18", "resnet34", "resnet50", "tiny"}

@@ -72,7 +72,8 @@ THRESHOLD_RULE = ("fitted here (stalta, forest): the threshold with the highest 
                   "split column (on its train windows when val lacks earthquakes or noise, said in "
                   "threshold_source); forest.threshold when set; a trained detector (stalta:THRESHOLD|JSON, "
                   "forest:PATH, resnet:CHECKPOINT) keeps its saved threshold; test labels only score")
-RESNET_NAMES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
+RESNET_NAMES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
+                "seisformer": "SeisFormer (ViT-B/16)", "seisformer_small": "SeisFormer (ViT-S/16)"}
 SUBSETS = ("test", "all")
 STALTA_KIND = "seisgrid.stalta"
 

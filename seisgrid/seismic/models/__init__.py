@@ -14,6 +14,7 @@ import torch
 from seisgrid import checkpoint
 from seisgrid.errors import SeisgridError
 from seisgrid.seismic.models.resnet import resnet18, resnet34, resnet50
+from seisgrid.seismic.models.seisformer import seisformer, seisformer_small
 from seisgrid.seismic.models.tiny import tiny
 
 
@@ -26,6 +27,7 @@ class Architecture(Protocol):
 
 
 ARCHITECTURES: dict[str, Architecture] = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
+                                          "seisformer": seisformer, "seisformer_small": seisformer_small,
                                           "tiny": tiny}
 
 
@@ -43,10 +45,32 @@ def parameter_count(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
+def multiply_adds(model: torch.nn.Module, shape: tuple[int, ...] = (1, 3, 224, 224)) -> float:
+    """Multiply-adds of one forward pass on an input of ``shape``, in G per input row (per window).
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (its FLOPs / 2) with the transformer
+    inference fast path off: the fused kernel it would call is invisible to the counter.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.eval()(torch.zeros(shape))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    return counter.get_total_flops() / 2e9 / shape[0]
+
+
 def list_models(num_classes: int = 2) -> list[dict]:
-    """Every architecture with its parameter count for ``num_classes`` classes."""
-    return [{"arch": name, "parameters": parameter_count(build(name, num_classes)), "num_classes": num_classes}
-            for name in ARCHITECTURES]
+    """Every architecture with its parameter count and multiply-adds per 224×224 window (G)."""
+    rows = []
+    for name in ARCHITECTURES:
+        model = build(name, num_classes)
+        rows.append({"arch": name, "parameters": parameter_count(model), "num_classes": num_classes,
+                     "gmacs": round(multiply_adds(model), 3)})
+    return rows
 
 
 def pick_device(device: str | None = None) -> torch.device:
