@@ -83,7 +83,8 @@ class SeisFormer(nn.Module):
                 nn.init.zeros_(m.bias)
         fan_in = self.patch_embed.in_channels * self.patch_size ** 2
         nn.init.trunc_normal_(self.patch_embed.weight, std=math.sqrt(1.0 / fan_in))
-        nn.init.zeros_(self.patch_embed.bias)
+        if self.patch_embed.bias is not None:
+            nn.init.zeros_(self.patch_embed.bias)
 
     def _positions(self, rows: int, cols: int) -> torch.Tensor:
         if rows == cols == self.grid:
