@@ -442,8 +442,8 @@ def _describe_explain(r: dict) -> str:
 
 
 def _describe_models(r: dict) -> str:
-    return "\n".join(f"{m['arch']:<17} {m['parameters']:>12,} parameters {m['gmacs']:>8.2f} G multiply-adds per window"
-                     for m in r["models"])
+    return "\n".join(f"{m['arch']:<17} {m.get('input', 'spectrogram'):<12} {m['parameters']:>12,} parameters "
+                     f"{m['gmacs']:>8.2f} G multiply-adds per window" for m in r["models"])
 
 
 def _describe_heatflow(r: dict) -> str:

@@ -116,3 +116,23 @@ def test_checkpoint_errors(tmp_path):
 def test_pick_device():
     assert models.pick_device("cpu") == torch.device("cpu")
     assert models.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_wavenet_is_causal_normalises_itself_and_takes_any_length():
+    torch.manual_seed(0)
+    model = models.build("wavenet").eval()
+    assert model.receptive_field == 2048
+    x = torch.randn(2, 3, 600)
+    with torch.no_grad():
+        assert model(x).shape == (2, 2)
+        assert torch.allclose(model(x * 1000.0 + 5.0), model(x), atol=1e-4)  # scale and offset of the counts
+        assert model(torch.randn(1, 3, 3000)).shape == (1, 2)
+        # causality: the features at time t do not depend on samples after t
+        stem = model.stem(x)
+        later = x.clone()
+        later[..., 300:] += 1.0
+        assert torch.equal(model.stem(later)[..., :300], stem[..., :300])
+        h, _ = model.blocks[5](stem)
+        h2, _ = model.blocks[5](model.stem(later))
+        assert torch.allclose(h2[..., :300], h[..., :300])
+        assert torch.isfinite(model(torch.zeros(1, 3, 100))).all()  # an all-zero window

@@ -482,7 +482,7 @@ def select_windows(ds: xr.Dataset, split: str, subset: str | None, max_windows: 
 
 def _compute(model_path, spectrograms_url, split, subset, max_windows, device, options):
     """The table for ``explain`` (runs in this process or as a task on a Dask worker)."""
-    from seisgrid.seismic.models import load_checkpoint, pick_device
+    from seisgrid.seismic.models import load_checkpoint, pick_device, require_spectrogram_input
 
     seed = int(_setting("seed", options.get("seed")))
     ds = open_dataset(spectrograms_url, "spectrogram store", "seisgrid spectrograms", ("image",),
@@ -497,6 +497,7 @@ def _compute(model_path, spectrograms_url, split, subset, max_windows, device, o
     labels = sub["label"].values.astype(np.int64) if "label" in sub else None
     dev = pick_device(_setting("device", device))
     model, cfg = load_checkpoint(str(model_path), device=dev)
+    require_spectrogram_input(cfg, str(model_path), "explain")
     check_image_store(ds, spectrograms_url, cfg, who=str(model_path))
     t0 = time.perf_counter()
     table = band_importance(model, images, labels, device=dev, **options)

@@ -590,6 +590,7 @@ def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict
         from seisgrid.seismic import models
 
         _, cfg = models.load_checkpoint(model_path, "cpu")  # fails early on a broken checkpoint
+        models.require_spectrogram_input(cfg, str(model_path), "detect")
         if int(cfg.get("in_channels", len(COMPONENTS))) != len(COMPONENTS):
             raise ConfigError(f"{model_path}: the model takes {cfg['in_channels']}-component images, detection "
                               f"makes {len(COMPONENTS)}-component ({', '.join(COMPONENTS)}) ones; train it on a "

@@ -704,6 +704,7 @@ def resnet_detector(ctx: EvalContext, argument: str | None) -> Detector:
     sds = ctx.spectrograms(f"resnet:{path}", lazy=False)
     device = models.pick_device(None)
     model, cfg = models.load_checkpoint(path, device)
+    models.require_spectrogram_input(cfg, path, "evaluate")
     check_image_store(sds, str(ctx.spectrograms_url), cfg, who=f"resnet:{path}")
     _check_images(f"resnet:{path}", cfg.get("spectrogram") or {}, sds)
     batch = int(train_mod.config.get("train.eval_batch_size", 256))

@@ -74,33 +74,49 @@ SPECTROGRAM_ATTRS = ("sampling_rate", "stft_window", "stft_n_fft", "stft_hop", "
 
 
 # ------------------------------------------------------------------------------------------------ data
-def open_store(url: str | os.PathLike) -> xr.Dataset:
-    """A spectrogram store as a Dataset of lazily indexed Zarr arrays (no Dask: reads go straight to Zarr).
+def open_store(url: str | os.PathLike, kind: str = "spectrogram") -> xr.Dataset:
+    """The store a model of input ``kind`` trains on, as a Dataset of lazily indexed Zarr arrays (no Dask).
 
-    Its images are checked to be (window, component, freq, time) of the store's own ``image_size``
-    (:func:`seisgrid.seismic.spectrogram.check_image_store`) before anything is read or written.
+    ``spectrogram``: a spectrogram store, its images checked to be (window, component, freq, time) of the
+    store's own ``image_size`` (:func:`seisgrid.seismic.spectrogram.check_image_store`) before anything is
+    read or written. ``waveform``: the labelled-window store itself (``waveform`` (window, component, sample)).
     """
+    if kind == "waveform":
+        ds = open_dataset(url, "labelled-window store (a waveform model trains on the windows themselves)",
+                          "seisgrid windows", ("waveform", "label"), consolidated=False, chunks=None)
+        if ds["waveform"].dims != ("window", "component", "sample"):
+            raise SeisgridError(f"{url}: 'waveform' has dims {ds['waveform'].dims}, "
+                                "expected (window, component, sample)")
+        return ds
     ds = open_dataset(url, "spectrogram store", "seisgrid spectrograms", ("image", "label"),
                       consolidated=False, chunks=None)
     check_image_store(ds, url)
     return ds
 
 
+def input_variable(ds: xr.Dataset) -> str:
+    """The model input of a training store: ``image`` (spectrogram store) or ``waveform`` (window store)."""
+    return "image" if "image" in ds.data_vars else "waveform"
+
+
 def _chunk_size(ds: xr.Dataset) -> int:
-    chunks = ds["image"].encoding.get("chunks") or ds["image"].encoding.get("preferred_chunks", {}).get("window")
+    var = ds[input_variable(ds)]
+    chunks = var.encoding.get("chunks") or var.encoding.get("preferred_chunks", {}).get("window")
     if isinstance(chunks, (tuple, list)):
         return int(chunks[0])
     return int(chunks or 64)
 
 
 def read_images(ds: xr.Dataset, index: npt.ArrayLike, chunk: int | None = None) -> np.ndarray:
-    """``image`` of the windows ``index`` (any order, repeats allowed) as float16 (n, C, F, T).
+    """Model input of the windows ``index`` (any order, repeats allowed), as stored.
 
-    Reads whole store chunks, each once, and picks the windows from them.
+    ``image`` float16 (n, C, F, T) of a spectrogram store, or ``waveform`` float32 (n, C, samples) of a
+    window store. Reads whole store chunks, each once, and picks the windows from them.
     """
     index = np.asarray(index, dtype=np.int64)
     chunk = chunk or _chunk_size(ds)
-    image = ds["image"].variable
+    name = input_variable(ds)
+    image = ds[name].variable
     out = None
     for c in np.unique(index // chunk):
         start, stop = int(c * chunk), int(min((c + 1) * chunk, ds.sizes["window"]))
@@ -110,7 +126,7 @@ def read_images(ds: xr.Dataset, index: npt.ArrayLike, chunk: int | None = None) 
         where = np.flatnonzero(index // chunk == c)
         out[where] = block[index[where] - start]
     if out is None:
-        out = np.empty((0, *ds["image"].shape[1:]), dtype=np.float16)
+        out = np.empty((0, *ds[name].shape[1:]), dtype=ds[name].dtype)
     return out
 
 
@@ -191,7 +207,7 @@ def _balanced(labels: np.ndarray, generator: torch.Generator, groups: np.ndarray
 # ------------------------------------------------------------------------------------------------ model
 def _to_device(x: np.ndarray, device: torch.device) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True).float()
-    if device.type == "cuda":
+    if device.type == "cuda" and t.ndim == 4:  # images; waveforms (n, C, samples) have no channels_last
         t = t.contiguous(memory_format=torch.channels_last)
     return t
 
@@ -332,7 +348,8 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
 
-    ds = open_store(spectrograms_url)
+    kind = models.input_kind(s["arch"])
+    ds = open_store(spectrograms_url, kind)
     split = s["split"]
     labels, train_idx, val_idx = _split_windows(ds, spectrograms_url, split, s["max_windows"], rng)
     n_channels = int(ds.sizes["component"])
@@ -411,9 +428,12 @@ def _train_task(spectrograms_url, arch, out, *, epochs=None, batch_size=None, lr
     model = model.to("cpu").to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     cfg = {
         "arch": s["arch"], "num_classes": 2, "in_channels": n_channels, "classes": CLASSES,
-        "input": {"dims": ["component", "freq", "time"], "components": [str(c) for c in ds["component"].values]
-                  if "component" in ds.coords else None,
-                  "shape": [int(n) for n in ds["image"].shape[1:]], "dtype": "float32 (store float16)"},
+        "input": {"kind": kind, "dims": list(ds[input_variable(ds)].dims[1:]),
+                  "components": [str(c) for c in ds["component"].values] if "component" in ds.coords else None,
+                  "shape": [int(n) for n in ds[input_variable(ds)].shape[1:]],
+                  "dtype": "float32 (store float16)" if kind == "spectrogram" else "float32 counts (the model "
+                           "normalises each window)"},
+        "sampling_rate": jsonable(ds.attrs.get("sampling_rate")),
         "spectrogram": {k: jsonable(ds.attrs[k]) for k in SPECTROGRAM_ATTRS if k in ds.attrs},
         "window_seconds": _window_seconds(ds),
         "spectrograms_store": str(spectrograms_url), "split": split,

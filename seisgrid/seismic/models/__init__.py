@@ -1,8 +1,9 @@
 """Detection models behind one small interface: ``build(arch)``, ``save_checkpoint``, ``load_checkpoint``.
 
 A new backbone is one entry in :data:`ARCHITECTURES` (a callable ``(num_classes, in_channels) ->
-nn.Module`` taking (batch, 3, 224, 224) spectrograms and returning class logits); training and
-detection only use this module's functions.
+nn.Module`` returning class logits) and, when it does not take (batch, 3, 224, 224) spectrograms, one in
+:data:`INPUT_KINDS` (``waveform``: (batch, 3, samples) windows); training and detection only use this
+module's functions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from seisgrid.errors import SeisgridError
 from seisgrid.seismic.models.resnet import resnet18, resnet34, resnet50
 from seisgrid.seismic.models.seisformer import seisformer, seisformer_small
 from seisgrid.seismic.models.tiny import tiny
+from seisgrid.seismic.models.wavenet import wavenet
 
 
 class Architecture(Protocol):
@@ -28,7 +30,19 @@ class Architecture(Protocol):
 
 ARCHITECTURES: dict[str, Architecture] = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
                                           "seisformer": seisformer, "seisformer_small": seisformer_small,
-                                          "tiny": tiny}
+                                          "tiny": tiny, "wavenet": wavenet}
+
+#: What each architecture reads: ``spectrogram`` — (component, freq, time) images of a spectrogram store —
+#: or ``waveform`` — (component, sample) windows of the labelled-window store itself. Models say it too, as
+#: their ``input_kind`` attribute (tested to agree).
+INPUT_KINDS: dict[str, str] = {"wavenet": "waveform"}
+
+
+def input_kind(arch: str) -> str:
+    """``spectrogram`` or ``waveform``: the input architecture ``arch`` takes (:data:`INPUT_KINDS`)."""
+    if arch not in ARCHITECTURES:
+        build(arch)  # raises the unknown-architecture error
+    return INPUT_KINDS.get(arch, "spectrogram")
 
 
 def build(arch: str, num_classes: int = 2, in_channels: int = 3) -> torch.nn.Module:
@@ -63,14 +77,28 @@ def multiply_adds(model: torch.nn.Module, shape: tuple[int, ...] = (1, 3, 224, 2
     return counter.get_total_flops() / 2e9 / shape[0]
 
 
+#: The input of one window per kind, for compute counts: a 224×224 spectrogram image, or 25 s of 3-component
+#: waveform at 100 Hz (the shared window stores' window).
+WINDOW_SHAPES = {"spectrogram": (1, 3, 224, 224), "waveform": (1, 3, 2500)}
+
+
 def list_models(num_classes: int = 2) -> list[dict]:
-    """Every architecture with its parameter count and multiply-adds per 224×224 window (G)."""
+    """Every architecture: input kind, parameters, multiply-adds per window (G; :data:`WINDOW_SHAPES`)."""
     rows = []
     for name in ARCHITECTURES:
-        model = build(name, num_classes)
-        rows.append({"arch": name, "parameters": parameter_count(model), "num_classes": num_classes,
-                     "gmacs": round(multiply_adds(model), 3)})
+        model, kind = build(name, num_classes), input_kind(name)
+        rows.append({"arch": name, "input": kind, "parameters": parameter_count(model), "num_classes": num_classes,
+                     "gmacs": round(multiply_adds(model, WINDOW_SHAPES[kind]), 3)})
     return rows
+
+
+def require_spectrogram_input(config: dict, path: str, command: str) -> None:
+    """Raise when the checkpoint ``path`` (its ``config``) is a waveform model: ``command`` feeds images only."""
+    kind = (config.get("input") or {}).get("kind") or INPUT_KINDS.get(str(config.get("arch")), "spectrogram")
+    if kind != "spectrogram":
+        raise SeisgridError(f"{path}: a {kind} model ({config.get('arch')}); `seisgrid {command}` feeds it "
+                            "spectrogram images only so far. Score it with seisgrid.seismic.train.predict_proba "
+                            "on the window store's waveforms")
 
 
 def pick_device(device: str | None = None) -> torch.device:
