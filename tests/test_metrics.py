@@ -104,6 +104,12 @@ def test_results_table():
     assert lines[0].startswith("| method | precision | recall | false-positive rate |")
     assert lines[2] == "| STA/LTA | 78.3 % | 62.1 % | 21.7 % | 69.0 % | 0.5 |"
     assert lines[3] == "| X | — | 0.0 % | — | 0.0 % | 12.3 |"
+    cost = metrics.results_table({"A": {"precision": 1, "recall": 1, "fpr": 0, "f1": 1, "hours_per_year": 1.0,
+                                        "windows_per_second": 1234.5, "parameters": 151202, "gmacs": 0.369},
+                                  "B": {"precision": 1, "recall": 1, "fpr": 0, "f1": 1, "hours_per_year": 1.0}})
+    lines = cost.strip().splitlines()
+    assert lines[0].endswith("| windows/s (measured) | parameters | G multiply-adds per window |")
+    assert lines[2].endswith("| 1,234.5 | 151,202 | 0.37 |") and lines[3].endswith("| — | — | — |")
 
 
 def test_bins_and_breakdowns_hand_computed():

@@ -193,6 +193,17 @@ def test_evaluate_gives_a_resnet_row(tmp_path):
     assert row["tp"] + row["fp"] + row["tn"] + row["fn"] == r["test_windows"]
     assert row["threshold"] == json.loads(pathlib.Path(ckpt + ".json").read_text())["threshold"]
     assert "| tiny |" in r["table"] and (tmp_path / "ev" / "pr_curves.png").exists()
+    assert row["gmacs"] > 0 and row["parameters"] == models.parameter_count(models.build("tiny"))
+    assert row["windows_per_second"] > 0 and row["input"] == "spectrogram"
+    assert "windows/s (measured)" in r["table"]
+    # a waveform model scores the same windows from the window store itself, no spectrograms needed
+    wave = str(tmp_path / "wavenet.pt")
+    tr.train(str(tmp_path / "windows.zarr"), "wavenet", wave, epochs=1, split="split", **FAST)
+    r = evaluate.evaluate(str(tmp_path / "windows.zarr"), None, methods=[f"resnet:{wave}"], split="split",
+                          timing_windows=16)
+    row = r["methods"][0]
+    assert row["display_name"] == "WaveNet (1-D, waveforms)" and row["input"] == "waveform"
+    assert row["tp"] + row["fp"] + row["tn"] + row["fn"] == r["test_windows"] and row["gmacs"] > 0
     with pytest.raises(SeisgridError, match="--spectrograms"):
         evaluate.evaluate(str(tmp_path / "windows.zarr"), None, methods=[f"resnet:{ckpt}"], split="split")
     with pytest.raises(SeisgridError, match="unknown"):

@@ -73,7 +73,8 @@ THRESHOLD_RULE = ("fitted here (stalta, forest): the threshold with the highest 
                   "threshold_source); forest.threshold when set; a trained detector (stalta:THRESHOLD|JSON, "
                   "forest:PATH, resnet:CHECKPOINT) keeps its saved threshold; test labels only score")
 RESNET_NAMES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
-                "seisformer": "SeisFormer (ViT-B/16)", "seisformer_small": "SeisFormer (ViT-S/16)"}
+                "seisformer": "SeisFormer (ViT-B/16)", "seisformer_small": "SeisFormer (ViT-S/16)",
+                "wavenet": "WaveNet (1-D, waveforms)"}
 SUBSETS = ("test", "all")
 STALTA_KIND = "seisgrid.stalta"
 
@@ -435,6 +436,7 @@ def _score(name, arg, method, det: Detector, ctx: EvalContext, test, timing, win
            "display_name": det.display_name or method.display_name, **s,
            "hours_per_year": metrics.hours_per_year(seconds, len(timing), window_seconds, stride, det.cores or cores),
            "seconds": round(seconds, 4), "windows": len(timing), "cores": det.cores or cores,
+           "windows_per_second": round(len(timing) / seconds, 2) if seconds > 0 else None,
            "threshold": float(threshold), "threshold_source": source, "threshold_windows": tuned_on,
            "timed": det.timed, **det.info}
     warning = _overlap_warning(row["method"], det.trained_on, ctx)
@@ -701,12 +703,20 @@ def resnet_detector(ctx: EvalContext, argument: str | None) -> Detector:
     from seisgrid.seismic import train as train_mod
 
     path = str(argument)
-    sds = ctx.spectrograms(f"resnet:{path}", lazy=False)
     device = models.pick_device(None)
     model, cfg = models.load_checkpoint(path, device)
-    models.require_spectrogram_input(cfg, path, "evaluate")
-    check_image_store(sds, str(ctx.spectrograms_url), cfg, who=f"resnet:{path}")
-    _check_images(f"resnet:{path}", cfg.get("spectrogram") or {}, sds)
+    kind = (cfg.get("input") or {}).get("kind", "spectrogram")
+    if kind == "waveform":  # the window store itself: the model normalises each window
+        sds = train_mod.open_store(ctx.windows_url, "waveform")
+        shape = (1, *sds["waveform"].shape[1:])
+    else:
+        sds = ctx.spectrograms(f"resnet:{path}", lazy=False)
+        check_image_store(sds, str(ctx.spectrograms_url), cfg, who=f"resnet:{path}")
+        _check_images(f"resnet:{path}", cfg.get("spectrogram") or {}, sds)
+        shape = (1, *sds["image"].shape[1:])
+    cost = {"parameters": models.parameter_count(model), "gmacs": round(models.multiply_adds(model.cpu(), shape), 3),
+            "input": kind}
+    model = model.to(device)
     batch = int(train_mod.config.get("train.eval_batch_size", 256))
 
     def score(idx: np.ndarray) -> np.ndarray:
@@ -723,11 +733,11 @@ def resnet_detector(ctx: EvalContext, argument: str | None) -> Detector:
     arch = cfg.get("arch", "resnet")
     return Detector(score, float(cfg.get("threshold", 0.5)),
                     f"saved in {path} ({cfg.get('threshold_source', 'unknown')})",
-                    timed="images read from the store + model",
+                    timed=f"{'waveforms' if kind == 'waveform' else 'images'} read from the store + model",
                     cores=1 if device.type == "cuda" else int(torch.get_num_threads()),
                     display_name=RESNET_NAMES.get(arch, arch),
                     info={"checkpoint": path, "arch": arch, "device": str(device), "best_epoch": cfg.get("best_epoch"),
-                          "trained_split": cfg.get("split")},
+                          "trained_split": cfg.get("split"), **cost},
                     trained_on=(cfg.get("spectrograms_store"), cfg.get("split")))
 
 

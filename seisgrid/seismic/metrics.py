@@ -303,12 +303,18 @@ def results_table(methods: Mapping[str, Mapping], noise_subclasses: Mapping[str,
     head = ["method", "precision", "recall", "false-positive rate"]
     head += [f"FPR {_subclass_title(k)} (n={n})" for k, n in subs.items()] + ["F1"]
     head += ["average precision"] * with_ap + ["processing, hours per year of data (one core)"]
+    with_cost = any("gmacs" in m for m in methods.values())
+    head += ["windows/s (measured)", "parameters", "G multiply-adds per window"] * with_cost
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in methods.items():
         by_sub = m.get("fpr_by_subclass") or {}
         cells = [name, _pct(m.get("precision")), _pct(m.get("recall")), _pct(m.get("fpr"))]
         cells += [_pct((by_sub.get(k) or {}).get("fpr")) for k in subs] + [_pct(m.get("f1"))]
         cells += [_ap(m.get("average_precision"))] * with_ap + [_hours(m.get("hours_per_year"))]
+        if with_cost:
+            rate, params, gmacs = m.get("windows_per_second"), m.get("parameters"), m.get("gmacs")
+            cells += ["—" if rate is None else f"{rate:,.1f}", "—" if params is None else f"{params:,}",
+                      "—" if gmacs is None else f"{gmacs:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
