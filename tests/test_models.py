@@ -136,3 +136,17 @@ def test_wavenet_is_causal_normalises_itself_and_takes_any_length():
         h2, _ = model.blocks[5](model.stem(later))
         assert torch.allclose(h2[..., :300], h[..., :300])
         assert torch.isfinite(model(torch.zeros(1, 3, 100))).all()  # an all-zero window
+
+
+def test_detection_feeds_waveform_models_the_windows_themselves():
+    import numpy as np
+
+    from seisgrid.seismic.detect import probabilities
+    from seisgrid.seismic.spectrogram import SpectrogramParams
+    from seisgrid.seismic.train import predict_proba
+
+    torch.manual_seed(0)
+    model = models.build("wavenet").eval()
+    windows = np.random.default_rng(0).normal(size=(5, 3, 500)).astype(np.float32)
+    got = probabilities(model, windows, SpectrogramParams(fs=100.0), device="cpu", batch_size=2, waveform=True)
+    np.testing.assert_allclose(got, predict_proba(model, windows, "cpu", batch_size=5), rtol=1e-5, atol=1e-6)

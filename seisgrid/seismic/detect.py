@@ -196,8 +196,9 @@ class ModelScorer:
         from seisgrid.seismic import models
         from seisgrid.seismic.spectrogram import SpectrogramParams
 
-        model, _ = models.load_checkpoint(path, s["device"])
-        if s["device"].startswith("cuda"):
+        model, cfg = models.load_checkpoint(path, s["device"])
+        self.waveform = (cfg.get("input") or {}).get("kind") == "waveform"
+        if s["device"].startswith("cuda") and not self.waveform:
             import torch
 
             # torch's stubs give Module.to no memory_format keyword (it has one)
@@ -208,7 +209,8 @@ class ModelScorer:
     def __call__(self, windows: np.ndarray, present: np.ndarray) -> np.ndarray:
         """P(earthquake) of windows ``(n, 3, samples)`` (``present`` is not used: absent components are zero)."""
         return probabilities(self.model, windows, self.params, device=self.s["device"],
-                             batch_size=self.s["batch_size"], earthquake_index=self.s["earthquake_index"])
+                             batch_size=self.s["batch_size"], earthquake_index=self.s["earthquake_index"],
+                             waveform=self.waveform)
 
 
 class ForestScorer:
@@ -288,8 +290,11 @@ def _set_threads(device: str) -> None:
 
 
 def probabilities(model: torch.nn.Module, windows: np.ndarray, params: SpectrogramParams, *, device: str,
-                  batch_size: int, earthquake_index: int = 1) -> np.ndarray:
-    """P(earthquake) of windows ``(n, 3, samples)`` (float32, demeaned): spectrograms + model in batches."""
+                  batch_size: int, earthquake_index: int = 1, waveform: bool = False) -> np.ndarray:
+    """P(earthquake) of windows ``(n, 3, samples)`` (float32, demeaned): spectrograms + model in batches.
+
+    ``waveform``: the model takes the windows themselves (``models.INPUT_KINDS``), no spectrogram.
+    """
     import torch
 
     from seisgrid.seismic.spectrogram import spectrogram_numpy, spectrogram_torch
@@ -300,11 +305,13 @@ def probabilities(model: torch.nn.Module, windows: np.ndarray, params: Spectrogr
     for a in range(0, len(windows), batch_size):
         batch = np.ascontiguousarray(windows[a:a + batch_size], dtype=np.float32)
         with torch.inference_mode():
-            if cuda:
+            if waveform:
+                images = torch.from_numpy(batch).to(dev, non_blocking=True)
+            elif cuda:
                 images = spectrogram_torch(torch.from_numpy(batch).to(dev, non_blocking=True), params)
             else:  # on a CPU the NumPy/SciPy path is ~2× faster (benchmarks/spectrogram.py); same images
                 images = torch.from_numpy(spectrogram_numpy(batch, params))
-            if cuda:
+            if cuda and not waveform:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = model(images)
@@ -590,7 +597,6 @@ def scorer_config(model_path: str, method: str | None = None) -> tuple[str, dict
         from seisgrid.seismic import models
 
         _, cfg = models.load_checkpoint(model_path, "cpu")  # fails early on a broken checkpoint
-        models.require_spectrogram_input(cfg, str(model_path), "detect")
         if int(cfg.get("in_channels", len(COMPONENTS))) != len(COMPONENTS):
             raise ConfigError(f"{model_path}: the model takes {cfg['in_channels']}-component images, detection "
                               f"makes {len(COMPONENTS)}-component ({', '.join(COMPONENTS)}) ones; train it on a "

@@ -576,6 +576,7 @@ def jsonable(value: object) -> object:
 def _window_seconds(ds) -> float | None:
     wa = ds.attrs.get("windows_attrs") or {}
     value = wa.get("window_seconds") if isinstance(wa, dict) else None
+    value = ds.attrs.get("window_seconds") if value is None else value  # a window store says it itself
     return None if value is None else float(value)
 
 
