@@ -77,7 +77,7 @@ WINDOW_SECONDS = 25.0
 STRIDE_SECONDS = 5.0
 FS = 100.0
 GOAL = 30_000  # windows/s end to end, ResNet-50 bf16, one H200 (issue 4)
-ARCHS = ("resnet18", "resnet50")
+ARCHS = ("resnet18", "resnet50", "seisformer_small", "wavenet")  # --archs; a GPU also runs seisformer (ViT-B/16)
 VERSIONS = ("seisgrid", "numpy", "torch", "zarr", "obspy")
 
 
@@ -108,7 +108,7 @@ class Device:
         torch = self.torch
         torch.manual_seed(0)
         model = build(arch).to(self.device).eval()
-        if self.cuda:
+        if self.cuda and getattr(model, "input_kind", "spectrogram") == "spectrogram":
             model = model.to(memory_format=torch.channels_last)
         if compile:
             model = torch.compile(model)  # compiled at the first (warm-up) call of each batch shape
@@ -119,7 +119,7 @@ class Device:
         torch = self.torch
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.cuda):
-            if self.cuda:
+            if self.cuda and images.ndim == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             return torch.softmax(model(images).float(), dim=1)[:, 1]
 
@@ -144,13 +144,15 @@ def timed(fn, repeats: int, warmup: int, sync) -> list[float]:
 
 # --------------------------------------------------------------------------------------- model only
 def model_only(dev: Device, arch: str, batches: list[int], repeats: int, compile: bool = False) -> dict:
+    from seisgrid.seismic.models import WINDOW_SHAPES, input_kind
+
     torch = dev.torch
     model = dev.model(arch, compile)
     runs = []
     for batch in batches:
         gen = torch.Generator(device=dev.device).manual_seed(0)
-        x = torch.randn(batch, 3, 224, 224, generator=gen, device=dev.device)
-        if dev.cuda:
+        x = torch.randn(batch, *WINDOW_SHAPES[input_kind(arch)][1:], generator=gen, device=dev.device)
+        if dev.cuda and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
             times = timed(lambda x=x: dev.probabilities(model, x), repeats, warmup=3 if dev.cuda else 1, sync=dev.sync)
@@ -239,8 +241,11 @@ def plan_blocks(span: tuple, block_windows: int) -> tuple[list[tuple], int]:
     return out, n_windows
 
 
-def end_to_end(dev: Device, model, store: str, span: tuple, batch: int, repeats: int, full_warmup: bool) -> dict:
+def end_to_end(dev: Device, model, store: str, span: tuple, batch: int, repeats: int, full_warmup: bool,
+               waveform: bool = False) -> dict:
     """Windows/s of read → windows → demean → spectrogram → model → probabilities (host), pipelined.
+
+    ``waveform``: the model takes the demeaned windows themselves (no spectrogram stage).
 
     The store is read in blocks of 4 batches of windows by a background thread (two blocks ahead) while
     the device works on the current block, as a detector does; ``stages`` report the reads alone and the
@@ -278,7 +283,7 @@ def end_to_end(dev: Device, model, store: str, span: tuple, batch: int, repeats:
                 for a in range(0, n, batch):
                     xb = w[:, a:a + batch].permute(1, 0, 2).to(torch.float32)
                     xb = xb - xb.mean(dim=-1, keepdim=True)  # demean per window and component
-                    images = spectrogram_torch(xb, params)
+                    images = xb if waveform else spectrogram_torch(xb, params)
                     probs[a:a + len(xb)] = images[:, 0, 0, 0] if spectrogram_only else dev.probabilities(model, images)
                 outs.append(probs)
         state["probs"] = torch.cat(outs).cpu().numpy()
@@ -357,6 +362,9 @@ def main(argv=None) -> int:
                         help="end to end: minutes of the store read per pass (default CPU 10 / quick 5; CUDA: all)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the models (compile time excluded: it happens in the warm-up)")
+    parser.add_argument("--archs", default=None,
+                        help="comma-separated architectures (default: resnet18, resnet50, seisformer_small, wavenet; "
+                             "with CUDA also seisformer)")
     parser.add_argument("--workdir", default=None, help="folder for the archive and store (default: a temp folder)")
     parser.add_argument("--output", default=None,
                         help="JSON result path (default benchmarks/results/detect[-quick].json)")
@@ -381,8 +389,11 @@ def main(argv=None) -> int:
     scaling = [cpu_scaling()]
     log(f"CPU check: 2 processes ran {scaling[0]['speedup']:.2f}× one (load average {loads[0]})")
 
+    from seisgrid.seismic.models import input_kind
+
+    archs = [a for a in (args.archs.split(",") if args.archs else ARCHS + (("seisformer",) if cuda else ())) if a]
     results_model = {}
-    for arch in ARCHS:
+    for arch in archs:
         results_model[arch] = model_only(dev, arch, batches, repeats, args.compile)
 
     results_e2e = {}
@@ -400,12 +411,13 @@ def main(argv=None) -> int:
         if minutes is not None:
             t_end = min(t_end, t_start + minutes * 60)
         span = (t_start, t_end)
-        for arch in ARCHS:
+        for arch in archs:
             model = dev.model(arch, args.compile)
             runs = []
             for batch in batches:
                 try:
-                    r = end_to_end(dev, model, store, span, batch, repeats, full_warmup=cuda or args.compile)
+                    r = end_to_end(dev, model, store, span, batch, repeats, full_warmup=cuda or args.compile,
+                                   waveform=input_kind(arch) == "waveform")
                 except torch.OutOfMemoryError:
                     log(f"end to end {arch}: batch {batch} does not fit in device memory, skipped")
                     torch.cuda.empty_cache()
