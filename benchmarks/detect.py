@@ -284,7 +284,8 @@ def end_to_end(dev: Device, model, store: str, span: tuple, batch: int, repeats:
                     xb = w[:, a:a + batch].permute(1, 0, 2).to(torch.float32)
                     xb = xb - xb.mean(dim=-1, keepdim=True)  # demean per window and component
                     images = xb if waveform else spectrogram_torch(xb, params)
-                    probs[a:a + len(xb)] = images[:, 0, 0, 0] if spectrogram_only else dev.probabilities(model, images)
+                    first = images.reshape(len(images), -1)[:, 0]  # "without the model": one value per window
+                    probs[a:a + len(xb)] = first if spectrogram_only else dev.probabilities(model, images)
                 outs.append(probs)
         state["probs"] = torch.cat(outs).cpu().numpy()
 
