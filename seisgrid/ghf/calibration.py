@@ -45,9 +45,14 @@ LEVELS = (0.68, 0.95)
 
 
 def coverage(y: ArrayLike, mean: ArrayLike, variance: ArrayLike, levels: Sequence[float] = LEVELS) -> np.ndarray:
-    """Share of ``y`` inside the central Gaussian intervals ``mean ± z·sqrt(variance)`` at each level."""
-    z = np.abs(np.asarray(y, dtype=float) - np.asarray(mean, dtype=float)) / np.sqrt(np.asarray(variance, dtype=float))
-    return np.array([float(np.mean(z <= norm.ppf(0.5 + float(level) / 2.0))) for level in levels])
+    """Share of ``y`` inside the central Gaussian intervals ``mean ± z·sqrt(variance)`` at each level.
+
+    ``z = Φ⁻¹((1 + level)/2)``; a zero variance is an interval of one point. No input checks here (the
+    callers check): :func:`seisgrid.ghf.crossval.interval_coverage` is the checked, dict-returning form.
+    """
+    distance = np.abs(np.asarray(y, dtype=float) - np.asarray(mean, dtype=float))
+    sd = np.sqrt(np.asarray(variance, dtype=float))
+    return np.array([float(np.mean(distance <= norm.ppf(0.5 + float(level) / 2.0) * sd)) for level in levels])
 
 
 def _checked(y, mean, variance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -56,6 +56,7 @@ import numpy as np
 from seisgrid import config, storage
 from seisgrid.cluster import run_tasks
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
+from seisgrid.ghf.calibration import LEVELS, calibrate, coverage
 
 if TYPE_CHECKING:
     import os
@@ -74,7 +75,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("seisgrid")
 
-LEVELS = (0.68, 0.95)
 METHODS = ("bnn", "linear", "gbt")
 SCHEMES = ("random", "spatial")
 METHOD_LABELS = {"bnn": "Bayesian DNN", "linear": "linear regression", "gbt": "gradient-boosted trees"}
@@ -257,21 +257,17 @@ def interval_coverage(y: ArrayLike, mean: ArrayLike, variance: ArrayLike, levels
     dict
         ``{level: fraction}``; a calibrated model has fractions close to the levels.
     """
-    from scipy.stats import norm
-
     y, mean = _pair(y, mean)
     variance = np.asarray(variance, dtype=float).ravel()
     if variance.shape != y.shape:
         raise SeisgridError(f"{variance.size} variances for {y.size} observations")
     if np.any(variance < 0):
         raise SeisgridError("negative predictive variances")
-    sd = np.sqrt(variance)
-    out = {}
+    levels = [float(level) for level in levels]
     for level in levels:
-        if not 0.0 < float(level) < 1.0:
+        if not 0.0 < level < 1.0:
             raise ConfigError(f"interval level {level}: must be between 0 and 1")
-        z = float(norm.ppf(0.5 + float(level) / 2.0))
-        out[float(level)] = float(np.mean(np.abs(y - mean) <= z * sd))
+    out = dict(zip(levels, coverage(y, mean, variance, levels).tolist(), strict=True))
     return out
 
 
@@ -682,7 +678,6 @@ def _load_model(url: str):
 def _spatial_calibration(data, spatial: dict, out: str) -> tuple[dict, dict]:
     """Model-error calibration and area of applicability from the spatial-block run (written beside the models)."""
     from seisgrid.ghf.applicability import fit_applicability, one_hot
-    from seisgrid.ghf.calibration import calibrate
 
     predicted = spatial["predictions"]["bnn"]
     calibration = {"scheme": "spatial", **calibrate(data.target, predicted["mean"], predicted["variance"],

@@ -548,9 +548,7 @@ def region_statistics(ds: xr.Dataset) -> dict:
     hf = ds["heatflow"].transpose("lat", "lon").values.astype(float)
     lat2, lon2 = np.meshgrid(ds["lat"].values.astype(float), ds["lon"].values.astype(float), indexing="ij")
     lon360 = np.mod(lon2, 360.0)
-    chord = np.linalg.norm(ghf_grid.unit_vectors(lat2.ravel(), lon2.ravel())
-                           - ghf_grid.unit_vectors([LAKE_VOSTOK[0]], [LAKE_VOSTOK[1]]), axis=1).reshape(hf.shape)
-    vostok_km = 2.0 * ghf_grid.EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    vostok_km = ghf_grid.haversine_km(lat2, lon2, *LAKE_VOSTOK)
     masks = {"west": lon360 >= 180.0, "east": lon360 < 180.0,
              "peninsula": (lat2 > -75.0) & (lon360 >= 280.0) & (lon360 <= 310.0), "south_of_85": lat2 < -85.0,
              "lake_vostok_300km": vostok_km <= 300.0}
