@@ -49,6 +49,8 @@ import datetime as dt
 import functools
 import json
 import os
+import posixpath
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -226,6 +228,27 @@ def is_icechunk(url: str, options: dict | None = None) -> bool:
         raise _error(url, "checking for an Icechunk repository", exc) from exc
 
 
+# What Icechunk writes into a repository's folder; a folder holding only these and no branch yet is another
+# run's repository half-way through Repository.create (snapshots/ lands before refs/branch.main/ref.json).
+_REPOSITORY_LAYOUT = frozenset({"snapshots", "refs", "manifests", "chunks", "transactions", "config.yaml",
+                                LOCK_NAME})
+CREATION_WAIT_SECONDS = 10.0
+
+
+def _is_repository_layout(entries: set[str]) -> bool:
+    return {posixpath.basename(entry.rstrip("/")) for entry in entries} <= _REPOSITORY_LAYOUT
+
+
+def _creation_finishes(url: str, options: dict | None) -> bool:
+    """Whether the repository another run is creating at ``url`` gets its branch within a few seconds."""
+    deadline = time.monotonic() + CREATION_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if is_icechunk(url, options):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def open_repository(url: str, options: dict | None = None, *, create: bool = False) -> icechunk.Repository:
     """The Icechunk repository at ``url``; with ``create``, a new one where there is none.
 
@@ -256,7 +279,13 @@ def open_repository(url: str, options: dict | None = None, *, create: bool = Fal
             return ic.Repository.open(_storage(url, options), config=_config(url, options))
         except Exception as exc:  # noqa: BLE001
             raise _error(url, "opening the Icechunk repository", exc) from exc
-    if storage.listing(url, options):
+    entries = storage.listing(url, options)
+    if entries and _is_repository_layout(entries):
+        if _creation_finishes(url, options):
+            return ic.Repository.open(_storage(url, options), config=_config(url, options))
+        raise StorageError(f"{url}: holds an unfinished Icechunk repository (no branch after "
+                           f"{CREATION_WAIT_SECONDS:g} s); a run that creates it was stopped: delete the folder")
+    if entries:
         what = "a plain Zarr store" if storage.exists(storage.join(url, "zarr.json"), options) else "other files"
         raise StorageError(f"{url}: holds {what}, not an Icechunk repository; write to a new location or use "
                            "the zarr store engine for this one")

@@ -139,6 +139,32 @@ def test_two_runs_writing_one_store_conflict_cleanly(tmp_path):
     assert set(content(store)) == {("XX.A..BHZ", "XX.B..BHZ")[won[0]]}  # exactly the winner's data
 
 
+def test_a_repository_another_run_is_creating_is_waited_for(tmp_path, monkeypatch):
+    # the window the concurrent test above can hit: snapshots/ written, refs/branch.main not yet
+    store = tmp_path / "store.ic"
+    (store / "snapshots").mkdir(parents=True)
+    finished = threading.Event()
+
+    def finish_creating() -> None:
+        time.sleep(0.3)
+        (store / "snapshots").rmdir()
+        versioned.open_repository(str(store), create=True)
+        finished.set()
+
+    thread = threading.Thread(target=finish_creating)
+    thread.start()
+    repo = versioned.open_repository(str(store), create=True)
+    thread.join()
+    assert finished.is_set() and "main" in repo.list_branches()
+
+    # a half-created repository nobody finishes is named as such, after the wait
+    stalled = tmp_path / "stalled.ic"
+    (stalled / "snapshots").mkdir(parents=True)
+    monkeypatch.setattr(versioned, "CREATION_WAIT_SECONDS", 0.2)
+    with pytest.raises(StorageError, match="stalled.ic: holds an unfinished Icechunk repository"):
+        versioned.open_repository(str(stalled), create=True)
+
+
 def test_zarr_engine_refuses_an_icechunk_store_and_back(source, plain, tmp_path):
     store = str(tmp_path / "store.ic")
     ingest(str(source), store, store_engine="icechunk", progress=False)
