@@ -101,16 +101,36 @@ def read_records(store_url: str, options: dict, section: str) -> dict[tuple[str,
     dict
         ``(group, item) → record``.
     """
-    records: dict[tuple[str, str], dict] = {}
     if storage.session_of(options) is not None:  # a versioned store: through its Zarr store
-        store = storage.zarr_store(store_url, options)
-        merged = versioned.attributes_under(store, posixpath.join(MANIFEST, MERGED, section))
-        fresh = versioned.attributes_under(store, posixpath.join(MANIFEST, section))
-    else:
-        fs, root = storage.filesystem(store_url, options)
-        root = root.rstrip("/")
-        merged = _attributes_under(fs, posixpath.join(root, MANIFEST, MERGED, section))
-        fresh = _attributes_under(fs, posixpath.join(root, MANIFEST, section))
+        return read_store_records(storage.zarr_store(store_url, options), section)
+    fs, root = storage.filesystem(store_url, options)
+    root = root.rstrip("/")
+    return _combine(_attributes_under(fs, posixpath.join(root, MANIFEST, MERGED, section)),
+                    _attributes_under(fs, posixpath.join(root, MANIFEST, section)))
+
+
+def read_store_records(store: Any, section: str) -> dict[tuple[str, str], dict]:
+    """:func:`read_records` through an open Zarr store (plain, or an Icechunk snapshot's, read-only).
+
+    Parameters
+    ----------
+    store : zarr.abc.store.Store
+        The store, e.g. the ``.store`` of a group opened with :func:`seisgrid.storage.open_group`.
+    section : str
+        ``"days"``, ``"files"``, ...
+
+    Returns
+    -------
+    dict
+        ``(group, item) → record``.
+    """
+    return _combine(versioned.attributes_under(store, posixpath.join(MANIFEST, MERGED, section)),
+                    versioned.attributes_under(store, posixpath.join(MANIFEST, section)))
+
+
+def _combine(merged: dict[str, dict], fresh: dict[str, dict]) -> dict[tuple[str, str], dict]:
+    """Records of the merged objects, overridden by the per-unit ones (newer)."""
+    records: dict[tuple[str, str], dict] = {}
     for group, attrs in merged.items():
         for item, record in attrs.get("records", {}).items():
             records[("" if group == "_" else group, item)] = record

@@ -8,52 +8,27 @@ import pathlib
 import numpy as np
 import obspy
 import pytest
-import torch
 import zarr
+from oracle import SEED, save_oracle
 
 from seisgrid.seismic import models
 from seisgrid.seismic.catalog import read_catalog, score
 from seisgrid.seismic.detect import (
-    _merge,
-    _runs,
-    _subtract,
     detect,
     model_settings,
     scorer_config,
-    window_range,
 )
 from seisgrid.seismic.ingest import ingest
 from seisgrid.seismic.synth import synthesize
-
-SEED = 18  # 20 events in 72 min; events 2 (M 2.2, SNR 32-150 at all 3 stations) and 5 (M 1.4, max SNR 38)
-
-
-class Oracle(torch.nn.Module):
-    """No training: logit(earthquake) = gain × (max over components and time of the 1–20 Hz mean z-score of
-    the spectrogram, smoothed over 1 s, − level). Fires on strong band-limited energy (events, icequakes)."""
-
-    def __init__(self, num_classes=2, in_channels=3, rows=97, level=1.5, gain=4.0):
-        super().__init__()
-        self.register_buffer("level", torch.tensor(float(level)))
-        self.register_buffer("gain", torch.tensor(float(gain)))
-        self.rows = rows
-
-    def forward(self, x):
-        band = x[:, :, : self.rows, :].float().mean(dim=2)
-        f = torch.nn.functional.avg_pool1d(band, 10, stride=1).amax(dim=(1, 2))
-        logit = self.gain * (f - self.level)
-        return torch.stack([torch.zeros_like(logit), logit], dim=1)
+from seisgrid.seismic.windowgrid import merge, runs, subtract, window_range
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("detect")
-    models.ARCHITECTURES["oracle"] = Oracle
     synthesize(str(tmp / "archive"), stations=3, days=0.05, sampling_rates=[100.0], events_per_day=400, seed=SEED)
     ingest(str(tmp / "archive"), str(tmp / "store.zarr"), pattern="*.D.*", progress=False)
-    model = str(tmp / "model" / "oracle.pt")
-    models.save_checkpoint(model, Oracle(), {"arch": "oracle", "window_seconds": 25.0, "sampling_rate": 100.0,
-                                             "threshold": 0.5, "pre_p_seconds": 8.0})
+    model = save_oracle(tmp / "model" / "oracle.pt")
     yield tmp, model
     models.ARCHITECTURES.pop("oracle", None)
 
@@ -154,10 +129,10 @@ def test_model_settings_from_spectrogram_store_attrs():
     assert s["threshold"] == 0.8 and s["spectrogram"].n_fft == 200 and s["window_seconds"] == 25.0
 
 
-def test_runs():
+def testruns():
     above = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], bool)
-    assert _runs(above) == [(1, 3), (4, 5), (7, 10)]
-    assert _runs(np.zeros(0, bool)) == []
+    assert runs(above) == [(1, 3), (4, 5), (7, 10)]
+    assert runs(np.zeros(0, bool)) == []
 
 
 def test_window_intervals():
@@ -169,9 +144,9 @@ def test_window_intervals():
     assert window_range(day, None, obspy.UTCDateTime("2020-12-31").ns, 5 * 10**9) == (0, 0)
     assert window_range(day, obspy.UTCDateTime("2020-12-31").ns, obspy.UTCDateTime("2021-01-03").ns,
                         10**10) == (0, 8640)
-    assert _merge([[5, 8], [0, 2], [2, 3], [7, 9], [4, 4]]) == [[0, 3], [5, 9]]
-    assert _subtract(0, 10, [[2, 4], [6, 12]]) == [[0, 2], [4, 6]]
-    assert _subtract(3, 5, [[0, 10]]) == [] and _subtract(3, 5, []) == [[3, 5]]
+    assert merge([[5, 8], [0, 2], [2, 3], [7, 9], [4, 4]]) == [[0, 3], [5, 9]]
+    assert subtract(0, 10, [[2, 4], [6, 12]]) == [[0, 2], [4, 6]]
+    assert subtract(3, 5, [[0, 10]]) == [] and subtract(3, 5, []) == [[3, 5]]
 
 
 def _window_starts(events):

@@ -13,7 +13,7 @@ ARCHIVE_LAYER = {"archive", "mseed", "layout", "scan", "ingest", "store", "synth
 #: The detection layer on top of it: windows, images, detectors, catalogs.
 DETECTION_LAYER = {"labelled", "windowstore", "spectrogram", "stalta", "forest", "metrics", "evaluate", "models",
                    "train", "detect", "associate", "octo", "catalog", "attribution", "stationdata",
-                   "peers", "eqt_convert"}
+                   "peers", "eqt_convert", "watch", "windowgrid"}
 #: Modules of the platform under both halves; they import neither half.
 PLATFORM = {"config", "errors", "storage", "cluster", "figures", "checkpoint", "manifest", "versioned"}
 

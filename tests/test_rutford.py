@@ -9,7 +9,7 @@ import numpy as np
 import obspy
 import pytest
 from helpers import data_path, requires_data
-from test_detect import Oracle
+from oracle import save_oracle
 
 from seisgrid.seismic import models, stalta
 from seisgrid.seismic.detect import detect
@@ -30,10 +30,7 @@ SEED = 8  # 6 events in 29 minutes; event 1 has SNR ≥ 10 at all three stations
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rutford")
-    models.ARCHITECTURES["oracle"] = Oracle
-    path = str(tmp / "oracle.pt")
-    models.save_checkpoint(path, Oracle(), {"arch": "oracle", "window_seconds": 25.0, "sampling_rate": 100.0,
-                                            "threshold": 0.5, "pre_p_seconds": 8.0})
+    path = save_oracle(tmp / "oracle.pt")
     yield tmp, path
     models.ARCHITECTURES.pop("oracle", None)
 

@@ -15,10 +15,11 @@ per task (the parts not done before, see 4); days whose windows hold no data get
 short event files costs a task per file-day, not per day of its whole span. Per interval:
 
 1. **Read** the station's channels with :meth:`Archive.stream` at the store's rate over
-   ``[start of window k0 − look − pad, end of window k1 − 1 + look)``: ``look`` =
-   ``max(ceil(L / stride), min_windows)`` windows of look-back and look-ahead (``L`` = the window
-   length; so runs of triggering windows crossing an interval's edge are seen whole and reported once,
-   by the interval in which they start) and ``pad = 3 × refine_lta`` for the STA/LTA warm-up. Isolated
+   ``[start of window k0 − look − pad, end of window k1 − 1 + horizon)``: ``look`` =
+   ``max(ceil(L / stride), min_windows)`` windows of look-back and ``horizon = 2 × look`` of look-ahead
+   (``L`` = the window length; :func:`context`), so a run of triggering windows crossing an interval's
+   edge is reported once, by the interval in which it starts, and measured over the same windows
+   whatever the interval; ``pad = 3 × refine_lta`` for the STA/LTA warm-up. Isolated
    zero samples (dropouts) are replaced (``despike``, rule: :func:`seisgrid.seismic.stationdata.despike`).
    Channels at another rate than the detector's (the ``sampling_rate`` of its config, 100 Hz: a 1000 Hz
    store is read at 1000 Hz and resampled in the task) are resampled per contiguous segment with
@@ -33,8 +34,9 @@ short event files costs a task per file-day, not per day of its whole span. Per 
 3. **Scorer**. Model: images with :func:`~seisgrid.seismic.spectrogram.spectrogram_torch` on a GPU (on a CPU
    :func:`~seisgrid.seismic.spectrogram.spectrogram_numpy`, twice as fast there, same images), with
    the spectrogram parameters of the checkpoint's config (so images are made exactly as for
-   training), then the model in batches of ``batch_size`` under ``torch.inference_mode`` (bf16
-   autocast and channels_last on CUDA, fp32 on CPU). P(earthquake) = softmax of the logits, class 1
+   training), then the model in batches of ``batch_size`` under ``torch.inference_mode``, channels_last,
+   in ``precision`` (``auto``: bf16 autocast on CUDA and on CPUs with native bf16, else fp32;
+   :func:`seisgrid.seismic.models.pick_precision`). P(earthquake) = softmax of the logits, class 1
    (or the index of ``"earthquake"`` in the config's ``classes``). Forest: the images it was trained
    on (the spectrogram store's, rounded as it stores them, or ``waveform_images`` when it was trained
    without a spectrogram store), :func:`~seisgrid.seismic.forest.spectral_features` with the
@@ -45,21 +47,27 @@ short event files costs a task per file-day, not per day of its whole span. Per 
    region only. Then a manifest record (:mod:`seisgrid.manifest`: section ``days``, group ``NET.STA``, item
    ``YYYY-MM-DD``; merged into one object per station at the end of the run) with
    the picks, ``spans`` (the window intervals of the day done so far), ``evaluated`` (the intervals with
-   a probability) and a fingerprint of the detector, the settings and the **whole** day's input
-   segments. A rerun computes, per station-day with a record of the same fingerprint, only the windows
-   of its span that are not in ``spans`` (none: no task; the record's picks are reused), and merges
-   them into the record; a different fingerprint starts the day afresh. So an interrupted run
-   resumes, a finished one runs no task and writes the same catalog, and a run over a larger span
-   computes only what earlier, smaller spans left.
+   a probability), ``inputs`` (the content digests of the samples the day's windows read: the blocks of
+   :meth:`~seisgrid.seismic.store.Archive.content_blocks`, 10 min each, written by ingest) and a
+   fingerprint of the detector, the settings and the channels. A rerun, per station-day with a record of
+   the same fingerprint, forgets the windows that read a block whose digest changed since (with the reach
+   of :func:`context` around each window: the look-back, the look-ahead and the STA/LTA warm-up of its
+   pick), then computes the data windows of its span that are not in ``spans`` (none: no task; the
+   record's picks are reused) and merges them into the record; a different fingerprint starts the day
+   afresh. So an interrupted run resumes, a finished one runs no task and writes the same catalog, a run
+   over a larger span computes only what earlier, smaller spans left, and a new or rewritten file costs
+   the windows that read its samples, not its day (``seisgrid watch``, :mod:`seisgrid.seismic.watch`).
 5. **Picks**: a trigger is a run of at least ``min_windows`` (2) consecutive windows with
-   P ≥ ``threshold`` (default: the checkpoint's ``threshold``, else 0.5). ``pick_method``:
+   P ≥ ``threshold`` (default: the checkpoint's ``threshold``, else 0.5); its ``windows`` and
+   ``probability`` (the maximum) are measured over at most its first ``horizon`` windows. ``pick_method``:
    ``"stalta"`` (default) — the P pick is the first sample, inside ``[first window start − stride,
    first window end)``, where a recursive STA/LTA (``refine_sta``/``refine_lta`` s) of the bandpassed
    (``refine_freqmin``–``refine_freqmax`` Hz) Z component reaches ``refine_thr``. The STA/LTA is computed
-   per contiguous data segment, each demeaned first, so a restart of data after a gap (at any DC offset)
-   is no onset, and it is 0 for the first ``refine_lta`` seconds of every segment (the LTA warm-up): no
-   pick falls there. When it never reaches the threshold
-   (or there is no Z) the pick falls back to the ``"window"`` rule: the first triggering window's start
+   on the pick's own stretch (``pad`` before that range, then the range), per contiguous data segment,
+   each demeaned first, so a restart of data after a gap (at any DC offset) is no onset, and it is 0 for
+   the first ``refine_lta`` seconds of every segment (the LTA warm-up): no pick falls there. A pick thus
+   depends on the data near it only, never on where a task's read begins. When it never reaches the
+   threshold (or there is no Z) the pick falls back to the ``"window"`` rule: the first triggering window's start
    plus ``pick_offset_seconds`` (default: the training windows' ``pre_p_seconds``, 8 s).
 
 Then (driver) the picks of the triggers starting in the span, of all station-days, are associated into events
@@ -103,6 +111,16 @@ from seisgrid.seismic.stationdata import (
     station_channels,
     station_coordinates,
 )
+from seisgrid.seismic.windowgrid import (
+    changed_spans,
+    data_windows,
+    invalid_windows,
+    merge,
+    overlap,
+    runs,
+    subtract,
+    window_range,
+)
 
 if TYPE_CHECKING:
     import os
@@ -121,7 +139,7 @@ logger = logging.getLogger("seisgrid")
 STORE_KIND = "seisgrid-probabilities"
 COMPONENTS = "ZNE"
 PICK_METHODS = ("stalta", "window")
-RECORD_FORMAT = 2  # manifest records with "spans" and "evaluated" (window-index intervals of the day)
+RECORD_FORMAT = 3  # manifest records with "spans", "evaluated" (window-index intervals of the day), "inputs"
 
 
 def _opt(key, value):
@@ -198,7 +216,7 @@ class ModelScorer:
 
         model, cfg = models.load_checkpoint(path, s["device"])
         self.waveform = (cfg.get("input") or {}).get("kind") == "waveform"
-        if s["device"].startswith("cuda") and not self.waveform:
+        if not self.waveform:  # images: channels_last is faster on CUDA and on oneDNN CPUs alike
             import torch
 
             # torch's stubs give Module.to no memory_format keyword (it has one)
@@ -210,7 +228,7 @@ class ModelScorer:
         """P(earthquake) of windows ``(n, 3, samples)`` (``present`` is not used: absent components are zero)."""
         return probabilities(self.model, windows, self.params, device=self.s["device"],
                              batch_size=self.s["batch_size"], earthquake_index=self.s["earthquake_index"],
-                             waveform=self.waveform)
+                             waveform=self.waveform, bf16=self.s.get("precision") == "bf16")
 
 
 class ForestScorer:
@@ -290,10 +308,12 @@ def _set_threads(device: str) -> None:
 
 
 def probabilities(model: torch.nn.Module, windows: np.ndarray, params: SpectrogramParams, *, device: str,
-                  batch_size: int, earthquake_index: int = 1, waveform: bool = False) -> np.ndarray:
+                  batch_size: int, earthquake_index: int = 1, waveform: bool = False,
+                  bf16: bool | None = None) -> np.ndarray:
     """P(earthquake) of windows ``(n, 3, samples)`` (float32, demeaned): spectrograms + model in batches.
 
     ``waveform``: the model takes the windows themselves (``models.INPUT_KINDS``), no spectrogram.
+    ``bf16``: the model under bf16 autocast (default: on CUDA only; see ``models.pick_precision``).
     """
     import torch
 
@@ -311,9 +331,9 @@ def probabilities(model: torch.nn.Module, windows: np.ndarray, params: Spectrogr
                 images = spectrogram_torch(torch.from_numpy(batch).to(dev, non_blocking=True), params)
             else:  # on a CPU the NumPy/SciPy path is ~2× faster (benchmarks/spectrogram.py); same images
                 images = torch.from_numpy(spectrogram_numpy(batch, params))
-            if cuda and not waveform:
+            if not waveform:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda if bf16 is None else bf16):
                 logits = model(images)
             p = torch.softmax(logits.float(), dim=1)[:, earthquake_index]
         out[a:a + len(p)] = p.cpu().numpy()
@@ -321,17 +341,6 @@ def probabilities(model: torch.nn.Module, windows: np.ndarray, params: Spectrogr
 
 
 # -------------------------------------------------------------------------------------- the task
-def _segments_in(archive, cid, lo_ns, hi_ns) -> list:
-    attrs = archive.channel(cid)
-    rate, origin = attrs["sampling_rate"], attrs["origin_ns"]
-    out = []
-    for a, b in attrs["segments"]:
-        ta, tb = origin + round(a * NS / rate), origin + round(b * NS / rate)
-        if ta < hi_ns and tb > lo_ns:
-            out.append([a, b])
-    return [rate, out]
-
-
 def _stalta_cf(z: np.ndarray, rate: float, s: dict) -> np.ndarray:
     """Recursive STA/LTA of the bandpassed Z, computed per contiguous segment (NaN = gap), 0 elsewhere.
 
@@ -344,7 +353,7 @@ def _stalta_cf(z: np.ndarray, rate: float, s: dict) -> np.ndarray:
 
     cf = np.zeros(len(z), dtype=np.float64)
     nsta, nlta = max(1, int(s["refine_sta"] * rate)), max(2, int(s["refine_lta"] * rate))
-    for a, b in _runs(np.isfinite(z)):
+    for a, b in runs(np.isfinite(z)):
         if b - a <= nlta:
             continue
         x = z[a:b].astype(np.float64)
@@ -357,67 +366,41 @@ def _stalta_cf(z: np.ndarray, rate: float, s: dict) -> np.ndarray:
     return cf
 
 
-def _runs(above: np.ndarray) -> list[tuple[int, int]]:
-    """(first, end) index pairs of runs of True (end exclusive)."""
-    if not len(above):
-        return []
-    padded = np.concatenate(([False], above, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
-# ------------------------------------------------------------------ window-index intervals [a, b)
-def _merge(intervals) -> list[list[int]]:
-    """Sorted, merged (touching ones joined) ``[a, b)`` intervals; empty ones dropped."""
-    out: list[list[int]] = []
-    for a, b in sorted((int(a), int(b)) for a, b in intervals if b > a):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
-
-
-def _subtract(k0: int, k1: int, done) -> list[list[int]]:
-    """The parts of ``[k0, k1)`` outside the intervals ``done``."""
-    out, a = [], k0
-    for lo, hi in _merge(done):
-        if hi <= a or lo >= k1:
-            continue
-        if lo > a:
-            out.append([a, lo])
-        a = max(a, hi)
-    if a < k1:
-        out.append([a, k1])
-    return out
-
-
-def _overlap(intervals, k0: int, k1: int) -> int:
-    """Number of indices of ``intervals`` inside ``[k0, k1)``."""
-    return sum(max(0, min(b, k1) - max(a, k0)) for a, b in intervals)
-
-
-def window_range(day: int, lo_ns: int | None, hi_ns: int | None, stride_ns: int) -> tuple[int, int]:
-    """Indices ``[k0, k1)`` of the windows of ``day`` starting in ``[lo_ns, hi_ns)``.
-
-    Window ``k`` starts at ``day + k × stride``; a bound of None is unbounded.
-    """
-    day0, n_day = day * DAY_NS, DAY_NS // stride_ns
-    k0 = 0 if lo_ns is None else -((day0 - lo_ns) // stride_ns)  # ceil
-    k1 = n_day if hi_ns is None else -((day0 - hi_ns) // stride_ns)
-    return int(min(max(k0, 0), n_day)), int(min(max(k1, 0), n_day))
-
-
 def _ns_of(iso: str) -> int:
     return int(np.datetime64(iso.rstrip("Z"), "ns").astype(np.int64))
 
 
+def _window_of(pick: dict, day: int, stride_ns: int) -> int:
+    """Index in ``day`` of the first window of ``pick``'s trigger."""
+    return (_ns_of(pick["window_start"]) - day * DAY_NS) // stride_ns
+
+
 # -------------------------------------------------------------------------------------- the task
+def context(s: dict) -> dict:
+    """How far a window's probability and the pick starting at it reach into the data around it.
+
+    ``look`` windows of look-back (the window before a run tells where it starts), ``horizon`` windows
+    of look-ahead (a pick's ``windows`` and ``probability`` are measured over at most the first
+    ``horizon`` windows of its run, so they do not depend on where an interval ends), ``pad_ns`` of data
+    before the pick's search range for the STA/LTA warm-up, and ``before_ns``/``after_ns``: the data
+    window ``k`` and the pick starting at it depend on lie in ``[start_k − before_ns, start_k + after_ns)``
+    (a margin of one stride covers resampling edges).
+    """
+    stride_ns = round(s["stride_seconds"] * NS)
+    window_ns = round(s["window_seconds"] * NS)
+    look = max(math.ceil(window_ns / stride_ns), s["min_windows"])
+    horizon = 2 * look
+    pad_ns = round(3 * s["refine_lta"] * NS) if s["pick_method"] == "stalta" else 0
+    return {"look": look, "horizon": horizon, "pad_ns": pad_ns,
+            "before_ns": 2 * stride_ns + pad_ns, "after_ns": window_ns + (horizon + 1) * stride_ns}
+
+
 def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path: str):
     """Probabilities of the windows ``k0 ≤ k < k1`` of the task's day and the picks of their triggers.
 
     The picks are those of the triggers that start among these windows (module docstring, steps 1–3 and
-    5). Returns ``(probs, picks, computed)``.
+    5). Each depends only on the data within :func:`context`'s reach of its window, never on where the
+    interval begins or ends. Returns ``(probs, picks, computed)``.
     """
     rate = s["sampling_rate"]
     n_win = round(s["window_seconds"] * rate)
@@ -426,12 +409,11 @@ def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path:
     window_ns = round(s["window_seconds"] * NS)
     day0 = task["day"] * DAY_NS
     n_span = k1 - k0
-    # windows of look-back and look-ahead: runs crossing the interval's edges are seen whole
-    look = max(math.ceil(window_ns / stride_ns), s["min_windows"])
+    ctx = context(s)
+    look, horizon, pad_ns = ctx["look"], ctx["horizon"], ctx["pad_ns"]
     first_ns = day0 + (k0 - look) * stride_ns  # first window start evaluated
-    pad_ns = round(3 * s["refine_lta"] * NS) if s["pick_method"] == "stalta" else 0
     read_lo = first_ns - pad_ns
-    n_all = n_span + 2 * look
+    n_all = look + n_span + horizon
     read_hi = first_ns + (n_all - 1) * stride_ns + window_ns
     comps = np.full((3, round((read_hi - read_lo) * rate / NS)), np.nan, dtype=np.float32)
     for k, comp in enumerate(COMPONENTS):
@@ -439,8 +421,8 @@ def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path:
         if cid is not None:
             comps[k] = read_component(archive, cid, read_lo, read_hi, rate,
                                       despike_factor=s["despike"])[: comps.shape[1]]
-    offset = round(pad_ns * rate / NS)
-    starts = offset + np.arange(n_all) * stride
+    pad = round(pad_ns * rate / NS)
+    starts = pad + np.arange(n_all) * stride
     # a component is complete in a window when none of its samples is NaN (cumulative NaN counts)
     nan_cum = np.concatenate((np.zeros((3, 1), np.int64), np.cumsum(np.isnan(comps), axis=1)), axis=1)
     complete = (nan_cum[:, starts + n_win] - nan_cum[:, starts]) == 0  # (3, n_all)
@@ -461,19 +443,18 @@ def _detect_interval(archive, task: dict, k0: int, k1: int, s: dict, model_path:
             probs[sel] = scorer(w.astype(np.float32), present)
     # picks: runs of ≥ min_windows windows with P ≥ threshold that start in [k0, k1)
     above = np.nan_to_num(probs, nan=0.0) >= s["threshold"]
-    cf = None
     picks = []
-    for a, b in _runs(above):
+    for a, b in runs(above):
         if b - a < s["min_windows"] or not look <= a < look + n_span:
             continue
+        b = min(b, a + horizon)
         w_start = first_ns + a * stride_ns
         t_pick, method = w_start + round(s["pick_offset_seconds"] * NS), "window"
         if s["pick_method"] == "stalta" and task["channels"].get("Z"):
-            if cf is None:
-                cf = _stalta_cf(comps[0], rate, s)
-            lo = max(starts[a] - stride, 0)
-            hi = min(starts[a] + n_win, len(cf))
-            hit = np.flatnonzero(cf[lo:hi] >= s["refine_thr"])
+            # the STA/LTA of this pick's own stretch (pad of warm-up, then [window start − stride, window end))
+            lo = starts[a] - stride
+            cf = _stalta_cf(comps[0, lo - pad:starts[a] + n_win], rate, s)[pad:]
+            hit = np.flatnonzero(cf >= s["refine_thr"])
             if len(hit):
                 t_pick = read_lo + round((lo + hit[0]) * NS / rate)
                 method = "stalta"
@@ -520,20 +501,26 @@ def detect_station_day(task: dict, store_url: str, store_options: dict, model_pa
     spans = list(previous["spans"]) if previous else []
     evaluated = list(previous["evaluated"]) if previous else []
     picks = list(previous["picks"]) if previous else []
-    above = int(previous["above_threshold"]) if previous else 0
+    invalid = task.get("invalid") or []
+    if previous is not None and invalid:  # windows that read data changed since: forgotten, then recomputed
+        spans = [iv for a, b in spans for iv in subtract(a, b, invalid)]
+        evaluated = [iv for a, b in evaluated for iv in subtract(a, b, invalid)]
+        picks = [p for p in picks if not overlap(invalid, (k := _window_of(p, task["day"], stride_ns)), k + 1)]
+        for a, b in invalid:
+            arr[a:b] = np.nan
     computed = 0
     for k0, k1 in task["intervals"]:
         probs, new_picks, n = _detect_interval(archive, task, k0, k1, s, model_path)
         arr[k0:k1] = probs
         spans.append([k0, k1])
-        evaluated += [[k0 + a, k0 + b] for a, b in _runs(np.isfinite(probs))]
+        evaluated += [[k0 + a, k0 + b] for a, b in runs(np.isfinite(probs))]
         picks += new_picks
-        above += int((probs >= s["threshold"]).sum())
         computed += n
-    evaluated = _merge(evaluated)
-    n_evaluated = _overlap(evaluated, 0, n_day)
+    above = int((np.asarray(arr[:]) >= s["threshold"]).sum())
+    evaluated = merge(evaluated)
+    n_evaluated = overlap(evaluated, 0, n_day)
     record = {"station": task["station"], "day": label, "fingerprint": task["fingerprint"],
-              "channels": task["channels"], "windows": int(n_day), "spans": _merge(spans),
+              "channels": task["channels"], "inputs": task["inputs"], "windows": int(n_day), "spans": merge(spans),
               "evaluated": evaluated, "windows_evaluated": n_evaluated, "windows_computed": computed,
               "above_threshold": above, "station_days": task.get("station_days"),
               "picks": sorted(picks, key=lambda p: p["time_ns"]),
@@ -753,7 +740,7 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
     refine_keys = ("refine_freqmin", "refine_freqmax", "refine_sta", "refine_lta", "refine_thr", "despike")
     locate_keys = ("p_velocity_kms", "depth_km", "grid_radius_km", "grid_step_km", "location_sigma_seconds",
                    "location_confidence")
-    unknown = sorted(set(options) - set(refine_keys) - set(locate_keys) - {"associator"})
+    unknown = sorted(set(options) - set(refine_keys) - set(locate_keys) - {"associator", "precision"})
     if unknown:
         raise ConfigError(f"detect: unknown options {unknown}")
     if method not in (None, *SCORERS):
@@ -791,6 +778,8 @@ def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = 
         "pick_offset_seconds": offset,
         "batch_size": int(_opt("batch_size", batch_size)),
         "device": "cpu" if method == "forest" else str(models.pick_device(_opt("device", device))),
+        "precision": "fp32" if method == "forest" else models.pick_precision(
+            _opt("precision", options.get("precision")), models.pick_device(_opt("device", device))),
         **{k: float(_opt(k, options.get(k))) for k in refine_keys},
         "model_fingerprint": _sha1_file(model_path, cfg),
     }
@@ -885,54 +874,42 @@ def _stalta_baseline(store_url, out_catalog, start, end, client, model_only: dic
     return detect_stalta(store_url, out_catalog, start=start, end=end, client=client, min_stations=min_stations)
 
 
-def _data_windows(spans: list[tuple[int, int]], window_ns: int, stride_ns: int) -> dict[int, list[list[int]]]:
-    """Per day, the merged intervals ``[k0, k1)`` of the windows that lie inside a data span.
-
-    Only those can hold a complete component (a window is evaluated when one does). Window ``k`` of day
-    ``d`` covers ``[d + k × stride, d + k × stride + window)``; the stride divides a day, so window ``K``
-    counted from 1970 is window ``K mod n`` of day ``K div n``.
-    """
-    n_day = DAY_NS // stride_ns
-    out: dict[int, list[list[int]]] = {}
-    for a, b in spans:
-        first = -(-a // stride_ns)  # the first window starting at or after a
-        last = (b - window_ns) // stride_ns + 1  # after the last window ending at or before b
-        for day in range(first // n_day, (last - 1) // n_day + 1):
-            k0, k1 = max(first - day * n_day, 0), min(last - day * n_day, n_day)
-            if k0 < k1:
-                out.setdefault(day, []).append([k0, k1])
-    return {day: _merge(iv) for day, iv in sorted(out.items())}
-
-
 def _plan_tasks(archive, stations_channels: dict, lo_ns, hi_ns, stride_ns: int, ms: dict, settings: dict,
                 fp_settings: dict, done: dict) -> tuple[list[dict], list[dict], dict]:
     """The station-day tasks of the span, the records reused as they are and the windows wanted per day.
 
     Only days with windows inside the station's data get a task, and only those windows are
     computed (intervals of the day); ``wanted`` maps ``(station, day label)`` to ``(day, k0, k1)``, the
-    windows of the day starting in the span. A record in ``done`` with the day's fingerprint leaves only
-    the data windows outside its ``spans`` to compute (none: the record is reused, no task); otherwise the
-    day starts afresh (module docstring, step 4).
+    windows of the day starting in the span. A record in ``done`` with the day's fingerprint (detector,
+    settings, channels) keeps its windows except those whose data changed since (``invalid``: the blocks
+    of :meth:`~seisgrid.seismic.store.Archive.content_blocks` within :func:`context`'s reach); the data
+    windows of the span outside what it keeps are computed (none: the record is reused, no task).
+    Otherwise the day starts afresh (module docstring, step 4).
     """
     tasks, records, wanted = [], [], {}
     window_ns = int(ms["window_seconds"] * NS)
-    reach = 2 * (max(window_ns, settings["min_windows"] * stride_ns) + stride_ns)
+    reach = context(settings)
+    blocks = archive.content_blocks()
     for station, channels in stations_channels.items():
         spans = data_spans(archive, channels.values())
-        for day, data_iv in _data_windows(spans, window_ns, stride_ns).items():
+        for day, data_iv in data_windows(spans, window_ns, stride_ns).items():
             k0, k1 = window_range(day, lo_ns, hi_ns, stride_ns)
-            todo = _merge([max(a, k0), min(b, k1)] for a, b in data_iv)
+            todo = merge([max(a, k0), min(b, k1)] for a, b in data_iv)
             if not todo:
                 continue
             wanted[(station, day_label(day))] = (day, k0, k1)
-            span = (day * DAY_NS - reach - int(3 * settings["refine_lta"] * NS), (day + 1) * DAY_NS + reach)
-            inputs = {c: _segments_in(archive, cid, *span) for c, cid in sorted(channels.items())}
-            fingerprint = hashlib.sha1(json.dumps([station, day, channels, inputs, fp_settings], sort_keys=True,
+            read = (day * DAY_NS - reach["before_ns"], (day + 1) * DAY_NS + reach["after_ns"])
+            inputs = {cid: [list(b) for b in blocks.get(cid, []) if b[0] < read[1] and b[1] > read[0]]
+                      for _, cid in sorted(channels.items())}
+            fingerprint = hashlib.sha1(json.dumps([station, day, channels, fp_settings], sort_keys=True,
                                                   default=str).encode()).hexdigest()
             previous = done.get((station, day_label(day)))
+            invalid: list[list[int]] = []
             if previous and previous["fingerprint"] == fingerprint:
-                missing = _merge(iv for a, b in todo for iv in _subtract(a, b, previous["spans"]))
-                if not missing:
+                invalid = invalid_windows(changed_spans(previous.get("inputs", {}), inputs), day, stride_ns, reach)
+                kept = [iv for a, b in previous["spans"] for iv in subtract(a, b, invalid)]
+                missing = merge(iv for a, b in todo for iv in subtract(a, b, kept))
+                if not missing and not invalid:
                     records.append(previous)
                     continue
             else:
@@ -940,7 +917,8 @@ def _plan_tasks(archive, stations_channels: dict, lo_ns, hi_ns, stride_ns: int, 
             day_data = sum(min(b, (day + 1) * DAY_NS) - max(a, day * DAY_NS) for a, b in spans
                            if a < (day + 1) * DAY_NS and b > day * DAY_NS)
             tasks.append({"station": station, "day": day, "channels": channels, "fingerprint": fingerprint,
-                          "intervals": missing, "previous": previous, "station_days": round(day_data / DAY_NS, 6)})
+                          "inputs": inputs, "intervals": missing, "invalid": invalid, "previous": previous,
+                          "station_days": round(day_data / DAY_NS, 6)})
     return tasks, records, wanted
 
 
@@ -949,10 +927,10 @@ def _picks_in_span(records: list[dict], wanted: dict, stride_ns: int) -> tuple[l
     picks, evaluated = [], 0
     for r in records:  # only what lies in the span: a record may cover more of its day
         day, k0, k1 = wanted[(r["station"], r["day"])]
-        evaluated += _overlap(r["evaluated"], k0, k1)
-        picks += [p for p in r["picks"] if k0 <= (_ns_of(p["window_start"]) - day * DAY_NS) // stride_ns < k1]
+        evaluated += overlap(r["evaluated"], k0, k1)
+        picks += [p for p in r["picks"] if k0 <= _window_of(p, day, stride_ns) < k1]
     return picks, evaluated
 
 
 __all__ = ["SCORERS", "SCORER_CONFIGS", "ForestScorer", "ModelScorer", "detect", "detect_stalta", "detect_station_day",
-           "model_settings", "probabilities", "scorer_config", "window_range"]
+           "model_settings", "probabilities", "scorer_config"]

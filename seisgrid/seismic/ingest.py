@@ -199,6 +199,24 @@ def _write_day(task: dict, values: np.ndarray, first: int, store_url: str, store
                        if key.startswith(prefix)}}
 
 
+def block_digests(values: np.ndarray, block: int, start_ns: int, rate: float) -> dict:
+    """Content digests of a day's samples in blocks of ``block`` samples (``ingest.digest_seconds``: 10 min).
+
+    Detection compares them between runs to find the hours whose samples changed (a new file, a rewritten
+    one) and recomputes only the windows that read them (:mod:`seisgrid.seismic.detect`).
+
+    Returns
+    -------
+    dict
+        ``start_ns`` (the day's first sample), ``samples`` (per block), ``seconds`` and ``digests``
+        (BLAKE2b, 8 bytes, hex; one per block, in order).
+    """
+    view = np.ascontiguousarray(values)
+    digests = [hashlib.blake2b(view[a:a + block].tobytes(), digest_size=8).hexdigest()
+               for a in range(0, len(view), block)]
+    return {"start_ns": int(start_ns), "samples": int(block), "seconds": block / rate, "digests": digests}
+
+
 def write_channel_day(task: dict, source_options: dict, store_url: str, store_options: dict) -> dict:
     """Decode, place and write one channel-day (step 3 of the module docstring); returns its record."""
     # One task per core: Blosc's own threads would only compete with the other workers.
@@ -275,6 +293,8 @@ def write_channel_day(task: dict, source_options: dict, store_url: str, store_op
     record["segments"] = segments
     record["samples"] = int(sum(b - a for a, b in segments))
     if record["samples"]:
+        record["blocks"] = block_digests(values, max(1, round(rate * task.get("digest_seconds", 600))), day_start_ns,
+                                         rate)
         record.update(_write_day(task, values, first, store_url, store_options))
     manifest.write_record(store_url, store_options, "days", cid, record["day"], record)
     return record
@@ -640,7 +660,8 @@ def _repair_result(repaired: dict | None, task_sources: dict) -> dict:
 def ingest(source: str, store: str, *, client: Client | LazyClient | None = None, pattern: str | None = None,
            format: str | None = None, origin: str | None = None, chunk_seconds: int | None = None,
            shard_seconds: int | None = None, compressor: str | None = None, compression_level: int | None = None,
-           repair: bool = False, store_engine: str | None = None, progress: bool = True) -> dict:
+           repair: bool = False, store_engine: str | None = None, progress: bool = True,
+           files: list[SourceFile] | None = None) -> dict:
     """Ingest the waveform files under ``source`` into the Zarr store ``store``.
 
     Every option is checked (:func:`resolve_options`) and the files are listed before anything is
@@ -678,6 +699,10 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
         publishes everything at once as a new version (summary keys ``store_engine``, ``version``).
     progress : bool
         Show tqdm progress bars on stderr.
+    files : list of SourceFile, optional
+        The files of ``source`` to consider, as :func:`~seisgrid.seismic.archive.find_files` lists them
+        (default: list them now). ``seisgrid watch`` passes the files that have stopped changing, so that
+        a file still being written is left for a later run.
 
     Returns
     -------
@@ -706,7 +731,8 @@ def ingest(source: str, store: str, *, client: Client | LazyClient | None = None
     fmt = opts["format"]
     source_options = storage.storage_options(source)
     store_options = storage.storage_options(store)
-    files = _outside_store(find_files(source, opts["pattern"]), source, store, source_options, store_options)
+    listed = find_files(source, opts["pattern"]) if files is None else files
+    files = _outside_store(listed, source, store, source_options, store_options)
     if not files:
         raise StorageError(f"{source}: no files found outside the store {store}")
     layout = source_layout(source, files)
@@ -775,6 +801,9 @@ def _ingest_into(store: str, store_options: dict, run: versioned.Transaction | N
     done = {(rec["id"], rec["day"]): rec for rec in manifest.read_records(store, store_options, "days").values()}
     tasks, day_records = [], []
     checksums = bool(config.get("ingest.checksums", default=True))
+    digest_seconds = float(config.get("ingest.digest_seconds", default=600))
+    if not digest_seconds > 0:
+        raise ConfigError(f"ingest.digest_seconds={digest_seconds}: must be > 0 (seconds of samples per digest)")
     for (cid, day), sources in sorted(task_sources.items()):
         if cid not in channel_params:
             continue
@@ -785,7 +814,8 @@ def _ingest_into(store: str, store_options: dict, run: versioned.Transaction | N
             day_records.append(previous)
             continue
         tasks.append({"id": cid, "day": day, "sources": sources, "fingerprint": fingerprint,
-                      "channel": params, "array_path": params["array_path"], "checksums": checksums})
+                      "channel": params, "array_path": params["array_path"], "checksums": checksums,
+                      "digest_seconds": digest_seconds})
     write_failures: list[dict] = []
     new_records = [rec for rec in versioned.run_tasks(run, client, write_channel_day, tasks,
                                                       (source_options, store, store_options), "ingest",

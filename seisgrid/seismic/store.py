@@ -32,9 +32,10 @@ import numpy as np
 import obspy
 import xarray as xr
 
-from seisgrid import storage
+from seisgrid import manifest, storage
 from seisgrid.errors import ConfigError, SeisgridError, StorageError
 from seisgrid.seismic.layout import (
+    DAY_NS,
     FILL_VALUES,
     MANIFEST,
     NS,
@@ -109,6 +110,7 @@ class Archive:
             raise StorageError(f"{self.url}: not a seisgrid waveform store (run `seisgrid ingest` first)")
         self._arrays = {}
         self._stations: dict[str, list[str]] = {}
+        self._blocks: dict[str, list[tuple[int, int, str]]] | None = None
         for station_name, station in self.root.groups():
             if station_name == MANIFEST:
                 continue
@@ -151,6 +153,31 @@ class Archive:
     def segments(self, cid: str) -> list[tuple[int, int]]:
         """Contiguous data spans of ``cid`` as (first, end) sample indices (end exclusive)."""
         return [tuple(s) for s in self.channel(cid)["segments"]]
+
+    def content_blocks(self) -> dict[str, list[tuple[int, int, str]]]:
+        """Per channel id, ``(start_ns, end_ns, digest)`` of every block of samples ingest wrote.
+
+        Blocks are the store's chunks (an hour) with a digest of their samples
+        (:func:`seisgrid.seismic.ingest.block_digests`): a block whose digest is unchanged holds the same
+        samples. A day ingested before blocks were recorded is one block whose digest is its manifest
+        fingerprint (its input files), so any change of its inputs changes the whole day.
+        """
+        if self._blocks is None:
+            blocks: dict[str, list[tuple[int, int, str]]] = {}
+            for (cid, label), record in manifest.read_store_records(self.root.store, "days").items():
+                day_ns = int(np.datetime64(label, "D").astype("datetime64[ns]").astype(np.int64))
+                found = record.get("blocks")
+                if not record.get("samples"):
+                    continue
+                if found:
+                    step = round(found["seconds"] * NS)
+                    blocks.setdefault(cid, []).extend(
+                        (found["start_ns"] + i * step, found["start_ns"] + (i + 1) * step, digest)
+                        for i, digest in enumerate(found["digests"]))
+                else:
+                    blocks.setdefault(cid, []).append((day_ns, day_ns + DAY_NS, str(record.get("fingerprint"))))
+            self._blocks = {cid: sorted(b) for cid, b in blocks.items()}
+        return self._blocks
 
     def inventory(self) -> dict:
         """Per channel: rate, dtype, span, samples and gaps (with times); and the store's total samples."""
