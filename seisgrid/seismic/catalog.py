@@ -178,14 +178,9 @@ def write_catalog(events: list[dict], out: str | os.PathLike, *, summary: dict |
     Returns the paths written: ``quakeml``, ``csv`` (and ``json``).
     """
     base = stem(out)
-    fs, path = storage.filesystem(base)
-    parent = str(pathlib.PurePosixPath(path).parent)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
+    options = storage.storage_options(base)
     buf = io.BytesIO()
     to_obspy(events, method=method).write(buf, format="QUAKEML")
-    with fs.open(path + ".xml", "wb") as f:
-        f.write(buf.getvalue())
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -194,12 +189,13 @@ def write_catalog(events: list[dict], out: str | os.PathLike, *, summary: dict |
         row["stations"] = ";".join(ev.get("stations") or [])
         row["picks"] = ";".join(f"{p['station']}@{p['time']}" for p in ev.get("picks") or [])
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    with fs.open(path + ".csv", "w") as f:
-        f.write(text.getvalue())
+    # each file whole or not at all (temp file + rename; one PUT on object stores): a reader that
+    # follows the catalog while `seisgrid watch` rewrites it never sees half a file
+    storage.write_bytes(base + ".xml", buf.getvalue(), options)
+    storage.write_bytes(base + ".csv", text.getvalue().encode(), options)
     paths = {"quakeml": base + ".xml", "csv": base + ".csv"}
     if summary is not None:
-        with fs.open(path + ".json", "w") as f:
-            json.dump(summary, f, indent=2, default=str)
+        storage.write_bytes(base + ".json", json.dumps(summary, indent=2, default=str).encode(), options)
         paths["json"] = base + ".json"
     return paths
 

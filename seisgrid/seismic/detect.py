@@ -219,6 +219,7 @@ class ModelScorer:
         if not self.waveform:  # images: channels_last is faster on CUDA and on oneDNN CPUs alike
             import torch
 
+            model = _fused(model)
             # torch's stubs give Module.to no memory_format keyword (it has one)
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model, self.s = model, s
@@ -229,6 +230,25 @@ class ModelScorer:
         return probabilities(self.model, windows, self.params, device=self.s["device"],
                              batch_size=self.s["batch_size"], earthquake_index=self.s["earthquake_index"],
                              waveform=self.waveform, bf16=self.s.get("precision") == "bf16")
+
+
+def _fused(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with each BatchNorm folded into the convolution before it (inference only).
+
+    The same outputs to float rounding, 10 % faster on a CPU, and no bf16↔fp32 casts around the norms
+    under autocast. torch.fx's ``fuse`` traces the model; a model it cannot trace is used as it is.
+    """
+    import torch
+
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model)
+    except Exception as exc:  # noqa: BLE001  (a model torch.fx cannot trace: data-dependent control flow)
+        logger.info("detect: BatchNorm not folded (%s: %s)", type(exc).__name__, exc)
+        return model
 
 
 class ForestScorer:
@@ -330,7 +350,7 @@ def probabilities(model: torch.nn.Module, windows: np.ndarray, params: Spectrogr
             elif cuda:
                 images = spectrogram_torch(torch.from_numpy(batch).to(dev, non_blocking=True), params)
             else:  # on a CPU the NumPy/SciPy path is ~2× faster (benchmarks/spectrogram.py); same images
-                images = torch.from_numpy(spectrogram_numpy(batch, params))
+                images = torch.from_numpy(spectrogram_numpy(batch, params, threads=torch.get_num_threads()))
             if not waveform:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda if bf16 is None else bf16):
@@ -622,8 +642,9 @@ def detect_stalta(store_url: str | os.PathLike, out_catalog: str | os.PathLike, 
     Returns
     -------
     dict
-        ``method`` ("stalta"), ``n_events``, ``catalog`` (paths), ``station_days`` (module docstring: data
-        time), ``station_triggers``, ``seconds``, ``warnings`` and the trigger run's counts (``tasks``, ...).
+        ``method`` ("stalta"), ``n_events``, ``events``, ``catalog`` (paths), ``station_days`` (module
+        docstring: data time), ``station_triggers``, ``seconds``, ``warnings`` and the trigger run's counts
+        (``tasks``, ...).
     """
     from seisgrid.seismic.catalog import from_stalta, write_catalog
     from seisgrid.seismic.stalta import detect_archive
@@ -634,7 +655,7 @@ def detect_stalta(store_url: str | os.PathLike, out_catalog: str | os.PathLike, 
     events = from_stalta(triggers)
     info["seconds"] = round(time.perf_counter() - t0, 3)
     paths = write_catalog(events, out_catalog, summary={"method": "stalta", **info}, method="stalta")
-    return {"method": "stalta", "n_events": len(events), "catalog": paths, **info}
+    return {"method": "stalta", "n_events": len(events), "catalog": paths, "events": events, **info}
 
 
 def detect(store_url: str | os.PathLike, model_path: str | os.PathLike | None = None,

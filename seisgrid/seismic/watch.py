@@ -3,8 +3,9 @@
 ``seisgrid watch SOURCE STORE --model MODEL --out CATALOG`` polls ``SOURCE`` every ``poll_seconds`` and
 runs a **cycle** whenever a file has appeared or changed:
 
-1. **Settled files only.** A file counts once its size and version (mtime or ETag) have stayed the same
-   for ``settle_seconds``: a file still being copied is left for a later cycle. While a file that was
+1. **Settled files only.** A local file counts once its size and mtime have stayed the same for
+   ``settle_seconds`` (its mtime tells how long at first sight): a file still being copied is left for a
+   later cycle. An object on S3 is whole once listed (a PUT is atomic). While a file that was
    ingested before is being rewritten, the cycle waits for it (ingesting without it would drop its
    samples from the store until it settles).
 2. **Ingest** (:func:`seisgrid.seismic.ingest.ingest` with the settled files): the ingest manifest's
@@ -54,7 +55,15 @@ class _Sighting:
     size: int
     version: str
     first_seen: float  # wall-clock time the file was first seen with this size and version
-    first_seen_mono: float
+    stable_since: float  # monotonic time since which it has not changed, as far as we know
+
+
+def _mtime(version: str) -> float:
+    """A local file's mtime from its version tag (``find_files``: the mtime), else now (not yet settled)."""
+    try:
+        return float(version)
+    except ValueError:
+        return time.time()
 
 
 def event_key(event: dict) -> str:
@@ -96,14 +105,18 @@ class Watcher:
         """
         now, mono = time.time(), time.monotonic()
         listed = self._list()
+        local = storage.is_local(self.source)
         for f in listed:
             seen = self.sightings.get(f.url)
             if seen is None or (seen.size, seen.version) != (f.size, f.version):
-                self.sightings[f.url] = _Sighting(f.size, f.version, now, mono)
+                # unchanged since: a local file's mtime (its last write); an object store's object is
+                # whole from the moment it is listed (a PUT is atomic), so it needs no settling
+                age = max(0.0, now - _mtime(f.version)) if local else self.settle_seconds
+                self.sightings[f.url] = _Sighting(f.size, f.version, now, mono - age)
         present = {f.url for f in listed}
         for url in set(self.sightings) - present:
             del self.sightings[url]
-        settled = [f for f in listed if mono - self.sightings[f.url].first_seen_mono >= self.settle_seconds]
+        settled = [f for f in listed if mono - self.sightings[f.url].stable_since >= self.settle_seconds]
         unsettled = {f.url for f in listed} - {f.url for f in settled}
         if unsettled & set(self.ingested):
             return settled, []
@@ -138,8 +151,9 @@ class Watcher:
             ingested = ingest(self.source, self.store, client=self.client, pattern=self.pattern,
                               store_engine=self.store_engine, progress=self.progress, files=settled)
             t1 = time.perf_counter()
+            engine = {} if self.detect_options.get("method") == "stalta" else {"store_engine": self.store_engine}
             found = detect(self.store, self.model_path, self.out_catalog, client=self.client,
-                           progress=self.progress, store_engine=self.store_engine, **self.detect_options)
+                           progress=self.progress, **engine, **self.detect_options)
         except SeisgridError as exc:  # e.g. only files without waveform data so far: wait for the next file
             logger.error("watch: %s; waiting for the next file", exc)
             for f in settled:
@@ -156,7 +170,7 @@ class Watcher:
         latency = {} if resumed else {f.url: round(done - self.sightings[f.url].first_seen, 3) for f in fresh}
         result = {
             "files": [f.url for f in fresh], "resumed": resumed, "new_events": new, "n_events": found["n_events"],
-            "windows": found["windows"], "tasks_run": found["tasks_run"],
+            "windows": found.get("windows", 0), "tasks_run": found.get("tasks_run"),
             "seconds": {"ingest": round(t1 - t0, 3), "detect": round(t2 - t1, 3), "total": round(t2 - t0, 3)},
             "latency_seconds": latency, "catalog": found["catalog"], "finished_at": done,
             "ingest": {k: v for k, v in ingested.items() if not isinstance(v, list)} | {
@@ -170,7 +184,7 @@ class Watcher:
             logger.warning("watch: %s not ingested: %s", failed["path"], failed["reason"])
         worst = max(latency.values(), default=None)
         logger.warning("watch: %d file(s) → ingest %.1f s, detect %d windows %.1f s → %d events (%d new)%s",
-                       len(fresh), t1 - t0, found["windows"], t2 - t1, found["n_events"], len(new),
+                       len(fresh), t1 - t0, found.get("windows", 0), t2 - t1, found["n_events"], len(new),
                        f"; latency ≤ {worst:.1f} s" if worst is not None else "")
         return result
 
