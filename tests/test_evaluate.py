@@ -40,9 +40,9 @@ def waveform(amplitude, rng):
 
 
 def write_store(path, rows, *, seed=0, new_variables=True, split_column=True):
-    """A window store of ``rows`` (dicts: label, A, and optionally subclass, snr_db, distance_km, region,
-    network, split, augmented). ``new_variables=False`` writes a store as before ``subclass`` and ``distance_km``
-    existed; ``split_column=False`` one without split columns."""
+    """A window store of ``rows`` (dicts: label, A, and optionally subclass, snr_db, distance_km, magnitude,
+    region, network, split, augmented). ``new_variables=False`` writes a store as before ``subclass`` and
+    ``distance_km`` existed; ``split_column=False`` one without split columns."""
     rng = np.random.default_rng(seed)
     n = len(rows)
 
@@ -54,7 +54,7 @@ def write_store(path, rows, *, seed=0, new_variables=True, split_column=True):
         "waveform": np.stack([waveform(r.get("A"), rng) for r in rows]), "present": np.ones((n, 3), bool),
         "label": label, "p_index": np.where(label == 1, 1200, -1), "s_index": np.full(n, -1),
         "start_time": np.array(["2021-01-01T00:00"] * n, dtype="datetime64[ns]"),
-        "magnitude": np.full(n, NAN), "snr_db": col("snr_db", NAN).astype(float),
+        "magnitude": col("magnitude", NAN).astype(float), "snr_db": col("snr_db", NAN).astype(float),
         "distance_km": col("distance_km", NAN).astype(float), "augmented": col("augmented", False).astype(bool),
         "source": np.array(["synthetic"] * n), "region": col("region", "A"), "network": col("network", "XA"),
         "station": np.array([f"S{i:02d}" for i in range(n)]), "event_id": np.array([f"ev{i}" for i in range(n)]),
@@ -73,12 +73,17 @@ def write_store(path, rows, *, seed=0, new_variables=True, split_column=True):
 # Burst amplitudes fix the STA/LTA score order: e0 9.2 > n0 8.0 > e2 6.5 > e3 5.3 > n2 4.5 > e5 3.7 > n5 2.9
 # > e1 1.7 > e4 1.5 > the five windows without burst (≈ 1.0). Threshold 2: e0 e2 e3 e5 n0 n2 n5 detected.
 HAND = [
-    dict(name="e0", label=1, A=10, subclass="earthquake", snr_db=5, distance_km=10, region="A", network="XA"),
-    dict(name="e1", label=1, A=0.8, subclass="earthquake", snr_db=15, distance_km=30, region="A", network="XA"),
-    dict(name="e2", label=1, A=4, subclass="earthquake", snr_db=15, distance_km=NAN, region="B", network="XB"),
+    dict(name="e0", label=1, A=10, subclass="earthquake", snr_db=5, distance_km=10, magnitude=2.5, region="A",
+         network="XA"),
+    dict(name="e1", label=1, A=0.8, subclass="earthquake", snr_db=15, distance_km=30, magnitude=0.2, region="A",
+         network="XA"),
+    dict(name="e2", label=1, A=4, subclass="earthquake", snr_db=15, distance_km=NAN, magnitude=1.2, region="B",
+         network="XB"),
     dict(name="e3", label=1, A=3, subclass="earthquake", snr_db=NAN, distance_km=150, region="B", network="XB"),
-    dict(name="e4", label=1, A=0.6, subclass="earthquake", snr_db=45, distance_km=500, region="B", network="XC"),
-    dict(name="e5", label=1, A=2, subclass="earthquake", snr_db=25, distance_km=60, region="A", network="XA"),
+    dict(name="e4", label=1, A=0.6, subclass="earthquake", snr_db=45, distance_km=500, magnitude=0.7, region="B",
+         network="XC"),
+    dict(name="e5", label=1, A=2, subclass="earthquake", snr_db=25, distance_km=60, magnitude=0.8, region="A",
+         network="XA"),
     dict(name="n0", label=0, A=6, subclass="icequake", region="A", network="XA"),
     dict(name="n1", label=0, A=None, subclass="icequake", region="B", network="XB"),
     dict(name="n2", label=0, A=2.5, subclass="icequake", region="B", network="XB"),
@@ -128,6 +133,12 @@ def test_every_breakdown_number_by_hand(hand_store, tmp_path):
                     "unknown": (1, 1)}  # e0 | e1 | e5 | e3 | e4 | e2
     assert [(b["min"], b["max"]) for b in m["recall_by_snr"]] == [
         (None, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 40.0), (40.0, None), (None, None)]
+    mag = {b["bin"]: (b["n"], b["detected"]) for b in m["recall_by_magnitude"]}
+    assert mag == {"<0": (0, 0), "0–0.5": (1, 0), "0.5–1": (2, 1), "1–1.5": (1, 1), "1.5–2": (0, 0), "≥2": (1, 1),
+                   "unknown": (1, 1)}  # — | e1 | e4 e5 | e2 | — | e0 | e3
+    # M50: points (0.2, 0) (0.75, 0.5) (1.2, 1) (2.5, 1); the last below 50 % is 0.2 → 0.2 + 0.5 / 0.5 × 0.55
+    assert m["m50"]["m50"] == pytest.approx(0.75) and m["m50"]["bound"] == "="
+    assert r["bins"]["magnitude"][0] == [None, 0.0] and r["bins"]["magnitude"][-1] == [2.0, None]
 
     def counts(s):
         return (s["tp"], s["fp"], s["tn"], s["fn"], s["earthquakes"], s["noise"])
@@ -155,6 +166,8 @@ def test_every_breakdown_number_by_hand(hand_store, tmp_path):
     assert r["table"] in md and r["breakdown_tables"] in md
     assert "| STA/LTA | 100.0 % (1/1) | 50.0 % (1/2) | 100.0 % (1/1) | — | 0.0 % (0/1) | 100.0 % (1/1) |" in md
     assert "| XC | STA/LTA | 1 | 1 | — | 0.0 % | 0.0 % | 0.0 % |" in md
+    assert ("| STA/LTA | — | 0.0 % (0/1) | 50.0 % (1/2) | 100.0 % (1/1) | — | 100.0 % (1/1) | 100.0 % (1/1) |"
+            in md) and "M50 (magnitude from which window recall stays ≥ 50 %): STA/LTA 0.75" in md
 
 
 def test_an_older_store_without_subclass_or_distance_counts_them_unknown(tmp_path):

@@ -138,6 +138,32 @@ def test_bins_and_breakdowns_hand_computed():
         metrics.recall_by_bin([1], [1, 0], [1], bins)
 
 
+def test_m50_interpolates_where_recall_last_rises_through_half():
+    # per bin (mean magnitude, recall): <0 (-0.25, 0.5: a chance match) | 0–0.5 (0.25, 0) | 0.5–1 (0.7, 0.25)
+    # | 1–1.5 (1.2, 1) | 1.5–2 empty | ≥2 (2.5, 1); NaN left out. Last point below 50 %: 0.7 → between 0.7 and
+    # 1.2: 0.7 + (0.5 - 0.25) / (1 - 0.25) × 0.5 = 0.8667
+    mags = [-0.3, -0.2, 0.2, 0.3, 0.6, 0.8, 0.7, 0.7, 1.1, 1.3, 2.5, np.nan]
+    hits = [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]
+    r = metrics.m50(mags, hits)
+    assert r["m50"] == pytest.approx(0.867) and r["bound"] == "=" and r["level"] == 0.5
+    assert [(p["bin"], p["magnitude"], p["n"], p["recall"]) for p in r["points"]] == [
+        ("<0", -0.25, 2, 0.5), ("0–0.5", 0.25, 2, 0.0), ("0.5–1", 0.7, 4, 0.25), ("1–1.5", 1.2, 2, 1.0),
+        ("≥2", 2.5, 1, 1.0)]
+    assert metrics.m50_text(r) == "0.87"
+    assert metrics.m50(mags, hits, level=0.2)["m50"] == pytest.approx(0.25 + 0.2 / 0.25 * 0.45)  # 0–0.5 → 0.5–1
+    # every bin at or above 50 %: below the first point; the last bin below: above the last point
+    low = metrics.m50([0.2, 1.2], [1, 1])
+    assert (low["m50"], low["bound"], metrics.m50_text(low)) == (0.2, "<", "< 0.20")
+    high = metrics.m50([0.2, 2.4, 2.6], [1, 0, 0])
+    assert (high["m50"], high["bound"], metrics.m50_text(high)) == (2.5, ">", "> 2.50")
+    none = metrics.m50([np.nan], [1])
+    assert none["m50"] is None and none["points"] == [] and metrics.m50_text(none) == "—"
+    with pytest.raises(ValueError):
+        metrics.m50([1.0, 2.0], [1])
+    # a recall curve that rises, falls below 50 % and rises again: the last crossing counts
+    assert metrics.m50([0.2, 0.7, 1.2, 1.7], [0, 1, 0, 1])["m50"] == pytest.approx(1.45)
+
+
 def test_results_table_with_subclasses_and_breakdowns():
     row = {"precision": 0.5, "recall": 1.0, "fpr": 0.25, "f1": 2 / 3, "hours_per_year": 1.0,
            "average_precision": 0.875, "fpr_by_subclass": {"icequake": {"fpr": 0.5}, "quiet_noise": {"fpr": None}},
@@ -154,6 +180,13 @@ def test_results_table_with_subclasses_and_breakdowns():
     assert "| method | <10 (n=2) | unknown (n=0) |\n|---|---|---|\n| M | 50.0 % (1/2) | — |" in b
     assert "| r1 | M | 2 | 4 | 50.0 % | 100.0 % | 25.0 % | 66.7 % |" in b
     assert "distance" not in b and "By network" not in b  # breakdowns a method lacks are left out
+    row["recall_by_magnitude"] = metrics.recall_by_bin([1, 1, 1], [0, 1, 1], [0.7, 1.2, np.nan], [(0.5, 1.0),
+                                                                                            (1.0, None)])
+    row["m50"] = metrics.m50([0.7, 1.2], [0, 1], [(0.5, 1.0), (1.0, None)])
+    b = metrics.breakdown_tables({"M": row})
+    assert ("### Recall by magnitude (window store `magnitude`; bins [min, max))\n\n| method | 0.5–1 (n=1) "
+            "| ≥1 (n=1) | unknown (n=1) |\n|---|---|---|---|\n| M | 0.0 % (0/1) | 100.0 % (1/1) | 100.0 % (1/1) |\n\n"
+            "M50 (magnitude from which window recall stays ≥ 50 %): M 0.95\n") in b
 
 
 def test_figures(tmp_path):

@@ -203,7 +203,7 @@ def test_snr_matches_the_data(tmp_path, monkeypatch):
         [start + 600 * 10**9, start + 1800 * 10**9, start + 3000 * 10**9],
         [-77.5, -77.6, -78.2], [167.0, 167.3, 166.0], [8.0, 10.0, 12.0], [2.5, 1.8, -0.4],
     )
-    monkeypatch.setattr(synth, "_draw_events", lambda rng, n, lo, hi: fake)
+    monkeypatch.setattr(synth, "_draw_events", lambda rng, n, lo, hi, *law: fake)
     out = tmp_path / "arch"
     synth.synthesize(out, **dict(SMALL, stations=3, days=0.05, icequakes_per_day=0))
     cat = pd.read_csv(out / "catalog.csv")
@@ -363,9 +363,9 @@ def test_event_crossing_midnight_is_continuous(tmp_path, monkeypatch):
     travel = math.hypot(25.0, 6.0) / synth.VP
     origin = midnight.ns - round((travel + 1.5) * 1e9)
     fake = _events([origin], [lat], [float(stations["longitude"][0])], [6.0], [2.5])
-    monkeypatch.setattr(synth, "_draw_events", lambda rng, n, lo, hi: fake)
+    monkeypatch.setattr(synth, "_draw_events", lambda rng, n, lo, hi, *law: fake)
     synth.synthesize(tmp_path / "with", **params)
-    monkeypatch.setattr(synth, "_draw_events", lambda rng, n, lo, hi: _events([], [], [], [], []))
+    monkeypatch.setattr(synth, "_draw_events", lambda rng, n, lo, hi, *law: _events([], [], [], [], []))
     synth.synthesize(tmp_path / "without", **params)
 
     cat = pd.read_csv(tmp_path / "with" / "catalog.csv")
@@ -497,6 +497,9 @@ def test_defaults_from_config(tmp_path):
         ({"sampling_rates": ["fast"]}, "sampling_rates"),
         ({"days": "a week"}, "days"),
         ({"events_per_day": -3}, "events_per_day"),
+        ({"b_value": -1}, "b_value"),
+        ({"magnitude_range": [2.0, 1.0]}, "magnitude_range"),
+        ({"magnitude_range": [0.0]}, "magnitude_range"),
         ({"overlaps_per_day": float("nan")}, "overlaps_per_day"),
         ({"sampling_rates": [0.0]}, "sampling_rates"),
         ({"sampling_rates": [5000.0]}, "sampling_rates"),
@@ -516,6 +519,24 @@ def test_bad_parameters(tmp_path, bad, match):
     assert isinstance(info.value, SeisgridError)
     assert not client.started
     assert not (tmp_path / "x").exists()
+
+
+def test_b_value_shapes_only_the_magnitudes():
+    from seisgrid.seismic import synthwaves
+
+    lo, hi = synth.MAG_RANGE
+    draws = {b: synthwaves._draw_events(np.random.default_rng(7), 4000, 0, 10**12, b) for b in (1.0, 0.0)}
+    u = np.random.default_rng(7)
+    # b = 1 (the default) is the truncated Gutenberg-Richter law of every archive so far
+    assert np.array_equal(draws[1.0]["magnitude"], synthwaves._draw_events(u, 4000, 0, 10**12)["magnitude"])
+    assert np.mean(draws[1.0]["magnitude"] < 0.0) == pytest.approx(0.68, abs=0.03)
+    flat = draws[0.0]["magnitude"]  # b = 0: uniform on the range, the same times and places
+    assert lo <= flat.min() and flat.max() <= hi
+    assert np.histogram(flat, bins=7, range=(lo, hi))[0] == pytest.approx(np.full(7, 4000 / 7), rel=0.15)
+    for key in ("origin_ns", "latitude", "longitude", "depth_km"):
+        assert np.array_equal(draws[0.0][key], draws[1.0][key])
+    narrow = synthwaves._draw_events(np.random.default_rng(7), 4000, 0, 10**12, 0.0, (0.0, 2.5))["magnitude"]
+    assert narrow.min() >= 0.0 and narrow.max() <= 2.5 and np.mean(narrow < 1.25) == pytest.approx(0.5, abs=0.03)
 
 
 def test_sds_relpath():

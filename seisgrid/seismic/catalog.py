@@ -24,7 +24,7 @@ Truth catalogs (:func:`read_truth`)
                               earliest over its rows (the origin time when no row has one)
     ``station``     no        ``NET.STA`` or ``STA`` of the row
     ``snr``         no        SNR at the station; the event's SNR is the maximum (for ``recall_by_snr``)
-    ``magnitude``   no        the event's magnitude
+    ``magnitude``   no        the event's magnitude (for ``recall_by_magnitude`` and ``m50``)
     ==============  ========  =================================================================
 
     A row with neither time, or an unreadable one, is reported (``truth_skipped``) and left out; the
@@ -48,8 +48,12 @@ Scoring (:func:`score`)
     A detected event's first arrival is its earliest pick time (``picks``), else its ``first_arrival``.
     ``precision`` = matched / detected, ``recall`` = matched / true, ``false_per_station_day`` =
     unmatched detections / station-days — data time in days summed over stations, the one definition
-    of every archive detector (:mod:`seisgrid.seismic.detect`, ``station_days`` of its summary) — and
-    ``recall_by_snr`` in bins of the true event's SNR.
+    of every archive detector (:mod:`seisgrid.seismic.detect`, ``station_days`` of its summary) —,
+    ``recall_by_snr`` in bins of the true event's SNR, ``recall_by_magnitude`` in bins of its magnitude
+    (:data:`MAGNITUDE_BINS`) and ``m50``, the magnitude from which recall stays at or above 50 %
+    (:func:`seisgrid.seismic.metrics.m50`: interpolated between the bins' mean magnitudes; ``m50_bound``
+    ``"<"`` or ``">"`` when every bin is above 50 % or the last one below). True events without a
+    magnitude (or SNR) are left out of those bins, not of ``recall``.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ from obspy.core.event import (
 
 from seisgrid import config, storage
 from seisgrid.errors import ConfigError, SeisgridError
+from seisgrid.seismic import metrics
 from seisgrid.seismic.associate import iso
 
 if TYPE_CHECKING:
@@ -89,6 +94,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("seisgrid")
 
 SNR_BINS = [(0.0, 1.0), (1.0, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, None)]
+#: Magnitude bins of ``recall_by_magnitude`` (``[min, max)``, None an open end): the window evaluation's.
+MAGNITUDE_BINS = list(metrics.MAGNITUDE_BINS)
 CSV_COLUMNS = ["event_id", "origin_time", "first_arrival", "latitude", "longitude", "depth_km", "rms_seconds",
                "n_stations", "stations", "probability", "picks"]
 SUFFIXES = (".xml", ".quakeml", ".qml", ".csv", ".json")
@@ -473,8 +480,9 @@ def match_events(detected: list[dict], truth: list[dict], tolerance_seconds: flo
 
 def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Path | Catalog | Iterable[dict], *,
           tolerance_seconds: float | None = None, station_days: float | None = None,
-          snr_bins: Iterable[tuple[float, float | None]] | None = None, match: str | None = None) -> dict:
-    """Precision, recall, false detections per station-day and recall by SNR of a detected catalog.
+          snr_bins: Iterable[tuple[float, float | None]] | None = None, match: str | None = None,
+          magnitude_bins: Iterable[tuple[float | None, float | None]] | None = None) -> dict:
+    """Precision, recall, false detections per station-day, recall by SNR and magnitude, M50 of a catalog.
 
     Parameters
     ----------
@@ -494,12 +502,16 @@ def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Pat
         Default ``[0, 1), [1, 3), [3, 10), [10, 30), [30, ∞)`` (max None = open).
     match : {"origin", "arrival"}, optional
         What is compared (module docstring); default ``seisgrid.detect.score_match`` (``"origin"``).
+    magnitude_bins : list of (min, max), optional
+        Default :data:`MAGNITUDE_BINS`: ``<0, 0–0.5, 0.5–1, 1–1.5, 1.5–2, ≥2`` (None = open).
 
     Returns
     -------
     dict
         ``precision``, ``recall``, ``f1``, ``false_per_station_day`` (unmatched detections ÷ station-days),
-        ``recall_by_snr`` (list of ``{snr_min, snr_max, n, detected, recall}``), ``detected``, ``true``,
+        ``recall_by_snr`` (list of ``{snr_min, snr_max, n, detected, recall}``), ``recall_by_magnitude``
+        (list of ``{magnitude_min, magnitude_max, n, detected, recall, magnitude_mean}``), ``m50`` and
+        ``m50_bound`` (:func:`seisgrid.seismic.metrics.m50`; None without magnitudes), ``detected``, ``true``,
         ``matched``, ``false``, ``missed``, ``station_days``, ``tolerance_seconds``, ``match``,
         ``median_abs_dt_seconds``, ``truth_skipped`` (rows or events of the truth left out, with why),
         ``no_arrival`` (with ``match="arrival"``: detected events without a pick time or first arrival,
@@ -532,10 +544,22 @@ def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Pat
         hit = sum(1 for j in idx if j in matched_truth)
         by_snr.append({"snr_min": lo, "snr_max": hi, "n": len(idx), "detected": hit,
                        "recall": hit / len(idx) if idx else None})
+    mag_bins = list(magnitude_bins if magnitude_bins is not None else MAGNITUDE_BINS)
+    mags = np.array([t["magnitude"] for t in true], dtype=np.float64)
+    found = np.array([j in matched_truth for j in range(len(true))], dtype=bool)
+    names = metrics.assign_bins(mags, mag_bins)
+    by_mag = []
+    for m_lo, m_hi in mag_bins:
+        sel = names == metrics.bin_name(m_lo, m_hi)
+        n = int(sel.sum())
+        by_mag.append({"magnitude_min": m_lo, "magnitude_max": m_hi, "n": n, "detected": int(found[sel].sum()),
+                       "recall": float(found[sel].mean()) if n else None,
+                       "magnitude_mean": round(float(mags[sel].mean()), 3) if n else None})
+    m50 = metrics.m50(mags, found, mag_bins)
     return {
         "precision": precision, "recall": recall, "f1": f1,
         "false_per_station_day": false / days if days else None,
-        "recall_by_snr": by_snr,
+        "recall_by_snr": by_snr, "recall_by_magnitude": by_mag, "m50": m50["m50"], "m50_bound": m50["bound"],
         "detected": len(detected), "true": len(true), "matched": n_match, "false": false,
         "missed": len(true) - n_match, "station_days": days, "tolerance_seconds": tol, "match": by,
         "median_abs_dt_seconds": float(np.median([dt for *_, dt in pairs])) if pairs else None,
@@ -546,6 +570,7 @@ def score(catalog: str | pathlib.Path | Iterable[dict], truth: str | pathlib.Pat
 
 
 __all__ = [
+    "MAGNITUDE_BINS",
     "MATCH_BY",
     "SNR_BINS",
     "first_arrival_ns",

@@ -23,11 +23,13 @@ Windows scored (``subset``)
 
 Breakdowns (per method, JSON and ``results.md``)
     Average precision of the continuous scores; FPR per noise sub-class (window store ``subclass``:
-    icequake, quiet_noise, pre_event_noise — each separately); recall per SNR bin (``snr_db``) and per
-    distance bin (``distance_km``), bins :data:`seisgrid.seismic.metrics.SNR_DB_BINS` and
-    :data:`~seisgrid.seismic.metrics.DISTANCE_KM_BINS`, with windows of unknown value in their own
-    ``unknown`` bin; every score per region and per network. Stores written before ``subclass`` and
-    ``distance_km`` existed count those as unknown.
+    icequake, quiet_noise, pre_event_noise — each separately); recall per SNR bin (``snr_db``), per
+    distance bin (``distance_km``) and per magnitude bin (``magnitude``), bins
+    :data:`seisgrid.seismic.metrics.SNR_DB_BINS`, :data:`~seisgrid.seismic.metrics.DISTANCE_KM_BINS` and
+    :data:`~seisgrid.seismic.metrics.MAGNITUDE_BINS`, with windows of unknown value in their own
+    ``unknown`` bin, and the window-level M50 (:func:`seisgrid.seismic.metrics.m50`: the magnitude from
+    which the recall of earthquake windows stays ≥ 50 %); every score per region and per network. Stores
+    written before ``subclass`` and ``distance_km`` existed count those as unknown.
 
 Processing cost is timed on the test windows only (STA/LTA: filter + CF + score; forest: features from the
 images + prediction — the spectrogram computation itself is timed only when the forest makes its own
@@ -321,8 +323,9 @@ def evaluate(windows_url: str | os.PathLike, spectrograms_url: str | os.PathLike
         ``methods`` (one dict per method: ``name``, ``method``, ``display_name``, ``precision``, ``recall``,
         ``fpr``, ``f1``, ``average_precision``, confusion counts, ``threshold``, ``threshold_source``,
         ``threshold_windows``, ``hours_per_year`` and timing, ``fpr_by_subclass``, ``recall_by_snr``,
-        ``recall_by_distance``, ``by_region``, ``by_network``), ``table`` (Markdown, the study's columns
-        plus FPR per noise sub-class and average precision), ``breakdown_tables`` (Markdown),
+        ``recall_by_distance``, ``recall_by_magnitude``, ``m50`` (:func:`~seisgrid.seismic.metrics.m50`),
+        ``by_region``, ``by_network``), ``table`` (Markdown, the study's columns plus FPR per noise
+        sub-class and average precision), ``breakdown_tables`` (Markdown),
         ``figures``, ``split``, ``subset``, window counts, ``bins``, ``threshold_rule``, ``definition``.
     """
     import dask
@@ -355,7 +358,8 @@ def evaluate(windows_url: str | os.PathLike, spectrograms_url: str | os.PathLike
                       splits, split, subset, client, dict(stalta_options or {}), dict(forest_options or {}))
     y_test = labels[test]
     groups = {"subclass": subclass_of(ds)[test], "snr_db": _floats(ds, "snr_db", test),
-              "distance_km": distance_of(ds)[test], "region": _strings(ds, "region", test),
+              "distance_km": distance_of(ds)[test], "magnitude": _floats(ds, "magnitude", test),
+              "region": _strings(ds, "region", test),
               "network": _strings(ds, "network", test)}
     # Throughput is timed on at least `timing_windows` windows (the test windows repeated) so fixed
     # costs (thread pools, model start-up) do not dominate a small test set; the metrics use the
@@ -405,6 +409,7 @@ def evaluate(windows_url: str | os.PathLike, spectrograms_url: str | os.PathLike
         "window_seconds": window_seconds, "stride_seconds": stride, "cores": cores,
         "bins": {"snr_db": [list(b) for b in metrics.SNR_DB_BINS],
                  "distance_km": [list(b) for b in metrics.DISTANCE_KM_BINS],
+                 "magnitude": [list(b) for b in metrics.MAGNITUDE_BINS],
                  "rule": "[min, max), null an open end; unknown or outside every bin: bin 'unknown'"},
         "threshold_rule": THRESHOLD_RULE,
         "definition": "hours_per_year: wall hours one core needs for one station-year of 3-component 100 Hz "
@@ -496,6 +501,8 @@ def _breakdowns(y, pred, proba, groups) -> dict:
         "fpr_by_subclass": metrics.fpr_by_group(y, pred, groups["subclass"]),
         "recall_by_snr": metrics.recall_by_bin(y, pred, groups["snr_db"], metrics.SNR_DB_BINS),
         "recall_by_distance": metrics.recall_by_bin(y, pred, groups["distance_km"], metrics.DISTANCE_KM_BINS),
+        "recall_by_magnitude": metrics.recall_by_bin(y, pred, groups["magnitude"], metrics.MAGNITUDE_BINS),
+        "m50": metrics.m50(groups["magnitude"][y == 1], pred[y == 1]),
         "by_region": metrics.scores_by_group(y, pred, groups["region"]),
         "by_network": metrics.scores_by_group(y, pred, groups["network"]),
     }

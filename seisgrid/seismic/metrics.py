@@ -18,10 +18,18 @@ Breakdowns (:func:`fpr_by_group`, :func:`recall_by_bin`, :func:`scores_by_group`
     The same predictions split by a property of each window: the false-positive rate per noise
     sub-class (``icequake``, ``quiet_noise``, ``pre_event_noise``; :data:`NOISE_SUBCLASSES`), recall per
     signal-to-noise bin (:data:`SNR_DB_BINS`, dB of the window store's ``snr_db``) and per epicentral
-    distance bin (:data:`DISTANCE_KM_BINS`, km of ``distance_km``), and every score per region or
-    network. Bins are half-open ``[min, max)`` (None: open end); a window whose value is unknown (NaN,
-    a sub-class missing from an older store) or outside every bin is counted in its own ``unknown`` bin,
-    never dropped.
+    distance bin (:data:`DISTANCE_KM_BINS`, km of ``distance_km``), per magnitude bin
+    (:data:`MAGNITUDE_BINS`, the event's ``magnitude``), and every score per region or network. Bins are
+    half-open ``[min, max)`` (None: open end); a window whose value is unknown (NaN, a sub-class missing
+    from an older store) or outside every bin is counted in its own ``unknown`` bin, never dropped.
+
+M50 (:func:`m50`)
+    The magnitude from which recall stays at or above 50 %: per magnitude bin with events, the point
+    (mean magnitude of its events, recall); between consecutive points recall is interpolated linearly;
+    M50 is where this curve crosses 50 % for the last time, between the last point below 50 % and the
+    next one. When every point is at or above 50 % it lies below the first point (``bound`` ``"<"``,
+    the value that point's magnitude); when the last point is below 50 %, above the last one (``">"``).
+    The figure that answers "which events does a detector find": a lower M50 finds smaller events.
 
 Figures: :func:`pr_curves_figure`, :func:`spectrogram_panel_figure` and :func:`history_figure` build a
 Matplotlib figure (Agg, no pyplot, see :mod:`seisgrid.figures`); :func:`plot_pr_curves`,
@@ -114,6 +122,11 @@ SNR_DB_BINS: tuple[tuple[float | None, float | None], ...] = (
 #: Recall bins of the epicentral distance (``distance_km``, km): ``[min, max)``, None an open end.
 DISTANCE_KM_BINS: tuple[tuple[float | None, float | None], ...] = (
     (0.0, 20.0), (20.0, 50.0), (50.0, 100.0), (100.0, 200.0), (200.0, None))
+#: Recall bins of the magnitude (window store ``magnitude``, truth catalog ``magnitude``): ``[min, max)``.
+#: They cover the synthetic archives' magnitudes (-0.5 to 3.0, :mod:`seisgrid.seismic.synthwaves`) and the
+#: study's detection thresholds (M 0.8 to 1.5) in half-magnitude steps.
+MAGNITUDE_BINS: tuple[tuple[float | None, float | None], ...] = (
+    (None, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0), (2.0, None))
 
 
 def bin_name(low: float | None, high: float | None) -> str:
@@ -169,6 +182,64 @@ def recall_by_bin(labels: npt.ArrayLike, predictions: npt.ArrayLike, values: npt
         n, hit = int(sel.sum()), int((sel & p).sum())
         out.append({"bin": name, "min": low, "max": high, "n": n, "detected": hit, "recall": _ratio(hit, n)})
     return out
+
+
+def m50(magnitudes: npt.ArrayLike, detected: npt.ArrayLike,
+        bins: Sequence[tuple[float | None, float | None]] = MAGNITUDE_BINS, level: float = 0.5) -> dict:
+    """The magnitude from which recall stays at or above ``level`` (M50; module docstring).
+
+    Parameters
+    ----------
+    magnitudes : array_like of float
+        Magnitude of each true event (or earthquake window); NaN ones are left out.
+    detected : array_like of bool
+        Whether each was detected.
+    bins : sequence of (min, max)
+        Half-open magnitude bins ``[min, max)``; None an open end. Values outside every bin are left out.
+    level : float
+        Recall to reach (0.5: M50).
+
+    Returns
+    -------
+    dict
+        ``m50`` (float, None without any binned magnitude), ``bound`` (``"="`` interpolated, ``"<"`` recall is
+        at or above ``level`` in every bin: M50 lies below ``m50``, the first point's magnitude; ``">"``
+        below ``level`` in the last bin: above ``m50``, the last point's magnitude; None), ``level`` and
+        ``points`` (per bin with events: ``bin``, ``magnitude`` (mean of its events), ``n``, ``recall``).
+    """
+    v = np.asarray(magnitudes, np.float64).ravel()
+    hit = np.asarray(detected).astype(bool).ravel()
+    if v.shape != hit.shape:
+        raise ValueError(f"magnitudes ({v.size}) and detected ({hit.size}) differ in length")
+    names = assign_bins(v, bins)
+    xs: list[float] = []
+    ys: list[float] = []
+    points = []
+    for low, high in bins:
+        sel = names == bin_name(low, high)
+        if sel.any():
+            xs.append(round(float(v[sel].mean()), 3))
+            ys.append(float(hit[sel].mean()))
+            points.append({"bin": bin_name(low, high), "magnitude": xs[-1], "n": int(sel.sum()), "recall": ys[-1]})
+    out: dict = {"m50": None, "bound": None, "level": level, "points": points}
+    below = [i for i, y in enumerate(ys) if y < level]
+    if not ys:
+        return out
+    if not below:
+        return {**out, "m50": xs[0], "bound": "<"}
+    i = below[-1]
+    if i == len(ys) - 1:
+        return {**out, "m50": xs[i], "bound": ">"}
+    return {**out, "m50": round(xs[i] + (level - ys[i]) * (xs[i + 1] - xs[i]) / (ys[i + 1] - ys[i]), 3),
+            "bound": "="}
+
+
+def m50_text(result: Mapping) -> str:
+    """:func:`m50`'s result as text: ``"1.23"``, ``"< -0.21"``, ``"> 2.40"`` or ``"—"``."""
+    if result.get("m50") is None:
+        return "—"
+    prefix = {"<": "< ", ">": "> "}.get(result.get("bound") or "", "")
+    return f"{prefix}{result['m50']:.2f}"
 
 
 def _group_names(groups, n: int) -> np.ndarray:
@@ -344,18 +415,26 @@ def _group_table(methods: Mapping[str, Mapping], key: str, what: str) -> list[st
     return lines
 
 
-def breakdown_tables(methods: Mapping[str, Mapping]) -> str:
-    """Markdown sections of the breakdowns: recall by SNR and by distance, scores by region and by network.
+def _m50_lines(methods: Mapping[str, Mapping]) -> list[str]:
+    shown = [f"{name} {m50_text(m['m50'])}" for name, m in methods.items() if m.get("m50") and m["m50"]["points"]]
+    return ["", "M50 (magnitude from which window recall stays ≥ 50 %): " + "; ".join(shown)] if shown else []
 
-    ``methods`` maps a display name to a dict with ``recall_by_snr`` and ``recall_by_distance``
-    (:func:`recall_by_bin`), ``by_region`` and ``by_network`` (:func:`scores_by_group`); missing ones are
-    left out. Recall cells read "percent (detected/n)"; "—" for an empty bin.
+
+def breakdown_tables(methods: Mapping[str, Mapping]) -> str:
+    """Markdown sections of the breakdowns: recall by SNR, distance and magnitude, scores by region and network.
+
+    ``methods`` maps a display name to a dict with ``recall_by_snr``, ``recall_by_distance`` and
+    ``recall_by_magnitude`` (:func:`recall_by_bin`), ``m50`` (:func:`m50`), ``by_region`` and ``by_network``
+    (:func:`scores_by_group`); missing ones are left out. Recall cells read "percent (detected/n)"; "—" for an
+    empty bin.
     """
     sections = [
         ("Recall by signal-to-noise ratio (window store `snr_db`, dB; bins [min, max))",
          _bin_table(methods, "recall_by_snr")),
         ("Recall by epicentral distance (window store `distance_km`, km; bins [min, max))",
          _bin_table(methods, "recall_by_distance")),
+        ("Recall by magnitude (window store `magnitude`; bins [min, max))",
+         _bin_table(methods, "recall_by_magnitude") + _m50_lines(methods)),
         ("By region", _group_table(methods, "by_region", "region")),
         ("By network", _group_table(methods, "by_network", "network")),
     ]

@@ -177,6 +177,9 @@ def _as_float(name, value, minimum=0.0, strict=False):
 
 def _resolve(**args) -> dict:
     p = {name: config.get(f"synth.{name}", override=value) for name, value in args.items()}
+    for name, default in (("b_value", B_VALUE), ("magnitude_range", list(MAG_RANGE))):
+        if p.get(name) is None:  # a configuration written before the option existed
+            p[name] = default
     missing = [name for name, value in p.items() if value is None]
     if missing:
         raise ConfigError(
@@ -208,8 +211,15 @@ def _resolve(**args) -> dict:
                 "(e.g. 100 for HH?, 20 for BH?, 1-9 for LH?)"
             )
     p["sampling_rates"] = rates
-    for name in ("events_per_day", "icequakes_per_day", "gaps_per_day", "overlaps_per_day"):
+    for name in ("events_per_day", "b_value", "icequakes_per_day", "gaps_per_day", "overlaps_per_day"):
         p[name] = _as_float(name, p[name], 0.0)
+    mags = p["magnitude_range"]
+    if isinstance(mags, str) or not hasattr(mags, "__len__") or len(mags) != 2:
+        raise ConfigError(f"synth.magnitude_range={mags!r}: expected two magnitudes [min, max], e.g. [-0.5, 3.0]")
+    lo, hi = (_as_float("magnitude_range", m, -math.inf) for m in mags)
+    if not -2.0 <= lo < hi <= 6.0:
+        raise ConfigError(f"synth.magnitude_range={list(mags)!r}: expected min < max within [-2, 6]")
+    p["magnitude_range"] = [lo, hi]
     reclen = _as_int("record_length", p["record_length"], 256, 1 << 20)
     if reclen & (reclen - 1):
         raise ConfigError(
@@ -553,6 +563,8 @@ def synthesize(
     network: str | None = None,
     sampling_rates: Sequence[float] | float | None = None,
     events_per_day: float | None = None,
+    b_value: float | None = None,
+    magnitude_range: Sequence[float] | None = None,
     icequakes_per_day: float | None = None,
     gaps_per_day: float | None = None,
     overlaps_per_day: float | None = None,
@@ -586,6 +598,11 @@ def synthesize(
         rate: H (≥ 80 Hz), B (10 to < 80 Hz), L (< 10 Hz); instrument H; components Z, N, E.
     events_per_day : float
         Local earthquakes per day; ``round(events_per_day * days)`` in all.
+    b_value : float
+        Gutenberg-Richter b of the magnitudes (≥ 0; default 1, the natural mix with most events below the
+        noise; 0: uniform, as many M 2.5 as M 0 events).
+    magnitude_range : (float, float)
+        Smallest and largest magnitude (default [-0.5, 3.0], within [-2, 6]).
     icequakes_per_day : float
         Icequakes per station and day (scaled to the covered part of a partial day).
     gaps_per_day : float
@@ -627,7 +644,8 @@ def synthesize(
     t_begin = time.perf_counter()
     p = _resolve(
         stations=stations, days=days, seed=seed, start=start, network=network,
-        sampling_rates=sampling_rates, events_per_day=events_per_day,
+        sampling_rates=sampling_rates, events_per_day=events_per_day, b_value=b_value,
+        magnitude_range=magnitude_range,
         icequakes_per_day=icequakes_per_day, gaps_per_day=gaps_per_day,
         overlaps_per_day=overlaps_per_day, record_length=record_length,
     )
@@ -659,7 +677,7 @@ def synthesize(
     # ---- events and arrivals (truth, µs precision)
     n_ev = int(round(p["events_per_day"] * p["days"]))
     tail_ns = min(int(ORIGIN_TAIL_S * 1e9), span_ns // 2)
-    ev = _draw_events(rng, n_ev, start_ns, end_ns - tail_ns)
+    ev = _draw_events(rng, n_ev, start_ns, end_ns - tail_ns, p["b_value"], tuple(p["magnitude_range"]))
     n_ev = len(ev["origin_ns"])
     dist, az = _geometry(ev["latitude"], ev["longitude"], st["latitude"], st["longitude"])
     r_km = np.hypot(dist, np.asarray(ev["depth_km"], dtype=float)[:, None])
@@ -776,6 +794,7 @@ def synthesize(
             "stations": n_sta, "days": p["days"], "seed": p["seed"], "start": _iso(start_ns),
             "end": _iso(end_ns), "network": net, "location": LOCATION,
             "sampling_rates": p["sampling_rates"], "events_per_day": p["events_per_day"],
+            "b_value": p["b_value"], "magnitude_range": p["magnitude_range"],
             "icequakes_per_day": p["icequakes_per_day"], "gaps_per_day": p["gaps_per_day"],
             "overlaps_per_day": p["overlaps_per_day"], "record_length": p["record_length"],
             "encoding": "STEIM2",
@@ -783,7 +802,7 @@ def synthesize(
         "model": {
             "vp_km_s": VP, "vs_km_s": VS, "q": Q, "stress_drop_mpa": STRESS_DROP / 1e6,
             "gain_counts_per_m_s": GAIN, "full_scale_counts": FULL_SCALE,
-            "magnitudes": list(MAG_RANGE), "b_value": B_VALUE,
+            "magnitudes": p["magnitude_range"], "b_value": p["b_value"],
             "snr": "max over components of RMS(signal, 2 s after P or S) / RMS(noise, 10 s before P), "
                    "both band-passed in snr_band_hz",
             "snr_band_hz": {f"{r:g}": list(_snr_band(r)) for r in sorted(set(rates))},

@@ -29,7 +29,8 @@ Source
     and 1.5 × that for P. Far-field amplitude ``Ω0 = 2 R M0 / (4 π ρ c³ r)`` with ρ = 2700 kg/m³ and
     radiation coefficients 0.52 (P) and 0.63 (S), each scattered by a log-normal factor
     (σ = 0.35) per event and station to stand in for the radiation pattern and site effects.
-    Magnitudes follow a truncated Gutenberg-Richter law with b = 1 on [-0.5, 3.0]; origin times
+    Magnitudes follow a truncated Gutenberg-Richter law with b = 1 on [-0.5, 3.0] (``synth.b_value`` and
+    ``synth.magnitude_range``; b = 0 gives uniform magnitudes, e.g. for recall-by-magnitude studies); origin times
     are uniform over the archive (ending 60 s before its end so every phase is in the data).
 Coda
     After P (weak) and S, scattered waves in octave bands (centres 0.75 × 2^k Hz): Gaussian noise
@@ -149,8 +150,13 @@ def _draw_stations(rng: np.random.Generator, n: int) -> dict:
     }
 
 
-def _draw_events(rng: np.random.Generator, n: int, t_lo_ns: int, t_hi_ns: int) -> dict:
-    """Origin times (ns, µs precision, sorted), hypocentres and magnitudes of ``n`` earthquakes."""
+def _draw_events(rng: np.random.Generator, n: int, t_lo_ns: int, t_hi_ns: int, b_value: float = B_VALUE,
+                 magnitude_range: tuple[float, float] = MAG_RANGE) -> dict:
+    """Origin times (ns, µs precision, sorted), hypocentres and magnitudes of ``n`` earthquakes.
+
+    Magnitudes: truncated Gutenberg-Richter on ``magnitude_range`` with ``b_value`` (0: uniform), drawn by
+    inverting its CDF at the same uniform draws whatever the law, so only the magnitudes change with it.
+    """
     origin = t_lo_ns + np.floor(rng.random(n) * (t_hi_ns - t_lo_ns) / 1000.0).astype(np.int64) * 1000
     origin.sort()
     r = EVENT_RADIUS_KM * np.sqrt(rng.random(n))
@@ -160,9 +166,12 @@ def _draw_events(rng: np.random.Generator, n: int, t_lo_ns: int, t_hi_ns: int) -
         CENTRE_LON + r * np.cos(th) / (KM_PER_DEG * np.cos(np.radians(CENTRE_LAT))), 5
     )
     depth = np.round(rng.uniform(*DEPTH_RANGE_KM, n), 3)
-    lo, hi = MAG_RANGE
+    lo, hi = magnitude_range
     u = rng.random(n)
-    mag = lo - np.log10(1.0 - u * (1.0 - 10.0 ** (-B_VALUE * (hi - lo)))) / B_VALUE
+    if b_value > 0:
+        mag = lo - np.log10(1.0 - u * (1.0 - 10.0 ** (-b_value * (hi - lo)))) / b_value
+    else:
+        mag = lo + u * (hi - lo)
     return {
         "origin_ns": origin,
         "latitude": lat,

@@ -151,9 +151,11 @@ class Watcher:
             ingested = ingest(self.source, self.store, client=self.client, pattern=self.pattern,
                               store_engine=self.store_engine, progress=self.progress, files=settled)
             t1 = time.perf_counter()
-            engine = {} if self.detect_options.get("method") == "stalta" else {"store_engine": self.store_engine}
+            options: dict[str, Any] = dict(self.detect_options)
+            if options.get("method") != "stalta":  # (the STA/LTA baseline writes no probabilities store)
+                options["store_engine"] = self.store_engine
             found = detect(self.store, self.model_path, self.out_catalog, client=self.client,
-                           progress=self.progress, **engine, **self.detect_options)
+                           progress=self.progress, **options)
         except SeisgridError as exc:  # e.g. only files without waveform data so far: wait for the next file
             logger.error("watch: %s; waiting for the next file", exc)
             for f in settled:

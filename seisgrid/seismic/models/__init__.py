@@ -116,7 +116,8 @@ def pick_precision(precision: str | None, device: str | torch.device) -> str:
 
     ``auto`` is bf16 autocast where the hardware computes bf16 natively — CUDA, or a CPU whose oneDNN
     has bf16 kernels (AVX512-BF16 or AMX) — and fp32 elsewhere: on a 2-core AVX512-BF16 CPU a ResNet-18
-    classifies 84 windows/s in bf16 against 39 in fp32 (both channels_last; ``benchmarks/watch.py``).
+    classified 84 images/s in bf16 against 39 in fp32 (both channels_last, batches of 64; the end-to-end
+    effect in ``benchmarks/watch.py``).
     """
     chosen = str(precision or "auto").lower()
     if chosen not in PRECISIONS:
