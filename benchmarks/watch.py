@@ -38,8 +38,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, busy_machine, cpu_scaling, load_average, log, median, provenance, work_folder, write_result
 
@@ -48,31 +46,6 @@ if str(REPO) not in sys.path:
 
 GOAL_SECONDS = 10.0
 VERSIONS = ("seisgrid", "torch", "numpy", "obspy", "zarr", "pyocto")
-
-
-def station_hour_files(archive: Path, out: Path) -> list[tuple[int, str, Path]]:
-    """Cut the archive's day files into one miniSEED file per station and hour: ``(hour, station, path)``."""
-    import obspy
-
-    stream = obspy.Stream()
-    for path in sorted(archive.rglob("*.D.*")):
-        stream += obspy.read(str(path))
-    t0 = min(tr.stats.starttime for tr in stream)
-    pieces: dict[tuple[int, str], obspy.Stream] = {}
-    for tr in stream:
-        step = round(3600 * tr.stats.sampling_rate)
-        for a in range(0, tr.stats.npts, step):
-            start = tr.stats.starttime + a / tr.stats.sampling_rate
-            header = {k: tr.stats[k] for k in ("network", "station", "location", "channel", "sampling_rate")}
-            piece = obspy.Trace(np.ascontiguousarray(tr.data[a:a + step]), header={**header, "starttime": start})
-            pieces.setdefault((int((start - t0) // 3600), tr.stats.station), obspy.Stream()).append(piece)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for (hour, station), st in sorted(pieces.items()):
-        path = out / f"{station}.{st[0].stats.starttime.strftime('%Y%m%dT%H')}.mseed"
-        st.write(str(path), format="MSEED")
-        files.append((hour, station, path))
-    return files
 
 
 def untrained_checkpoint(path: Path, arch: str) -> str:
@@ -104,7 +77,7 @@ def main(argv=None) -> int:
 
     from seisgrid import config
     from seisgrid.seismic import models
-    from seisgrid.seismic.synth import synthesize
+    from seisgrid.seismic.synth import station_files, synthesize
     from seisgrid.seismic.watch import watch
 
     hours = args.hours or (2 if args.quick else 4)
@@ -114,7 +87,7 @@ def main(argv=None) -> int:
             shutil.rmtree(work / name, ignore_errors=True)
         synthesize(str(work / "archive"), stations=args.stations, days=hours / 24, sampling_rates=[100.0],
                    events_per_day=200, seed=3)
-        files = station_hour_files(work / "archive", work / "hours")
+        files = [(k, station, Path(path)) for k, station, path in station_files(work / "archive", work / "hours", 3600)]
         model = args.model or untrained_checkpoint(work / "resnet18.pt", "resnet18")
         arch = models.load_checkpoint(model, "cpu")[1]["arch"]
         incoming = work / "incoming"

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.signal
-from obspy import Stream, Trace, UTCDateTime
+from obspy import Stream, Trace, UTCDateTime, read
 
 from seisgrid import config, storage
 from seisgrid.cluster import run_tasks
@@ -90,7 +90,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("seisgrid")
 
-__all__ = ["SynthError", "band_code", "channel_codes", "sds_relpath", "synthesize"]
+__all__ = ["SynthError", "band_code", "channel_codes", "sds_relpath", "station_files", "synthesize"]
 
 
 class SynthError(SeisgridError):
@@ -840,3 +840,39 @@ def synthesize(
         len(files), n_ev, len(icequakes), len(gaps), len(overlaps), total, summary["seconds"],
     )
     return summary
+
+
+def station_files(archive: str | os.PathLike, out: str | os.PathLike, seconds: float) -> list[tuple[int, str, str]]:
+    """Cut a synthetic archive's day files into one miniSEED file per station and ``seconds`` of data.
+
+    What a station delivers in near-real-time (``seisgrid watch`` tests and ``benchmarks/watch.py`` replay
+    them): each file holds the station's three channels for piece ``k``, ``[start + k·seconds,
+    start + (k + 1)·seconds)`` counted from the archive's first sample; samples are cut, never resampled.
+
+    Returns
+    -------
+    list of (int, str, str)
+        ``(piece, station, path)``, sorted; files are named ``STATION.YYYYmmddTHHMMSS.mseed``.
+    """
+    import pathlib
+
+    archive, out = pathlib.Path(archive), pathlib.Path(out)
+    stream = Stream()
+    for path in sorted(archive.rglob("*.D.*")):
+        stream += read(str(path))
+    t0 = min(tr.stats.starttime for tr in stream)
+    pieces: dict[tuple[int, str], Stream] = {}
+    for tr in stream:
+        step = round(seconds * tr.stats.sampling_rate)
+        header = {k: tr.stats[k] for k in ("network", "station", "location", "channel", "sampling_rate")}
+        for a in range(0, tr.stats.npts, step):
+            start = tr.stats.starttime + a / tr.stats.sampling_rate
+            piece = Trace(np.ascontiguousarray(tr.data[a:a + step]), header={**header, "starttime": start})
+            pieces.setdefault((int((start - t0) // seconds), tr.stats.station), Stream()).append(piece)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for (k, station), st in sorted(pieces.items()):
+        path = out / f"{station}.{min(tr.stats.starttime for tr in st).strftime('%Y%m%dT%H%M%S')}.mseed"
+        st.write(str(path), format="MSEED")
+        files.append((k, station, str(path)))
+    return files
