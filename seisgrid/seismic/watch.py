@@ -121,10 +121,8 @@ class Watcher:
         if unsettled & set(self.ingested):
             return settled, []
         fresh = [f for f in settled if self.ingested.get(f.url) != (f.size, f.version)]
-        gone = set(self.ingested) - present
-        if gone and not fresh:  # a file removed: its samples stay in the store (ingest never deletes)
-            for url in gone:
-                del self.ingested[url]
+        for url in set(self.ingested) - present:  # a file removed: its samples stay in the store (ingest never deletes)
+            del self.ingested[url]
         return settled, fresh
 
     def cycle(self) -> dict | None:
